@@ -1,0 +1,51 @@
+# berth_module(NAME DEPS <modules and libraries>...)
+# One static library per folder under src/: every .cpp in src/NAME, headers included as
+# "NAME/file.h" from src/. Project code builds with -Wall -Wextra -Werror; third-party headers
+# come in as system headers through their imported targets.
+set(BERTH_WARNINGS -Wall -Wextra -Werror -Wno-missing-field-initializers)
+
+function(berth_warnings target)
+  target_compile_options(${target} PRIVATE ${BERTH_WARNINGS})
+endfunction()
+
+function(berth_module name)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${name}/*.cpp)
+  if(sources)
+    add_library(berth_${name} STATIC ${sources})
+    target_include_directories(berth_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(berth_${name} PUBLIC ${ARG_DEPS})
+    berth_warnings(berth_${name})
+  else()
+    # A module with headers only (or not yet written) is an interface library.
+    add_library(berth_${name} INTERFACE)
+    target_include_directories(berth_${name} INTERFACE ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(berth_${name} INTERFACE ${ARG_DEPS})
+  endif()
+endfunction()
+
+# berth_tests(MODULE DEPS ...): tests/MODULE/*_test.cpp form the unit suite (label "unit"),
+# tests/MODULE/*_itest.cpp the integration suite (label "integration": real sockets, files,
+# processes). Each suite is one Catch2 executable; ctest sees every TEST_CASE.
+function(berth_tests module)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  foreach(kind unit integration)
+    if(kind STREQUAL "unit")
+      set(pattern "*_test.cpp")
+    else()
+      set(pattern "*_itest.cpp")
+    endif()
+    file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${module}/${pattern})
+    if(sources)
+      set(target berth_${module}_${kind}_tests)
+      add_executable(${target} ${sources})
+      target_link_libraries(${target} PRIVATE berth_test_main ${ARG_DEPS})
+      target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+      berth_warnings(${target})
+      catch_discover_tests(${target}
+        TEST_PREFIX "${module}: "
+        PROPERTIES LABELS "${kind};${module}" ENVIRONMENT "BERTH_BIN_DIR=${CMAKE_BINARY_DIR}/bin;BERTH_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+        DISCOVERY_TIMEOUT 60)
+    endif()
+  endforeach()
+endfunction()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian package berth's build, tests and end-to-end runs need. Idempotent:
+# packages already present are not reinstalled, and apt is only touched when something is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libboost1.81-dev libboost-system1.81-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev
+  libsqlitecpp-dev libsqlite3-dev sqlite3 catch2 libcli11-dev
+  clang-14 clang-format clang-tidy libclang-rt-14-dev
+  openssl ca-certificates curl python3 python3-cryptography
+  podman runc skopeo docker-registry apache2-utils busybox-static
+  iproute2 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,83 @@
+#include "common/log.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+namespace berth::log {
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
+std::mutex g_mu;
+Sink g_sink;  // guarded by g_mu
+
+const char* level_name(Level l) {
+  switch (l) {
+    case Level::kDebug: return "debug";
+    case Level::kInfo: return "info";
+    case Level::kWarn: return "warn";
+    case Level::kError: return "error";
+  }
+  return "info";
+}
+
+std::string timestamp() {
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  const auto secs = time_point_cast<seconds>(now);
+  const auto ms = duration_cast<milliseconds>(now - secs).count();
+  const std::time_t t = system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+}  // namespace
+
+void set_level(Level level) { g_level.store(static_cast<int>(level)); }
+Level level() { return static_cast<Level>(g_level.load()); }
+
+bool parse_level(std::string_view text, Level& out) {
+  if (text == "debug") out = Level::kDebug;
+  else if (text == "info") out = Level::kInfo;
+  else if (text == "warn") out = Level::kWarn;
+  else if (text == "error") out = Level::kError;
+  else return false;
+  return true;
+}
+
+Sink set_sink(Sink sink) {
+  std::lock_guard lock(g_mu);
+  Sink previous = std::move(g_sink);
+  g_sink = std::move(sink);
+  return previous;
+}
+
+void write(Level lvl, std::string_view msg, const nlohmann::json& fields) {
+  if (static_cast<int>(lvl) < g_level.load()) return;
+  nlohmann::ordered_json line;
+  line["ts"] = timestamp();
+  line["level"] = level_name(lvl);
+  line["msg"] = msg;
+  if (fields.is_object()) {
+    for (const auto& [key, value] : fields.items()) {
+      if (key == "ts" || key == "level" || key == "msg") continue;
+      line[key] = value;
+    }
+  }
+  const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::lock_guard lock(g_mu);
+  if (g_sink) {
+    g_sink(text);
+  } else {
+    std::fprintf(stderr, "%s\n", text.c_str());
+    std::fflush(stderr);
+  }
+}
+
+}  // namespace berth::log
