@@ -1,0 +1,109 @@
+#pragma once
+// The controller <-> agent protocol: versioned JSON messages over a WebSocket (TLS 1.3, mutual
+// authentication). Every message is one text frame {"v": 1, "type": "...", ...}.
+//
+//   agent -> controller: hello, ack, progress, result, heartbeat
+//   controller -> agent: deploy, restart, remove, heartbeat
+//
+// Delivery: the controller sends tasks at least once (from its outbox, again after a
+// reconnect); the agent acks every task id it receives and applies each id once, answering a
+// repeated id with the result it recorded. The password travels only inside DeployTask and
+// is never part of any other message, log line or stored record.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/result.h"
+#include "common/secret.h"
+#include "core/types.h"
+
+namespace berth::agentlink {
+
+inline constexpr int kProtocolVersion = 1;
+
+struct RegistryAuth {
+  std::vector<std::string> auth_keys;  // auth-file keys (see core image refs)
+  std::string username;
+  Secret password;
+};
+
+// What the agent observes about one app it runs.
+struct ObservedApp {
+  std::string service_id;
+  std::string revision_id;       // serving revision, empty when none
+  std::string image_digest;
+  int stable_port = 0;           // the app's loopback port (the proxy)
+  std::string container;         // container name serving now
+  bool healthy = false;
+  std::string last_task_id;      // last task applied for this app
+};
+
+struct Hello {
+  std::string name;
+  std::string zone;
+  std::string version;
+  std::vector<ObservedApp> apps;  // full observed state, re-sent on every (re)connect
+};
+
+struct DeployTask {
+  std::string task_id;
+  std::string service_id;
+  std::string revision_id;
+  std::int64_t revision = 0;
+  std::string image_ref;     // as the user wrote it
+  std::string image_digest;  // sha256:...; when set the agent pulls repository@digest
+  std::string pull_ref;      // the reference the agent pulls (normalized, pinned when possible)
+  int container_port = 0;
+  std::map<std::string, std::string> env;
+  core::HealthCheck health;
+  std::optional<RegistryAuth> auth;  // present only when the image needs a credential
+};
+
+struct RestartTask {
+  std::string task_id;
+  std::string service_id;
+};
+
+struct RemoveTask {
+  std::string task_id;
+  std::string service_id;
+};
+
+struct Ack {
+  std::string task_id;
+};
+
+struct Progress {
+  std::string task_id;
+  core::DeployLogEntry entry;
+};
+
+struct TaskResult {
+  std::string task_id;
+  std::string service_id;
+  std::string revision_id;
+  bool ok = false;
+  std::string error;  // one sentence when !ok
+  std::string image_digest;
+  int stable_port = 0;
+  std::vector<core::DeployLogEntry> logs;
+};
+
+struct Heartbeat {
+  std::int64_t sent_at_ms = 0;
+};
+
+using Message = std::variant<Hello, DeployTask, RestartTask, RemoveTask, Ack, Progress, TaskResult,
+                             Heartbeat>;
+
+// Encodes one message as a JSON text frame. The only function that ever writes a password
+// (DeployTask::auth) into bytes: the frame goes straight to the TLS stream and is wiped after.
+std::string encode(const Message& message);
+// Decodes a frame: unknown type, wrong version, wrong field types, missing fields and frames
+// over 1 MiB are errors naming the problem.
+Result<Message> decode(std::string_view frame);
+
+}  // namespace berth::agentlink
