@@ -1,0 +1,116 @@
+#include "runtime/controller.h"
+
+#include <chrono>
+
+#include "common/log.h"
+
+namespace berth::runtime {
+
+Controller::Controller(WorkQueue& queue, ReconcileFn reconcile, ControllerOptions options)
+    : queue_(queue), reconcile_(std::move(reconcile)), options_(std::move(options)) {}
+
+Controller::~Controller() { stop(); }
+
+void Controller::start() {
+  std::lock_guard lock(mu_);
+  if (started_) return;
+  started_ = true;
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  if (options_.resync_period > Duration::zero() && options_.list_keys) {
+    resync_ = std::thread([this] { resync_loop(); });
+  }
+}
+
+void Controller::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  queue_.shut_down_with_drain();
+  for (auto& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+  if (resync_.joinable()) resync_.join();
+}
+
+void Controller::worker_loop() {
+  while (auto key = queue_.get()) {
+    handle(*key);
+  }
+}
+
+bool Controller::process_one() {
+  auto key = queue_.try_get();
+  if (!key) return false;
+  handle(*key);
+  return true;
+}
+
+void Controller::handle(const std::string& key) {
+  const auto started = std::chrono::steady_clock::now();
+  ReconcileOutcome outcome;
+  try {
+    outcome = reconcile_(key);
+  } catch (const std::exception& e) {
+    // A reconciler must not throw; treat it as a retryable failure so the key is not lost.
+    log::error("reconcile threw", {{"controller", options_.name}, {"key", key}, {"error", e.what()}});
+    outcome = ReconcileOutcome::retry("reconciler threw an exception");
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  {
+    std::lock_guard lock(counters_mu_);
+    counters_.seconds_total += seconds;
+    switch (outcome.kind) {
+      case ReconcileOutcome::Kind::kDone: ++counters_.success; break;
+      case ReconcileOutcome::Kind::kRequeueAfter: ++counters_.requeue_after; break;
+      case ReconcileOutcome::Kind::kRetry: ++counters_.error; break;
+      case ReconcileOutcome::Kind::kTerminal: ++counters_.terminal; break;
+    }
+  }
+  switch (outcome.kind) {
+    case ReconcileOutcome::Kind::kDone:
+      queue_.forget(key);
+      break;
+    case ReconcileOutcome::Kind::kRequeueAfter:
+      queue_.forget(key);
+      queue_.add_after(key, outcome.after);
+      break;
+    case ReconcileOutcome::Kind::kRetry:
+      log::debug("reconcile will be retried",
+                 {{"controller", options_.name}, {"key", key}, {"reason", outcome.reason},
+                  {"failures", queue_.failures(key) + 1}});
+      queue_.add_rate_limited(key);
+      break;
+    case ReconcileOutcome::Kind::kTerminal:
+      log::warn("reconcile gave up", {{"controller", options_.name}, {"key", key},
+                                      {"reason", outcome.reason}});
+      queue_.forget(key);
+      break;
+  }
+  queue_.done(key);
+}
+
+void Controller::resync_now() {
+  if (!options_.list_keys) return;
+  for (const auto& key : options_.list_keys()) queue_.add(key);
+}
+
+void Controller::resync_loop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (stop_cv_.wait_for(lock, options_.resync_period, [this] { return stopping_; })) break;
+    lock.unlock();
+    resync_now();
+    lock.lock();
+  }
+}
+
+ReconcileCounters Controller::counters() const {
+  std::lock_guard lock(counters_mu_);
+  return counters_;
+}
+
+}  // namespace berth::runtime

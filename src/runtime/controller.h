@@ -1,0 +1,90 @@
+#pragma once
+// The reconcile loop runner: N workers take keys from a WorkQueue and call a reconcile function;
+// its outcome decides, in one place, what happens to the key next (as controller-runtime's
+// Result + TerminalError):
+//   kDone            forget the key's failures; nothing queued
+//   kRequeueAfter    forget failures, re-add after `after`
+//   kRetry           re-add with per-key exponential backoff (a retryable error)
+//   kTerminal        forget; the error is recorded by the reconciler, nothing retried
+// A resync thread re-adds every key from `list_keys` each `resync_period` (level-triggered
+// safety net; per-event work never scans everything). stop() drains: queued keys are finished,
+// in-flight reconciles complete, then the workers exit.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "runtime/workqueue.h"
+
+namespace berth::runtime {
+
+struct ReconcileOutcome {
+  enum class Kind { kDone, kRequeueAfter, kRetry, kTerminal };
+  Kind kind = Kind::kDone;
+  Duration after{};
+  std::string reason;  // for logs: why this outcome
+
+  static ReconcileOutcome done() { return {}; }
+  static ReconcileOutcome requeue_after(Duration d, std::string why) {
+    return {Kind::kRequeueAfter, d, std::move(why)};
+  }
+  static ReconcileOutcome retry(std::string why) { return {Kind::kRetry, {}, std::move(why)}; }
+  static ReconcileOutcome terminal(std::string why) { return {Kind::kTerminal, {}, std::move(why)}; }
+};
+
+using ReconcileFn = std::function<ReconcileOutcome(const std::string& key)>;
+
+struct ControllerOptions {
+  std::string name = "appservice";
+  int workers = 2;
+  Duration resync_period = std::chrono::minutes(5);  // 0 disables the resync thread
+  std::function<std::vector<std::string>()> list_keys;
+};
+
+struct ReconcileCounters {
+  std::uint64_t success = 0;       // kDone
+  std::uint64_t requeue_after = 0;
+  std::uint64_t error = 0;         // kRetry
+  std::uint64_t terminal = 0;
+  double seconds_total = 0;        // total time spent in reconcile
+};
+
+class Controller {
+ public:
+  Controller(WorkQueue& queue, ReconcileFn reconcile, ControllerOptions options);
+  ~Controller();
+
+  void start();
+  // Drains the queue and joins the workers. Idempotent.
+  void stop();
+  // Processes one key synchronously on the caller's thread if one is ready (tests).
+  bool process_one();
+  // Re-adds every key now (what the resync thread does periodically).
+  void resync_now();
+
+  ReconcileCounters counters() const;
+
+ private:
+  void worker_loop();
+  void resync_loop();
+  void handle(const std::string& key);
+
+  WorkQueue& queue_;
+  ReconcileFn reconcile_;
+  ControllerOptions options_;
+  std::vector<std::thread> workers_;
+  std::thread resync_;
+  std::mutex mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  bool started_ = false;
+  mutable std::mutex counters_mu_;
+  ReconcileCounters counters_;
+};
+
+}  // namespace berth::runtime
