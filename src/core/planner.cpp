@@ -176,8 +176,16 @@ Plan plan_next(const PlanInput& in) {
                     "the task's revision is no longer the desired one", conds);
       }
       const Revision& rev = *in.desired;
-      if (rev.state != RevisionState::kPending) {
+      // A deploy task for the revision that already serves is a redeploy (the agent lost the
+      // app); any other revision with an outcome is done.
+      const bool redeploy =
+          rev.state == RevisionState::kSucceeded && rev.id == s.current_deployment_id;
+      if (rev.state != RevisionState::kPending && !redeploy) {
         return make(StepKind::kFinishTask, s.status, "the revision already has an outcome", conds);
+      }
+      if (redeploy && in.observed && in.observed->revision_id == rev.id && in.observed->healthy) {
+        return make(StepKind::kFinishTask, ServiceStatus::kRunning,
+                    "agent " + s.agent + " serves the current revision again", conds);
       }
       std::string why;
       const bool credential_ok = credential_condition(in, rev, conds, why);

@@ -292,3 +292,19 @@ TEST_CASE("A condition keeps its transition time while its status does not chang
   REQUIRE(find(second, "Ready") != nullptr);
   CHECK(find(second, "Ready")->last_transition_time == kNow);
 }
+
+TEST_CASE("A redeploy of the serving revision is dispatched even though it already succeeded",
+          "[planner]") {
+  auto in = steady();
+  in.observed.reset();
+  in.task = task("t3", "r1");
+  Plan p = plan_next(in);
+  CHECK(p.step == StepKind::kDispatch);
+  CHECK(p.task_id == "t3");
+}
+
+TEST_CASE("A redeploy is finished once the agent serves the current revision again", "[planner]") {
+  auto in = steady();
+  in.task = task("t3", "r1", TaskKind::kDeploy, TaskState::kSent);
+  CHECK(plan_next(in).step == StepKind::kFinishTask);
+}

@@ -1,0 +1,280 @@
+#include <catch2/catch.hpp>
+
+#include "fakes.h"
+#include "runtime/controller.h"
+#include "runtime/reconciler.h"
+
+using namespace berth;
+using namespace berth::runtime;
+using berth::testing::FakeGateway;
+using berth::testing::FakeResolver;
+using berth::testing::FakeStore;
+
+namespace {
+
+struct Harness {
+  ManualClock clock;
+  WorkQueue queue{clock, BackoffPolicy{std::chrono::milliseconds(5), std::chrono::seconds(1), 0.0}};
+  FakeStore store;
+  FakeGateway gateway;
+  FakeResolver resolver;
+  core::UnixMillis now = 1'800'000'000'000;
+  int ids = 0;
+  Reconciler reconciler{store, gateway, resolver, queue,
+                        ReconcilerOptions{20, [this] { return now; },
+                                          [this] { return "task-" + std::to_string(++ids); },
+                                          "127.0.0.1"}};
+  Controller controller{queue, [this](const std::string& k) { return reconciler.reconcile(k); },
+                        ControllerOptions{}};
+
+  // Processes keys until nothing is ready now (timed requeues stay in the delayed set).
+  void settle() {
+    for (int i = 0; i < 100 && controller.process_one(); ++i) {
+    }
+  }
+
+  void add_service(const std::string& username = "") {
+    core::AppService s;
+    s.id = "svc";
+    s.name = "my-api";
+    s.zone = "local";
+    s.status = core::ServiceStatus::kPending;
+    s.desired_deployment_id = "r1";
+    s.config.image_ref = "127.0.0.1:5000/acme/api:1.0.0";
+    s.config.container_port = 8080;
+    s.config.registry_username = username;
+    s.registry_host = "127.0.0.1:5000";
+    core::Revision r;
+    r.id = "r1";
+    r.service_id = "svc";
+    r.number = 1;
+    r.config = s.config;
+    r.registry_host = s.registry_host;
+    r.reason = "initial deployment";
+    core::Task t;
+    t.id = "t1";
+    t.service_id = "svc";
+    t.revision_id = "r1";
+    t.kind = core::TaskKind::kDeploy;
+    core::Change c;
+    c.service = s;
+    c.revision = r;
+    c.task = t;
+    REQUIRE(store.create_service(c).ok());
+    if (!username.empty()) {
+      store.credentials["svc"] = core::StoredCredential{"127.0.0.1:5000", username, now, std::nullopt};
+      store.passwords["svc"] = "canary-Zq8";
+    }
+    queue.add("svc");
+  }
+
+  core::TaskOutcome ok_result(const std::string& task_id, const std::string& revision_id) {
+    core::TaskOutcome o;
+    o.task_id = task_id;
+    o.service_id = "svc";
+    o.revision_id = revision_id;
+    o.ok = true;
+    o.stable_port = 20001;
+    o.image_digest = std::string("sha256:") + std::string(64, 'a');
+    o.logs.push_back(core::DeployLogEntry{"pull", "ok", "pulled", "", now, 5});
+    return o;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("A service without a connected agent stays Pending until one connects", "[reconciler]") {
+  Harness h;
+  h.add_service();
+  h.settle();
+  CHECK(h.store.services["svc"].status == core::ServiceStatus::kPending);
+  CHECK(h.store.services["svc"].agent.empty());
+  CHECK(h.gateway.sent.empty());
+
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  CHECK(h.store.services["svc"].agent == "vm-1");
+  REQUIRE(h.gateway.sent.size() == 1);
+  CHECK(h.gateway.sent[0].task_id == "t1");
+  CHECK(h.gateway.sent[0].order.pull_ref.find("@sha256:") != std::string::npos);
+  CHECK(h.store.tasks["t1"].state == core::TaskState::kSent);
+}
+
+TEST_CASE("A successful result makes the service Running on the new revision", "[reconciler]") {
+  Harness h;
+  h.add_service();
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  h.reconciler.task_result("vm-1", h.ok_result("t1", "r1"));
+  h.settle();
+  const auto& s = h.store.services["svc"];
+  CHECK(s.status == core::ServiceStatus::kRunning);
+  CHECK(s.current_deployment_id == "r1");
+  CHECK(s.url == "http://127.0.0.1:20001");
+  CHECK(h.store.revisions["r1"].state == core::RevisionState::kSucceeded);
+  CHECK(h.store.revisions["r1"].deploy_logs.size() >= 2);  // resolve + the agent's pull
+  CHECK(h.store.tasks["t1"].state == core::TaskState::kDone);
+  CHECK(h.reconciler.stats().deploys_succeeded == 1);
+}
+
+TEST_CASE("The stored password goes only into the deploy order for an image that needs it",
+          "[reconciler]") {
+  Harness h;
+  h.add_service("acme-bot");
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  REQUIRE(h.gateway.sent.size() == 1);
+  CHECK(h.gateway.sent[0].had_password);
+  CHECK(h.gateway.sent[0].password == "canary-Zq8");
+  CHECK(h.gateway.sent[0].order.username == "acme-bot");
+  CHECK(h.gateway.sent[0].order.auth_keys == std::vector<std::string>{"127.0.0.1:5000"});
+  CHECK(h.resolver.last_username == "acme-bot");
+}
+
+TEST_CASE("A registry that refuses the credential fails the first revision before dispatch",
+          "[reconciler]") {
+  Harness h;
+  h.resolver.answer = make_error(ErrorCode::kPermissionDenied,
+                                 "registry 127.0.0.1:5000 refused the credentials for acme-bot");
+  h.add_service("acme-bot");
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  CHECK(h.gateway.sent.empty());
+  CHECK(h.store.services["svc"].status == core::ServiceStatus::kFailed);
+  CHECK(h.store.services["svc"].last_error.find("refused") != std::string::npos);
+  CHECK(h.store.revisions["r1"].state == core::RevisionState::kFailed);
+  CHECK(h.store.tasks["t1"].state == core::TaskState::kDone);
+}
+
+TEST_CASE("An unreachable registry is retried with backoff, not failed", "[reconciler]") {
+  Harness h;
+  h.resolver.answer = make_error(ErrorCode::kUnavailable, "connection refused");
+  h.add_service();
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  CHECK(h.store.revisions["r1"].state == core::RevisionState::kPending);
+  CHECK(h.queue.failures("svc") >= 1);
+  h.resolver.answer = std::string("sha256:") + std::string(64, 'b');
+  h.clock.advance(std::chrono::seconds(2));
+  h.settle();
+  CHECK(h.gateway.sent.size() == 1);
+}
+
+TEST_CASE("A task sent before the agent reconnected is sent again with the same id", "[reconciler]") {
+  Harness h;
+  h.add_service();
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  REQUIRE(h.gateway.sent.size() == 1);
+  h.reconciler.agent_disconnected("vm-1");
+  h.settle();
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  REQUIRE(h.gateway.sent.size() == 2);
+  CHECK(h.gateway.sent[1].task_id == "t1");
+}
+
+TEST_CASE("A restarted controller adopts a rollout the agent reports as finished", "[reconciler]") {
+  Harness h;
+  h.add_service();
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  // A new controller process: fresh memory, same store.
+  Harness h2;
+  h2.store = h.store;
+  Reconciler fresh{h2.store, h2.gateway, h2.resolver, h2.queue,
+                   ReconcilerOptions{20, [&h2] { return h2.now; }, [] { return std::string("x"); },
+                                     "127.0.0.1"}};
+  Controller c{h2.queue, [&fresh](const std::string& k) { return fresh.reconcile(k); },
+               ControllerOptions{}};
+  REQUIRE(fresh.prime().ok());
+  fresh.agent_connected("vm-1", "local",
+                        {{"svc", core::ObservedApp{"r1", "sha256:aa", 20001, true, "t1"}}});
+  for (int i = 0; i < 50 && c.process_one(); ++i) {
+  }
+  CHECK(h2.store.services["svc"].status == core::ServiceStatus::kRunning);
+  CHECK(h2.store.services["svc"].current_deployment_id == "r1");
+  CHECK(h2.store.services["svc"].url == "http://127.0.0.1:20001");
+  CHECK(h2.gateway.sent.empty());  // nothing deployed twice
+}
+
+TEST_CASE("An agent that reports it lost the app gets the current revision again", "[reconciler]") {
+  Harness h;
+  h.add_service();
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  h.reconciler.task_result("vm-1", h.ok_result("t1", "r1"));
+  h.settle();
+  h.reconciler.agent_connected("vm-1", "local", {});  // reconnects with no apps
+  h.settle();
+  REQUIRE(h.gateway.sent.size() == 2);
+  CHECK(h.gateway.sent[1].kind == "deploy");
+  CHECK(h.gateway.sent[1].order.revision_id == "r1");
+  CHECK(h.gateway.sent[1].task_id != "t1");
+}
+
+TEST_CASE("A failed rollout leaves the old revision serving and Running", "[reconciler]") {
+  Harness h;
+  h.add_service();
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  h.reconciler.task_result("vm-1", h.ok_result("t1", "r1"));
+  h.settle();
+  // A second revision, then a failing result.
+  core::AppService s = h.store.services["svc"];
+  core::Revision r2 = h.store.revisions["r1"];
+  r2.id = "r2";
+  r2.number = 2;
+  r2.state = core::RevisionState::kPending;
+  r2.image_digest.clear();
+  r2.deploy_logs.clear();
+  core::Task t2{"t2", "svc", "r2", core::TaskKind::kDeploy, core::TaskState::kQueued, "", 0, h.now, h.now};
+  const auto gen = s.generation;
+  s.desired_deployment_id = "r2";
+  s.status = core::ServiceStatus::kPendingModification;
+  s.generation += 1;
+  core::Change c;
+  c.service = s;
+  c.revision = r2;
+  c.task = t2;
+  REQUIRE(h.store.apply_change(c, gen).ok());
+  h.queue.add("svc");
+  h.settle();
+  core::TaskOutcome bad = h.ok_result("t2", "r2");
+  bad.ok = false;
+  bad.error = "health check failed: no answer on / within 30 s";
+  h.reconciler.task_result("vm-1", bad);
+  h.settle();
+  CHECK(h.store.services["svc"].status == core::ServiceStatus::kRunning);
+  CHECK(h.store.services["svc"].current_deployment_id == "r1");
+  CHECK(h.store.services["svc"].last_error.find("health check") != std::string::npos);
+  CHECK(h.store.revisions["r2"].state == core::RevisionState::kFailed);
+}
+
+TEST_CASE("Deleting a placed service removes it on the agent and then forgets it", "[reconciler]") {
+  Harness h;
+  h.add_service();
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  h.reconciler.task_result("vm-1", h.ok_result("t1", "r1"));
+  h.settle();
+  core::AppService s = h.store.services["svc"];
+  const auto gen = s.generation;
+  s.status = core::ServiceStatus::kDeleting;
+  s.generation += 1;
+  core::Change c;
+  c.service = s;
+  c.task = core::Task{"t9", "svc", "", core::TaskKind::kRemove, core::TaskState::kQueued, "", 0, h.now, h.now};
+  REQUIRE(h.store.apply_change(c, gen).ok());
+  h.queue.add("svc");
+  h.settle();
+  REQUIRE(h.gateway.sent.back().kind == "remove");
+  CHECK(h.store.services.count("svc") == 1);
+  core::TaskOutcome removed;
+  removed.task_id = "t9";
+  removed.service_id = "svc";
+  removed.ok = true;
+  h.reconciler.task_result("vm-1", removed);
+  h.settle();
+  CHECK(h.store.services.count("svc") == 0);
+}
