@@ -12,6 +12,10 @@ namespace berth::core {
 // Milliseconds since the Unix epoch, always supplied by the caller.
 using UnixMillis = std::int64_t;
 
+// RFC 3339 in UTC, e.g. "2024-05-01T12:00:00Z"; milliseconds appear (".250Z") only when they
+// are not zero. Pure: no time zone database, no clock.
+std::string format_rfc3339(UnixMillis t);
+
 enum class ServiceStatus { kPending, kRunning, kPendingModification, kFailed, kDeleting };
 const char* to_string(ServiceStatus s);  // "Pending", "Running", ...
 std::optional<ServiceStatus> parse_service_status(std::string_view text);

@@ -36,6 +36,9 @@ class Keyring {
   static Result<Keyring> load_or_create(const std::filesystem::path& key_file);
   // Loads an existing key file; a missing file is an error.
   static Result<Keyring> load(const std::filesystem::path& key_file);
+  // A keyring holding one in-memory key (exactly 32 bytes, else kInvalidArgument), e.g. a key
+  // handed over by Kubernetes or a test. It has no key file, so rotation is kFailedPrecondition.
+  static Result<Keyring> from_key(const Secret& key);
 
   // The id of the key new seals use: the first 16 hex digits of SHA-256(key).
   const std::string& current_key_id() const { return current_id_; }
@@ -49,6 +52,11 @@ class Keyring {
   //      for seal(); the old key stays loaded for unseal().
   //   2. the caller re-seals every ciphertext in one database transaction and commits.
   //   3. finish_rotation(): atomically renames `<key_file>.next` over `<key_file>`.
+  //
+  // begin_rotation() while `<key_file>.next` already exists resumes that rotation (the key on
+  // disk becomes current) instead of generating another key. finish_rotation() when the key
+  // file already holds the current key (a repeated call after a crash) drops the other keys
+  // and succeeds. Neither is thread-safe against concurrent seal()/unseal() on this object.
   Status begin_rotation();
   Status finish_rotation();
 
