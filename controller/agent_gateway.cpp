@@ -1,0 +1,80 @@
+#include "agent_gateway.h"
+
+#include "common/log.h"
+
+namespace berth::controller {
+
+Status AgentGateway::send_deploy(const std::string& agent, const core::DeployOrder& order,
+                                 const Secret* password) {
+  if (server_ == nullptr) return make_error(ErrorCode::kUnavailable, "the agent link is not running");
+  agentlink::DeployTask task;
+  task.task_id = order.task_id;
+  task.service_id = order.service_id;
+  task.revision_id = order.revision_id;
+  task.revision = order.revision;
+  task.image_ref = order.image_ref;
+  task.image_digest = order.image_digest;
+  task.pull_ref = order.pull_ref;
+  task.container_port = order.container_port;
+  task.env = order.env;
+  task.health = order.health;
+  if (password != nullptr) {
+    task.auth = agentlink::RegistryAuth{order.auth_keys, order.username, *password};
+  }
+  return server_->send(agent, agentlink::Message(std::move(task)));
+}
+
+Status AgentGateway::send_restart(const std::string& agent, const std::string& task_id,
+                                  const std::string& service_id) {
+  if (server_ == nullptr) return make_error(ErrorCode::kUnavailable, "the agent link is not running");
+  return server_->send(agent, agentlink::Message(agentlink::RestartTask{task_id, service_id}));
+}
+
+Status AgentGateway::send_remove(const std::string& agent, const std::string& task_id,
+                                 const std::string& service_id) {
+  if (server_ == nullptr) return make_error(ErrorCode::kUnavailable, "the agent link is not running");
+  return server_->send(agent, agentlink::Message(agentlink::RemoveTask{task_id, service_id}));
+}
+
+void route_link_events(agentlink::ServerOptions& options, runtime::Reconciler& reconciler,
+                       core::StateStore& store, std::function<core::UnixMillis()> now) {
+  options.on_hello = [&reconciler, &store, now](const agentlink::AgentIdentity& id,
+                                                 const agentlink::Hello& hello) {
+    std::vector<std::pair<std::string, core::ObservedApp>> apps;
+    apps.reserve(hello.apps.size());
+    for (const auto& a : hello.apps) {
+      apps.emplace_back(a.service_id, core::ObservedApp{a.revision_id, a.image_digest, a.stable_port,
+                                                        a.healthy, a.last_task_id});
+    }
+    const std::string zone = id.zone.empty() ? hello.zone : id.zone;
+    if (Status st = store.upsert_agent(core::AgentRecord{id.name, zone, id.fingerprint, now()}); !st.ok()) {
+      log::warn("recording the agent failed", {{"agent", id.name}, {"error", st.error().message}});
+    }
+    reconciler.agent_connected(id.name, zone, apps);
+  };
+  options.on_message = [&reconciler](const std::string& agent, const agentlink::Message& message) {
+    if (const auto* result = std::get_if<agentlink::TaskResult>(&message)) {
+      core::TaskOutcome o;
+      o.task_id = result->task_id;
+      o.service_id = result->service_id;
+      o.revision_id = result->revision_id;
+      o.ok = result->ok;
+      o.error = result->error;
+      o.image_digest = result->image_digest;
+      o.stable_port = result->stable_port;
+      o.logs = result->logs;
+      reconciler.task_result(agent, o);
+    } else if (const auto* progress = std::get_if<agentlink::Progress>(&message)) {
+      log::info("deploy progress", {{"agent", agent},
+                                    {"task", progress->task_id},
+                                    {"step", progress->entry.step},
+                                    {"status", progress->entry.status},
+                                    {"message", progress->entry.message}});
+    }
+  };
+  options.on_disconnect = [&reconciler](const std::string& agent) {
+    reconciler.agent_disconnected(agent);
+  };
+}
+
+}  // namespace berth::controller
