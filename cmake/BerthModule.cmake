@@ -42,10 +42,16 @@ function(berth_tests module)
       target_link_libraries(${target} PRIVATE berth_test_main ${ARG_DEPS})
       target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
       berth_warnings(${target})
-      catch_discover_tests(${target}
-        TEST_PREFIX "${module}: "
-        PROPERTIES LABELS "${kind};${module}" ENVIRONMENT "BERTH_BIN_DIR=${CMAKE_BINARY_DIR}/bin;BERTH_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
-        DISCOVERY_TIMEOUT 60)
+      # Catch2 v2's PROPERTIES flattens lists, so labels and environment are applied by a
+      # second ctest include file that runs after the discovered tests are defined.
+      catch_discover_tests(${target} TEST_PREFIX "${module}/" TEST_LIST ${target}_TESTS)
+      set(props ${CMAKE_CURRENT_BINARY_DIR}/${target}_properties.cmake)
+      file(WRITE ${props}
+        "foreach(t IN LISTS ${target}_TESTS)\n"
+        "  set_tests_properties(\"\${t}\" PROPERTIES LABELS \"${kind};${module}\"\n"
+        "    ENVIRONMENT \"BERTH_BIN_DIR=${CMAKE_BINARY_DIR}/bin;BERTH_SOURCE_DIR=${PROJECT_SOURCE_DIR}\")\n"
+        "endforeach()\n")
+      set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${props})
     endif()
   endforeach()
 endfunction()

@@ -1,0 +1,57 @@
+#pragma once
+// OCI distribution client, controller side (SPEC section 6): resolves an image reference to the
+// manifest digest the agent will pull, authenticating the way registries ask (Basic, or Bearer
+// through the registry's token endpoint).
+//
+// Contract:
+// - Blocking; safe to call from several threads at once (each call has its own I/O context and
+//   connections; nothing is cached between calls). Idempotent: it only reads.
+// - Every network step (resolve, connect, TLS handshake, write, read) shares one deadline of
+//   `options.timeout` from the start of the call.
+// - TLS is always verified: the system trust store plus `options.ca_files[host]` for the
+//   registry host (the same file is trusted for that registry's token endpoint; a token endpoint
+//   on another host may have its own entry). Plain HTTP only for loopback hosts and only with
+//   `plain_http_for_loopback`. Credentials are never sent over plain HTTP to a non-loopback host.
+// - The password leaves the process only in an Authorization header to the registry (Basic) or
+//   to its token endpoint (Bearer). Nothing here logs it or the Authorization header.
+// Errors:
+//   kPermissionDenied  the registry or token endpoint refused the credentials (or, without
+//                      credentials, refused anonymous access)
+//   kNotFound          the repository or tag/digest does not exist ("image <ref> not found")
+//   kUnavailable       connection refused, DNS failure, 5xx, 429: retry later
+//   kDeadlineExceeded  the deadline passed
+//   kFailedPrecondition TLS verification failed, unsupported auth scheme, other 4xx
+//   kDataLoss          the registry answered with a digest other than the one asked for
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "common/secret.h"
+#include "core/image_ref.h"
+
+namespace berth::registry {
+
+struct ManifestInfo {
+  std::string digest;      // "sha256:<64 hex>"
+  std::string media_type;  // Content-Type of the manifest (OCI index/manifest, Docker list/v2)
+};
+
+struct RegistryCredential {
+  std::string username;
+  Secret password;
+};
+
+struct RegistryOptions {
+  std::map<std::string, std::string> ca_files;  // registry host ("127.0.0.1:5000") -> CA PEM path
+  std::chrono::milliseconds timeout{30000};
+  bool plain_http_for_loopback = false;
+};
+
+// HEAD /v2/<repository>/manifests/<digest, else tag, else "latest">.
+Result<ManifestInfo> resolve_digest(const core::ImageRef& ref,
+                                    const std::optional<RegistryCredential>& cred,
+                                    const RegistryOptions& options);
+
+}  // namespace berth::registry

@@ -1,0 +1,166 @@
+#include "registry/protocol.h"
+
+#include <cctype>
+
+namespace berth::registry {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Splits "host", "host:port", "[v6]", "[v6]:port" into host (no brackets) and port.
+void split_host_port(std::string_view authority, std::string& host, std::string& port) {
+  if (!authority.empty() && authority.front() == '[') {
+    auto close = authority.find(']');
+    host = std::string(authority.substr(1, close == std::string_view::npos ? std::string_view::npos
+                                                                          : close - 1));
+    if (close != std::string_view::npos && close + 1 < authority.size() &&
+        authority[close + 1] == ':') {
+      port = std::string(authority.substr(close + 2));
+    }
+    return;
+  }
+  auto colon = authority.rfind(':');
+  if (colon == std::string_view::npos) {
+    host = std::string(authority);
+  } else {
+    host = std::string(authority.substr(0, colon));
+    port = std::string(authority.substr(colon + 1));
+  }
+}
+
+Endpoint make_endpoint(std::string scheme, std::string_view authority) {
+  Endpoint ep;
+  ep.scheme = std::move(scheme);
+  split_host_port(authority, ep.host, ep.port);
+  ep.host_header = std::string(authority);
+  if (ep.port.empty()) ep.port = ep.scheme == "http" ? "80" : "443";
+  return ep;
+}
+
+}  // namespace
+
+const char* const kManifestAccept =
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.docker.distribution.manifest.v2+json";
+
+bool is_loopback_host(std::string_view host) {
+  const std::string h = lower(host);
+  return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0;
+}
+
+Endpoint api_endpoint(std::string_view registry_host, bool plain_http_for_loopback) {
+  // Docker Hub's references say docker.io, its API lives elsewhere (as in containers/image).
+  std::string_view authority = registry_host == "docker.io" ? "registry-1.docker.io"
+                                                             : registry_host;
+  Endpoint probe = make_endpoint("https", authority);
+  const bool plain = plain_http_for_loopback && is_loopback_host(probe.host);
+  return make_endpoint(plain ? "http" : "https", authority);
+}
+
+std::string manifest_target(const core::ImageRef& ref) {
+  std::string reference = !ref.digest.empty() ? ref.digest
+                          : !ref.tag.empty()  ? ref.tag
+                                              : std::string("latest");
+  return "/v2/" + ref.repository + "/manifests/" + reference;
+}
+
+std::optional<Challenge> parse_challenge(std::string_view header) {
+  std::size_t i = 0;
+  auto skip_ws = [&] {
+    while (i < header.size() && (header[i] == ' ' || header[i] == '\t')) ++i;
+  };
+  skip_ws();
+  std::size_t start = i;
+  while (i < header.size() && header[i] != ' ' && header[i] != '\t') ++i;
+  if (i == start) return std::nullopt;
+  Challenge c;
+  c.scheme = lower(header.substr(start, i - start));
+  while (i < header.size()) {
+    skip_ws();
+    while (i < header.size() && (header[i] == ',' || header[i] == ' ')) ++i;
+    start = i;
+    while (i < header.size() && header[i] != '=' && header[i] != ',' && header[i] != ' ') ++i;
+    std::string name = lower(header.substr(start, i - start));
+    skip_ws();
+    if (i >= header.size() || header[i] != '=') {
+      // Another challenge ("Basic realm=x, Bearer ...") or token68: berth uses the first only.
+      break;
+    }
+    ++i;
+    skip_ws();
+    std::string value;
+    if (i < header.size() && header[i] == '"') {
+      ++i;
+      while (i < header.size() && header[i] != '"') {
+        if (header[i] == '\\' && i + 1 < header.size()) ++i;
+        value += header[i++];
+      }
+      if (i < header.size()) ++i;  // closing quote
+    } else {
+      while (i < header.size() && header[i] != ',' && header[i] != ' ') value += header[i++];
+    }
+    if (!name.empty()) c.params[name] = value;
+  }
+  return c;
+}
+
+std::optional<Url> parse_url(std::string_view url) {
+  std::string scheme;
+  if (url.rfind("https://", 0) == 0) {
+    scheme = "https";
+    url.remove_prefix(8);
+  } else if (url.rfind("http://", 0) == 0) {
+    scheme = "http";
+    url.remove_prefix(7);
+  } else {
+    return std::nullopt;
+  }
+  auto slash = url.find_first_of("/?");
+  std::string_view authority = url.substr(0, slash);
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+  Url out;
+  out.endpoint = make_endpoint(scheme, authority);
+  out.target = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
+  if (out.target.front() == '?') out.target.insert(0, "/");
+  return out;
+}
+
+std::string url_encode(std::string_view text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    }
+  }
+  return out;
+}
+
+std::string token_url(const Challenge& bearer, std::string_view default_scope) {
+  std::string url = bearer.params.count("realm") ? bearer.params.at("realm") : std::string();
+  char sep = url.find('?') == std::string::npos ? '?' : '&';
+  if (auto it = bearer.params.find("service"); it != bearer.params.end()) {
+    url += sep;
+    url += "service=" + url_encode(it->second);
+    sep = '&';
+  }
+  auto it = bearer.params.find("scope");
+  std::string scope = it != bearer.params.end() ? it->second : std::string(default_scope);
+  if (!scope.empty()) {
+    url += sep;
+    url += "scope=" + url_encode(scope);
+  }
+  return url;
+}
+
+}  // namespace berth::registry
