@@ -1,0 +1,533 @@
+#include "api/handler.h"
+
+#include <algorithm>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/auth.h"
+#include "common/log.h"
+#include "core/app_service.h"
+#include "core/credentials.h"
+#include "core/image_ref.h"
+
+namespace berth::api {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kChallenge = R"(Basic realm="berth", Bearer realm="berth")";
+
+int http_status(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kValidation: return 422;
+    case ErrorCode::kUnauthenticated: return 401;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kConflict: return 409;
+    case ErrorCode::kFailedPrecondition: return 422;
+    case ErrorCode::kPayloadTooLarge: return 413;
+    case ErrorCode::kUnsupportedMedia: return 415;
+    case ErrorCode::kUnavailable:
+    case ErrorCode::kDeadlineExceeded:
+    case ErrorCode::kResourceExhausted:
+    case ErrorCode::kPermissionDenied: return 503;
+    case ErrorCode::kDataLoss:
+    case ErrorCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+HttpResponse from_error(const Error& e) {
+  const int status = http_status(e.code);
+  if (status >= 500) {
+    // Server-side trouble is logged once here; the client gets a sentence without internals.
+    log::error("api request failed", {{"code", to_string(e.code)}, {"error", e.message}});
+    if (status == 503) {
+      HttpResponse r = json_error(503, "the service is temporarily unavailable; retry shortly");
+      r.headers["Retry-After"] = "1";
+      return r;
+    }
+    return json_error(500, "internal error");
+  }
+  HttpResponse r = json_error(status, e.message, e.field);
+  if (status == 401) r.headers["WWW-Authenticate"] = kChallenge;
+  return r;
+}
+
+HttpResponse json_response(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.headers["Content-Type"] = "application/json";
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+// "application/json" with any parameters ("; charset=utf-8"), case-insensitively.
+bool is_json_media_type(std::string_view value) {
+  const auto semi = value.find(';');
+  std::string_view type = value.substr(0, semi);
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  constexpr std::string_view kJson = "application/json";
+  if (type.size() != kJson.size()) return false;
+  return std::equal(type.begin(), type.end(), kJson.begin(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == b;
+  });
+}
+
+// Reads a JSON object body. Never echoes the body: parser messages quote the input, which may
+// hold a password.
+Result<json> read_json_body(const HttpRequest& req) {
+  if (!is_json_media_type(req.header("content-type"))) {
+    return make_error(ErrorCode::kUnsupportedMedia, "request bodies must be application/json");
+  }
+  json doc = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) {
+    return make_error(ErrorCode::kInvalidArgument, "the request body is not valid JSON");
+  }
+  if (!doc.is_object()) {
+    return make_error(ErrorCode::kInvalidArgument, "the request body must be a JSON object");
+  }
+  return doc;
+}
+
+struct Route {
+  enum class Kind { kNone, kHealth, kCollection, kItem, kDeployments, kRollback, kRestart };
+  Kind kind = Kind::kNone;
+  std::string id;
+  std::string query;
+};
+
+Route route(const std::string& target) {
+  Route r;
+  const auto q = target.find('?');
+  std::string path = target.substr(0, q);
+  if (q != std::string::npos) r.query = target.substr(q + 1);
+  if (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (path == "/healthz" || path == "/readyz") {
+    r.kind = Route::Kind::kHealth;
+    return r;
+  }
+  constexpr std::string_view kBase = "/app-services";
+  if (path == kBase) {
+    r.kind = Route::Kind::kCollection;
+    return r;
+  }
+  if (path.rfind(std::string(kBase) + "/", 0) != 0) return r;
+  std::string rest = path.substr(kBase.size() + 1);
+  const auto slash = rest.find('/');
+  r.id = rest.substr(0, slash);
+  if (r.id.empty()) return r;
+  if (slash == std::string::npos) {
+    r.kind = Route::Kind::kItem;
+    return r;
+  }
+  const std::string sub = rest.substr(slash + 1);
+  if (sub == "deployments") r.kind = Route::Kind::kDeployments;
+  else if (sub == "rollback") r.kind = Route::Kind::kRollback;
+  else if (sub == "restart") r.kind = Route::Kind::kRestart;
+  return r;
+}
+
+const char* allowed_methods(Route::Kind k) {
+  switch (k) {
+    case Route::Kind::kHealth: return "GET";
+    case Route::Kind::kCollection: return "GET, POST";
+    case Route::Kind::kItem: return "GET, PATCH, DELETE";
+    case Route::Kind::kDeployments: return "GET";
+    case Route::Kind::kRollback:
+    case Route::Kind::kRestart: return "POST";
+    case Route::Kind::kNone: return "";
+  }
+  return "";
+}
+
+bool method_allowed(Route::Kind k, const std::string& m) {
+  std::string_view allow = allowed_methods(k);
+  size_t pos = 0;
+  while (pos < allow.size()) {
+    auto comma = allow.find(", ", pos);
+    if (allow.substr(pos, comma - pos) == m) return true;
+    if (comma == std::string_view::npos) break;
+    pos = comma + 2;
+  }
+  return false;
+}
+
+bool query_flag(const std::string& query, std::string_view key) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    auto amp = query.find('&', pos);
+    std::string_view part = std::string_view(query).substr(pos, amp - pos);
+    auto eq = part.find('=');
+    if (part.substr(0, eq) == key) {
+      std::string_view v = eq == std::string_view::npos ? "" : part.substr(eq + 1);
+      return v == "true" || v == "1";
+    }
+    if (amp == std::string::npos) break;
+    pos = amp + 1;
+  }
+  return false;
+}
+
+// Until the runtime picks a change up, the service says so rather than pretending progress.
+void mark_awaiting_agent(core::AppService& s, core::UnixMillis now) {
+  core::Condition c{"Progressing", "Unknown", "AwaitingAgent",
+                    "no agent has picked this change up yet", now};
+  auto it = std::find_if(s.conditions.begin(), s.conditions.end(),
+                         [](const core::Condition& x) { return x.type == "Progressing"; });
+  if (it == s.conditions.end()) {
+    s.conditions.push_back(c);
+  } else {
+    if (it->status == c.status && it->reason == c.reason) c.last_transition_time = it->last_transition_time;
+    *it = c;
+  }
+}
+
+// The store-facing form of a credential decision. The request's password (if any) moves into
+// the write; it is needed only for kReplace.
+core::CredentialWrite to_write(const core::CredentialDecision& d,
+                               const std::optional<core::StoredCredential>& stored,
+                               std::optional<Secret>& password, core::UnixMillis now) {
+  core::CredentialWrite w;
+  switch (d.action) {
+    case core::CredentialAction::kReuse:
+      w.action = core::CredentialWrite::Action::kKeep;
+      break;
+    case core::CredentialAction::kNone:
+      w.action = stored ? core::CredentialWrite::Action::kRemove
+                        : core::CredentialWrite::Action::kKeep;
+      break;
+    case core::CredentialAction::kRemove:
+      w.action = core::CredentialWrite::Action::kRemove;
+      break;
+    case core::CredentialAction::kReplace:
+      w.action = core::CredentialWrite::Action::kReplace;
+      w.registry_host = d.registry_host;
+      w.username = d.username;
+      if (password) w.password = std::move(*password);
+      w.set_at = now;
+      w.expires_at = d.expires_at;
+      break;
+  }
+  return w;
+}
+
+}  // namespace
+
+Handler::Handler(HandlerOptions options, core::StateStore& store,
+                 std::function<core::UnixMillis()> clock,
+                 std::function<void(const std::string& service_id)> on_change)
+    : options_(std::move(options)),
+      store_(store),
+      clock_(std::move(clock)),
+      on_change_(std::move(on_change)) {}
+
+namespace {
+
+// The pieces of one request's work, so that each endpoint reads as its steps.
+class Call {
+ public:
+  Call(const HandlerOptions& options, core::StateStore& store, core::UnixMillis now,
+       std::string account)
+      : options_(options), store_(store), now_(now), account_(std::move(account)) {}
+
+  HttpResponse list() {
+    auto services = store_.list_services(account_);
+    if (!services) return from_error(services.error());
+    json items = json::array();
+    for (const auto& s : *services) items.push_back(core::to_json(s));
+    return json_response(200, {{"app_services", std::move(items)}});
+  }
+
+  HttpResponse get(const std::string& id) {
+    auto s = store_.get_service(account_, id);
+    if (!s) return from_error(s.error());
+    return json_response(200, core::to_json(*s));
+  }
+
+  HttpResponse deployments(const std::string& id, bool all) {
+    auto s = store_.get_service(account_, id);
+    if (!s) return from_error(s.error());
+    auto revs = store_.list_revisions(id, all);
+    if (!revs) return from_error(revs.error());
+    json items = json::array();
+    for (const auto& r : *revs) items.push_back(core::to_json(r));
+    return json_response(200, {{"deployments", std::move(items)}});
+  }
+
+  HttpResponse create(const HttpRequest& req, std::string& changed) {
+    auto body = read_json_body(req);
+    if (!body) return from_error(body.error());
+    auto parsed = core::parse_create_request(*body);
+    if (!parsed) return from_error(parsed.error());
+    core::CreateRequest& request = *parsed;
+    if (auto s = core::validate_create(request); !s) return from_error(s.error());
+    auto ref = core::parse_image_ref(request.config.image_ref);
+    if (!ref) return from_error(ref.error());
+
+    core::AppService service = core::service_from_create(request, options_.default_zone);
+    service.id = options_.new_id();
+    service.account_id = account_;
+    service.registry_host = ref->registry_host;
+    service.status = core::ServiceStatus::kPending;
+    service.generation = 1;
+    service.created_at = now_;
+    service.updated_at = now_;
+
+    auto decision = core::decide_credential(
+        std::nullopt, core::credential_request_for_create(request), now_);
+    if (!decision) return from_error(decision.error());
+
+    core::Change change;
+    change.revision = new_revision(service, 1, "initial deployment");
+    service.desired_deployment_id = change.revision->id;
+    mark_awaiting_agent(service, now_);
+    change.service = std::move(service);
+    change.credential = to_write(*decision, std::nullopt, request.registry_password, now_);
+    change.task = new_task(change.service.id, change.revision->id, core::TaskKind::kDeploy);
+    if (auto s = store_.create_service(change); !s) {
+      if (s.error().code == ErrorCode::kConflict) {
+        return json_error(409, "an app service with this name already exists", "name");
+      }
+      return from_error(s.error());
+    }
+    log::info("app service created",
+              {{"app", change.service.id}, {"revision", change.revision->number}});
+    changed = change.service.id;
+    return json_response(201, core::to_json(change.service));
+  }
+
+  HttpResponse patch(const HttpRequest& req, const std::string& id, std::string& changed) {
+    auto current = store_.get_service(account_, id);
+    if (!current) return from_error(current.error());
+    auto body = read_json_body(req);
+    if (!body) return from_error(body.error());
+    auto parsed = core::parse_patch_request(*body);
+    if (!parsed) return from_error(parsed.error());
+    if (auto busy = refuse_if_deleting(*current)) return *busy;
+    if (auto s = core::check_patch_top_level(*current, *parsed); !s) return from_error(s.error());
+    auto config = core::apply_patch(current->config, parsed->app_config);
+    if (!config) return from_error(config.error());
+    auto ref = core::parse_image_ref(config->image_ref);
+    if (!ref) return from_error(ref.error());
+    auto stored = store_.get_credential(id);
+    if (!stored) return from_error(stored.error());
+    auto decision = core::decide_credential(
+        *stored, core::credential_request_for_patch(*config, parsed->app_config), now_);
+    if (!decision) return from_error(decision.error());
+    return commit_redeploy(*current, *config, ref->registry_host, "configuration update",
+                           to_write(*decision, *stored, parsed->app_config.registry_password, now_),
+                           changed);
+  }
+
+  HttpResponse rollback(const HttpRequest& req, const std::string& id, std::string& changed) {
+    auto current = store_.get_service(account_, id);
+    if (!current) return from_error(current.error());
+    auto body = read_json_body(req);
+    if (!body) return from_error(body.error());
+    auto parsed = core::parse_rollback_request(*body);
+    if (!parsed) return from_error(parsed.error());
+    if (auto busy = refuse_if_deleting(*current)) return *busy;
+    auto target = store_.get_revision(id, parsed->deployment_id);
+    if (!target) {
+      if (target.error().code == ErrorCode::kNotFound) {
+        return json_error(422, "deployment_id does not name a deployment of this app service",
+                          "deployment_id");
+      }
+      return from_error(target.error());
+    }
+    if (target->state != core::RevisionState::kSucceeded) {
+      return json_error(422, "only a deployment that succeeded can be rolled back to",
+                        "deployment_id");
+    }
+    auto ref = core::parse_image_ref(target->config.image_ref);
+    if (!ref) return from_error(ref.error());
+    auto stored = store_.get_credential(id);
+    if (!stored) return from_error(stored.error());
+    auto decision = core::decide_credential(
+        *stored, core::credential_request_for_rollback(*target, *parsed), now_);
+    if (!decision) return from_error(decision.error());
+    return commit_redeploy(*current, target->config, ref->registry_host,
+                           "rollback to " + target->id,
+                           to_write(*decision, *stored, parsed->registry_password, now_), changed);
+  }
+
+  HttpResponse restart(const std::string& id, std::string& changed) {
+    auto current = store_.get_service(account_, id);
+    if (!current) return from_error(current.error());
+    if (auto busy = refuse_if_deleting(*current)) return *busy;
+    if (current->current_deployment_id.empty()) {
+      return json_error(409, "the app service has no running deployment to restart");
+    }
+    auto stored = store_.get_credential(id);
+    if (!stored) return from_error(stored.error());
+    auto decision = core::decide_credential(
+        *stored, core::credential_request_for_restart(current->config), now_);
+    if (!decision) return from_error(decision.error());
+    core::AppService service = *current;
+    service.status = core::ServiceStatus::kPendingModification;
+    service.generation = current->generation + 1;
+    service.updated_at = now_;
+    mark_awaiting_agent(service, now_);
+    core::Change change;
+    change.service = std::move(service);
+    change.task = new_task(id, current->current_deployment_id, core::TaskKind::kRestart);
+    if (auto s = store_.apply_change(change, current->generation); !s) return commit_error(s);
+    log::info("app service restart requested", {{"app", id}});
+    changed = id;
+    return json_response(202, core::to_json(change.service));
+  }
+
+  HttpResponse remove(const std::string& id, std::string& changed) {
+    auto current = store_.get_service(account_, id);
+    if (!current) return from_error(current.error());
+    core::AppService service = *current;
+    service.status = core::ServiceStatus::kDeleting;
+    service.updated_at = now_;
+    if (current->agent.empty()) {
+      // Never placed on an agent: nothing runs anywhere, so there is nothing to tear down.
+      if (auto s = store_.delete_service(id); !s) return from_error(s.error());
+      log::info("app service deleted", {{"app", id}});
+      changed = id;
+      return json_response(200, core::to_json(service));
+    }
+    if (current->status == core::ServiceStatus::kDeleting) {
+      // Already being torn down: repeating the DELETE is harmless and queues nothing new.
+      return json_response(202, core::to_json(*current));
+    }
+    service.generation = current->generation + 1;
+    mark_awaiting_agent(service, now_);
+    core::Change change;
+    change.service = std::move(service);
+    change.credential.action = core::CredentialWrite::Action::kKeep;
+    change.task = new_task(id, "", core::TaskKind::kRemove);
+    if (auto s = store_.apply_change(change, current->generation); !s) return commit_error(s);
+    log::info("app service deletion requested", {{"app", id}});
+    changed = id;
+    return json_response(202, core::to_json(change.service));
+  }
+
+ private:
+  std::optional<HttpResponse> refuse_if_deleting(const core::AppService& s) {
+    if (s.status != core::ServiceStatus::kDeleting) return std::nullopt;
+    return json_error(409, "the app service is being deleted");
+  }
+
+  HttpResponse commit_error(const Status& s) {
+    if (s.error().code == ErrorCode::kConflict) {
+      return json_error(409, "the app service was changed by another request; retry");
+    }
+    return from_error(s.error());
+  }
+
+  core::Revision new_revision(const core::AppService& s, std::int64_t number, std::string reason) {
+    core::Revision r;
+    r.id = options_.new_id();
+    r.service_id = s.id;
+    r.number = number;
+    r.config = s.config;
+    r.registry_host = s.registry_host;
+    r.reason = std::move(reason);
+    r.state = core::RevisionState::kPending;
+    r.created_at = now_;
+    return r;
+  }
+
+  core::Task new_task(const std::string& service_id, const std::string& revision_id,
+                      core::TaskKind kind) {
+    core::Task t;
+    t.id = options_.new_id();
+    t.service_id = service_id;
+    t.revision_id = revision_id;
+    t.kind = kind;
+    t.state = core::TaskState::kQueued;
+    t.created_at = now_;
+    t.updated_at = now_;
+    return t;
+  }
+
+  HttpResponse commit_redeploy(const core::AppService& current, const core::AppConfig& config,
+                               const std::string& registry_host, std::string reason,
+                               core::CredentialWrite credential, std::string& changed) {
+    auto number = store_.next_revision_number(current.id);
+    if (!number) return from_error(number.error());
+    core::AppService service = current;
+    service.config = config;
+    service.registry_host = registry_host;
+    service.status = core::ServiceStatus::kPendingModification;
+    service.generation = current.generation + 1;
+    service.updated_at = now_;
+    core::Change change;
+    change.revision = new_revision(service, *number, std::move(reason));
+    service.desired_deployment_id = change.revision->id;
+    mark_awaiting_agent(service, now_);
+    change.service = std::move(service);
+    change.credential = std::move(credential);
+    change.task = new_task(current.id, change.revision->id, core::TaskKind::kDeploy);
+    if (auto s = store_.apply_change(change, current.generation); !s) return commit_error(s);
+    log::info("app service change accepted", {{"app", current.id},
+                                              {"revision", change.revision->number},
+                                              {"reason", change.revision->reason}});
+    changed = current.id;
+    return json_response(200, core::to_json(change.service));
+  }
+
+  const HandlerOptions& options_;
+  core::StateStore& store_;
+  core::UnixMillis now_;
+  std::string account_;
+};
+
+}  // namespace
+
+HttpResponse Handler::handle(const HttpRequest& req) const {
+  const Route r = route(req.target);
+  if (r.kind == Route::Kind::kNone) return json_error(404, "no such endpoint");
+  if (!method_allowed(r.kind, req.method)) {
+    HttpResponse res = json_error(405, "method " + req.method.substr(0, 16) + " is not allowed here");
+    res.headers["Allow"] = allowed_methods(r.kind);
+    return res;
+  }
+  if (r.kind == Route::Kind::kHealth) return json_response(200, {{"status", "ok"}});
+
+  auto account = authenticate(store_, req.header("authorization"));
+  if (!account) {
+    if (account.error().code == ErrorCode::kUnauthenticated) {
+      log::info("api authentication failed", {{"reason", account.error().message}});
+    }
+    return from_error(account.error());
+  }
+
+  Call call(options_, store_, clock_(), *account);
+  std::string changed;
+  HttpResponse res;
+  switch (r.kind) {
+    case Route::Kind::kCollection:
+      res = req.method == "GET" ? call.list() : call.create(req, changed);
+      break;
+    case Route::Kind::kItem:
+      if (req.method == "GET") res = call.get(r.id);
+      else if (req.method == "PATCH") res = call.patch(req, r.id, changed);
+      else res = call.remove(r.id, changed);
+      break;
+    case Route::Kind::kDeployments:
+      res = call.deployments(r.id, query_flag(r.query, "all"));
+      break;
+    case Route::Kind::kRollback:
+      res = call.rollback(req, r.id, changed);
+      break;
+    case Route::Kind::kRestart:
+      res = call.restart(r.id, changed);
+      break;
+    default:
+      res = json_error(404, "no such endpoint");
+  }
+  if (!changed.empty() && on_change_) on_change_(changed);
+  return res;
+}
+
+}  // namespace berth::api

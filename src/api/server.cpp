@@ -1,0 +1,418 @@
+#include "api/server.h"
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "api/handler.h"
+#include "common/log.h"
+
+namespace berth::api {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+bool is_loopback(const asio::ip::address& a) {
+  if (a.is_loopback()) return true;
+  // An IPv4-mapped loopback address is loopback too.
+  return a.is_v6() && a.to_v6().is_v4_mapped() &&
+         asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+}
+
+// Only the path: a query string is user input and could carry anything.
+std::string path_only(std::string_view target) {
+  return std::string(target.substr(0, target.find('?')));
+}
+
+// A request the parser rejected (worth a 400), as opposed to a connection that went away.
+bool is_parse_error(const beast::error_code& ec) {
+  static const auto& http_category = beast::error_code(http::error::end_of_stream).category();
+  return ec.category() == http_category && ec != http::error::end_of_stream &&
+         ec != http::error::partial_message;
+}
+
+// Per-connection state shared with stop(): touched only on the connection's strand.
+struct ConnState {
+  asio::any_io_executor strand;   // the session's strand
+  bool busy = false;              // a request is being read past its header or handled
+  std::function<void()> cancel;   // closes the connection's socket; empty once it is gone
+};
+
+}  // namespace
+
+struct ApiServer::Impl {
+  Impl(ApiOptions o, core::StateStore& store, std::function<core::UnixMillis()> clock,
+       std::function<void(const std::string&)> on_change)
+      : opts(std::move(o)),
+        handler(HandlerOptions{opts.default_zone, opts.new_id}, store, std::move(clock),
+                std::move(on_change)) {}
+
+  ApiOptions opts;
+  Handler handler;
+  // The TLS context outlives the io_context, which may destroy unfinished sessions' streams.
+  std::optional<ssl::context> tls;
+  asio::io_context ioc;
+  tcp::acceptor acceptor{asio::make_strand(ioc)};
+  std::vector<std::thread> threads;
+  tcp::endpoint bound;
+  std::atomic<bool> started{false};
+  std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> connections{0};
+
+  std::mutex mu;
+  std::uint64_t next_conn = 0;                               // guarded by mu
+  std::map<std::uint64_t, std::shared_ptr<ConnState>> conns;  // guarded by mu
+
+  Status load_tls();
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> session(tcp::socket socket);
+  template <class Stream>
+  asio::awaitable<void> serve(Stream& stream, ConnState& state);
+  template <class Stream>
+  asio::awaitable<bool> write(Stream& stream, http::response<http::string_body>& res);
+  template <class Stream>
+  asio::awaitable<void> refuse(Stream& stream, const HttpResponse& r, unsigned version);
+  HttpResponse dispatch(http::request<http::string_body>& req);
+};
+
+Status ApiServer::Impl::load_tls() {
+  try {
+    tls.emplace(ssl::context::tls_server);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                     ssl::context::single_dh_use);
+    tls->use_certificate_chain_file(opts.tls_cert_file);
+    tls->use_private_key_file(opts.tls_key_file, ssl::context::pem);
+  } catch (const boost::system::system_error& e) {
+    tls.reset();
+    return make_error(ErrorCode::kInvalidArgument,
+                      "cannot load the TLS certificate or key: " + std::string(e.what()));
+  }
+  return Status::Ok();
+}
+
+asio::awaitable<void> ApiServer::Impl::accept_loop() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kNoThrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping) co_return;
+      // Transient (e.g. EMFILE): keep serving the connections we have, try again.
+      log::warn("api accept failed", {{"error", ec.message()}});
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(kNoThrow);
+      continue;
+    }
+    if (stopping) {
+      beast::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    if (connections.load() >= opts.max_connections) {
+      // Over the limit: closing at once is cheaper than queueing, and clients retry.
+      log::warn("api connection limit reached", {{"max_connections", opts.max_connections}});
+      beast::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    ++connections;
+    auto exec = socket.get_executor();
+    asio::co_spawn(exec, session(std::move(socket)), [this](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log::error("api session failed", {{"error", ex.what()}});
+        }
+      }
+    });
+  }
+}
+
+asio::awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
+  auto state = std::make_shared<ConnState>();
+  state->strand = socket.get_executor();
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(mu);
+    id = next_conn++;
+    conns.emplace(id, state);
+  }
+  if (tls) {
+    beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls);
+    state->cancel = [&stream] { beast::get_lowest_layer(stream).close(); };
+    beast::get_lowest_layer(stream).expires_after(opts.read_timeout);
+    auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kNoThrow);
+    if (!ec) {
+      co_await serve(stream, *state);
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+      co_await stream.async_shutdown(kNoThrow);
+    } else {
+      log::debug("api tls handshake failed", {{"error", ec.message()}});
+    }
+    state->cancel = nullptr;
+  } else {
+    beast::tcp_stream stream(std::move(socket));
+    state->cancel = [&stream] { stream.close(); };
+    co_await serve(stream, *state);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    state->cancel = nullptr;
+  }
+  {
+    std::lock_guard lock(mu);
+    conns.erase(id);
+  }
+  --connections;
+}
+
+template <class Stream>
+asio::awaitable<bool> ApiServer::Impl::write(Stream& stream,
+                                             http::response<http::string_body>& res) {
+  beast::get_lowest_layer(stream).expires_after(opts.write_timeout);
+  auto [ec, n] = co_await http::async_write(stream, res, kNoThrow);
+  (void)n;
+  co_return !ec;
+}
+
+namespace {
+http::response<http::string_body> to_beast(const HttpResponse& r, unsigned version,
+                                           bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "berth");
+  for (const auto& [k, v] : r.headers) res.set(k, v);
+  res.body() = r.body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
+}
+}  // namespace
+
+// Answers a request the server will not read further, then closes gracefully: the client may
+// still be sending, and closing with unread data would reset the connection and destroy the
+// answer before the client reads it. So the rest is read and discarded, within limits.
+template <class Stream>
+asio::awaitable<void> ApiServer::Impl::refuse(Stream& stream, const HttpResponse& r,
+                                              unsigned version) {
+  auto res = to_beast(r, version, false);
+  if (!co_await write(stream, res)) co_return;
+  beast::error_code ignored;
+  beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_send, ignored);
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+  std::vector<char> sink(64 * 1024);
+  std::size_t drained = 0;
+  while (drained < 16 * opts.max_body_bytes) {
+    auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kNoThrow);
+    if (ec) break;
+    drained += n;
+  }
+}
+
+HttpResponse ApiServer::Impl::dispatch(http::request<http::string_body>& req) {
+  HttpRequest in;
+  in.method = std::string(req.method_string());
+  in.target = std::string(req.target());
+  for (const auto& f : req) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    in.headers[name] = std::string(f.value());
+  }
+  in.body = std::move(req.body());
+  try {
+    return handler.handle(in);
+  } catch (const std::exception& e) {
+    // A bug, not bad input: the handler turns every expected failure into a value.
+    log::error("api handler threw", {{"error", e.what()}, {"path", path_only(in.target)}});
+    return json_error(500, "internal error");
+  }
+}
+
+template <class Stream>
+asio::awaitable<void> ApiServer::Impl::serve(Stream& stream, ConnState& state) {
+  beast::flat_buffer buffer;
+  for (;;) {
+    state.busy = false;
+    if (stopping) co_return;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
+    parser.body_limit(opts.max_body_bytes);
+    // One deadline for the whole request: a client that trickles its header or body is cut
+    // off when it passes, as is an idle keep-alive connection.
+    beast::get_lowest_layer(stream).expires_after(opts.read_timeout);
+    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
+    (void)hn;
+    if (hec) {
+      if (hec == http::error::header_limit) {
+        co_await refuse(stream, json_error(431, "request header fields are too large"), 11);
+      } else if (hec == http::error::body_limit) {
+        // The parser compares Content-Length with body_limit as soon as the header is in.
+        co_await refuse(stream, json_error(413, "request body is larger than 1 MiB"), 11);
+      } else if (is_parse_error(hec)) {
+        co_await refuse(stream, json_error(400, "malformed HTTP request"), 11);
+      } else if (hec == beast::error::timeout) {
+        log::debug("api read deadline passed", {});
+      }
+      co_return;
+    }
+    state.busy = true;
+    const auto started = Clock::now();
+    auto& head = parser.get();
+    const unsigned version = head.version();
+    if (parser.content_length() && *parser.content_length() > opts.max_body_bytes) {
+      // Refuse before reading: the body is never buffered, and the connection cannot be
+      // reused because the body is still in flight.
+      co_await refuse(stream, json_error(413, "request body is larger than 1 MiB"), version);
+      co_return;
+    }
+    if (beast::iequals(head[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> cont{http::status::continue_, version};
+      beast::get_lowest_layer(stream).expires_after(opts.write_timeout);
+      auto [cec, cn] = co_await http::async_write(stream, cont, kNoThrow);
+      (void)cn;
+      if (cec) co_return;
+      beast::get_lowest_layer(stream).expires_after(opts.read_timeout);
+    }
+    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+    (void)bn;
+    if (bec) {
+      if (bec == http::error::body_limit) {
+        co_await refuse(stream, json_error(413, "request body is larger than 1 MiB"), version);
+      } else if (is_parse_error(bec)) {
+        co_await refuse(stream, json_error(400, "malformed HTTP request"), version);
+      }
+      co_return;
+    }
+    auto req = parser.release();
+    const bool keep_alive = req.keep_alive();
+    const std::string method(req.method_string());
+    const std::string path = path_only(req.target());
+    HttpResponse out = dispatch(req);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    log::info("api request", {{"method", method}, {"path", path}, {"status", out.status},
+                              {"duration_ms", ms}});
+    const bool again = keep_alive && !stopping;
+    auto res = to_beast(out, version, again);
+    if (!co_await write(stream, res) || !again) co_return;
+  }
+}
+
+ApiServer::ApiServer(ApiOptions options, core::StateStore& store,
+                     std::function<core::UnixMillis()> clock,
+                     std::function<void(const std::string& service_id)> on_change)
+    : impl_(std::make_unique<Impl>(std::move(options), store, std::move(clock),
+                                   std::move(on_change))) {}
+
+ApiServer::~ApiServer() { stop(); }
+
+Status ApiServer::start() {
+  auto& d = *impl_;
+  if (d.started) return make_error(ErrorCode::kFailedPrecondition, "the API server is already started");
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(d.opts.listen_host, ec);
+  if (ec) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "the listen host must be an IP address: " + d.opts.listen_host, "listen");
+  }
+  const bool use_tls = !d.opts.tls_cert_file.empty() || !d.opts.tls_key_file.empty();
+  if (use_tls) {
+    if (d.opts.tls_cert_file.empty() || d.opts.tls_key_file.empty()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "HTTPS needs both a certificate and a key file", "tls");
+    }
+    if (auto s = d.load_tls(); !s) return s;
+  } else if (!is_loopback(address) && !d.opts.allow_insecure_http) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "plain HTTP is only served on a loopback address; give a TLS certificate "
+                      "and key or pass --insecure-http",
+                      "listen");
+  }
+  if (!d.opts.new_id) {
+    return make_error(ErrorCode::kInvalidArgument, "the API server needs an id generator");
+  }
+  const tcp::endpoint endpoint(address, d.opts.listen_port);
+  d.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) d.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) d.acceptor.bind(endpoint, ec);
+  if (!ec) d.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    beast::error_code ignored;
+    d.acceptor.close(ignored);
+    const auto code = ec == asio::error::address_in_use ? ErrorCode::kUnavailable
+                                                        : ErrorCode::kInvalidArgument;
+    return make_error(code, "cannot listen on " + d.opts.listen_host + ":" +
+                                std::to_string(d.opts.listen_port) + ": " + ec.message(),
+                      "listen");
+  }
+  d.bound = d.acceptor.local_endpoint(ec);
+  d.started = true;
+  asio::co_spawn(d.acceptor.get_executor(), d.accept_loop(), asio::detached);
+  const int n = std::max(1, d.opts.threads);
+  for (int i = 0; i < n; ++i) d.threads.emplace_back([&d] { d.ioc.run(); });
+  log::info("api listening", {{"address", bound_address()}, {"tls", use_tls}});
+  return Status::Ok();
+}
+
+std::uint16_t ApiServer::port() const { return impl_->bound.port(); }
+
+std::string ApiServer::bound_address() const {
+  const auto& ep = impl_->bound;
+  const auto a = ep.address();
+  const std::string host = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+  return host + ":" + std::to_string(ep.port());
+}
+
+void ApiServer::stop() {
+  auto& d = *impl_;
+  if (!d.started || d.stopping.exchange(true)) return;
+  asio::post(d.acceptor.get_executor(), [&d] {
+    beast::error_code ignored;
+    d.acceptor.close(ignored);
+  });
+  {
+    // Idle connections (waiting for a request) close now; busy ones finish their request,
+    // see `stopping` and close after their response.
+    std::lock_guard lock(d.mu);
+    for (auto& [id, state] : d.conns) {
+      (void)id;
+      asio::post(state->strand, [st = state] {
+        if (!st->busy && st->cancel) st->cancel();
+      });
+    }
+  }
+  const auto deadline = Clock::now() + d.opts.shutdown_grace;
+  while (d.connections.load() > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  d.ioc.stop();
+  for (auto& t : d.threads) {
+    if (t.joinable()) t.join();
+  }
+  d.threads.clear();
+  log::info("api stopped", {{"open_connections", d.connections.load()}});
+}
+
+}  // namespace berth::api

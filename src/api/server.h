@@ -1,0 +1,76 @@
+#pragma once
+// ApiServer: the REST front door of standalone mode (SPEC section 3). An HTTP/1.1 server on
+// Boost.Beast (HTTPS when a certificate and key are given) that authenticates each request
+// and hands it to the request handler (handler.h), which reads and writes state only through
+// core::StateStore.
+//
+// Contract:
+//   - start() binds and listens, then serves on `threads` background threads; it returns an
+//     error value (kInvalidArgument: bad address, plain HTTP on a non-loopback address without
+//     allow_insecure_http, unreadable TLS material; kUnavailable: the address is in use).
+//   - port() is the bound port once start() succeeded (useful with port 0).
+//   - stop() stops accepting, closes idle connections, lets requests in flight finish for at
+//     most `shutdown_grace`, then joins the threads. Idempotent; the destructor calls it.
+//   - Every read has a deadline (`read_timeout` for a whole request, `idle_timeout` between
+//     keep-alive requests), every write `write_timeout`. Connections beyond
+//     `max_connections` are closed at once.
+//   - Bodies over `max_body_bytes` get 413, header blocks over `max_header_bytes` get 431;
+//     request bodies are never logged.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "common/secret.h"
+#include "core/ports.h"
+#include "core/types.h"
+
+namespace berth::api {
+
+struct ApiOptions {
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 0;  // 0: pick a free port
+  // PEM files; both empty: plain HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  bool allow_insecure_http = false;  // plain HTTP on a non-loopback address
+  std::string default_zone = "local";
+  int threads = 2;
+  std::size_t max_connections = 256;
+  std::size_t max_body_bytes = 1024 * 1024;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds read_timeout{30000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds write_timeout{30000};
+  std::chrono::milliseconds shutdown_grace{5000};
+  // New UUIDs for services, revisions and tasks (the composition root wires
+  // crypto::random_uuid; the API does not depend on crypto).
+  std::function<std::string()> new_id;
+};
+
+class ApiServer {
+ public:
+  // `store` must outlive the server. `clock` stamps created_at/updated_at. `on_change` is
+  // called with the service id after every committed change (from a server thread; keep it
+  // short and thread-safe).
+  ApiServer(ApiOptions options, core::StateStore& store,
+            std::function<core::UnixMillis()> clock,
+            std::function<void(const std::string& service_id)> on_change);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  Status start();
+  std::uint16_t port() const;
+  // "host:port" as bound (IPv6 hosts in brackets).
+  std::string bound_address() const;
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace berth::api
