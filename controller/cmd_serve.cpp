@@ -1,6 +1,8 @@
-// `berth-controller serve`: standalone mode. Opens the SQLite state in the data directory and
-// serves the REST API until SIGTERM or SIGINT. run_serve() is the one place where the
-// concrete adapters of standalone mode are wired together.
+// `berth-controller serve`: standalone mode. Opens the SQLite state in the data directory,
+// serves the REST API, the agent link (WebSocket over TLS 1.3 with client certificates) and
+// runs the reconcile loop until SIGTERM or SIGINT; with --local-agent it also runs a berth-agent
+// on this machine. run_serve() is the one place where the concrete adapters of standalone mode
+// are wired together.
 #include <pthread.h>
 
 #include <chrono>
@@ -9,12 +11,22 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <map>
 #include <string>
+#include <vector>
 
+#include "agent_gateway.h"
+#include "agentlink/server.h"
 #include "api/server.h"
 #include "command.h"
 #include "common/log.h"
 #include "crypto/password.h"
+#include "digest_resolver.h"
+#include "local_agent.h"
+#include "pki.h"
+#include "runtime/controller.h"
+#include "runtime/reconciler.h"
+#include "runtime/workqueue.h"
 #include "store/sqlite_store.h"
 
 namespace berth::controller {
@@ -30,7 +42,28 @@ struct ServeOptions {
   std::string log_level = "info";
   std::string port_file;
   std::size_t max_connections = 256;
+  // Agent link and reconcile loop.
+  std::string agent_listen;             // HOST:PORT; empty: 127.0.0.1:0 with --local-agent, else off
+  std::vector<std::string> agent_hosts;  // extra names for the agent endpoint's certificate
+  bool local_agent = false;
+  std::vector<std::string> registry_cas;  // HOST=FILE
+  int workers = 4;
+  int resync_seconds = 300;
+  int backoff_cap_seconds = 300;
+  int history = 20;
+  int registry_timeout_seconds = 30;
 };
+
+// "HOST=FILE" pairs for --registry-ca.
+bool parse_registry_cas(const std::vector<std::string>& pairs,
+                        std::map<std::string, std::string>& out) {
+  for (const auto& p : pairs) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == p.size()) return false;
+    out[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  return true;
+}
 
 // "HOST:PORT" or "[V6]:PORT".
 bool split_listen(const std::string& text, std::string& host, std::uint16_t& port) {
@@ -106,21 +139,110 @@ int run_serve(const ServeOptions& o) {
   }
   std::unique_ptr<store::SqliteStore> store = std::move(opened).value();
 
-  // Until the runtime exists, a committed change only needs to be visible in the log; the
-  // runtime will enqueue the service id into its work queue here.
-  auto on_change = [](const std::string& service_id) {
-    log::debug("app service changed", {{"app", service_id}});
+  registry::RegistryOptions registry_options;
+  if (!parse_registry_cas(o.registry_cas, registry_options.ca_files)) {
+    std::fprintf(stderr, "serve: --registry-ca must be HOST=FILE\n");
+    return 2;
+  }
+  registry_options.timeout = std::chrono::seconds(o.registry_timeout_seconds);
+
+  // The reconcile loop: work queue -> workers -> reconciler -> ports.
+  runtime::SteadyClock clock;
+  runtime::WorkQueue queue(clock, runtime::BackoffPolicy{std::chrono::milliseconds(5),
+                                                         std::chrono::seconds(o.backoff_cap_seconds),
+                                                         0.1});
+  RegistryDigestResolver resolver(registry_options);
+  AgentGateway gateway;
+  runtime::Reconciler reconciler(*store, gateway, resolver, queue,
+                                 runtime::ReconcilerOptions{o.history, system_now,
+                                                            [] { return crypto::random_uuid(); },
+                                                            "127.0.0.1"});
+  runtime::ControllerOptions controller_options;
+  controller_options.workers = o.workers;
+  controller_options.resync_period = std::chrono::seconds(o.resync_seconds);
+  core::StateStore& state = *store;
+  controller_options.list_keys = [&state] {
+    auto ids = state.list_service_ids();
+    return ids.ok() ? std::move(ids).value() : std::vector<std::string>{};
   };
+  runtime::Controller controller(
+      queue, [&reconciler](const std::string& key) { return reconciler.reconcile(key); },
+      controller_options);
+
+  // The agent link.
+  std::string agent_listen = o.agent_listen;
+  if (agent_listen.empty() && o.local_agent) agent_listen = "127.0.0.1:0";
+  std::unique_ptr<agentlink::Server> link;
+  if (!agent_listen.empty()) {
+    auto pki = ensure_pki(o.data_dir, o.agent_hosts);
+    if (!pki.ok()) {
+      log::error("cannot prepare the agent-link certificates", {{"error", pki.error().message}});
+      return 1;
+    }
+    agentlink::ServerOptions link_options;
+    link_options.listen = agent_listen;
+    link_options.ca_cert_pem = pki->ca.cert_pem;
+    link_options.server_cert_pem = pki->server.cert_pem;
+    link_options.server_key_pem = pki->server.key_pem;
+    route_link_events(link_options, reconciler, *store, system_now);
+    link = std::make_unique<agentlink::Server>(std::move(link_options));
+    if (auto st = link->start(); !st.ok()) {
+      log::error("cannot start the agent endpoint", {{"listen", agent_listen}, {"error", st.error().message}});
+      return 1;
+    }
+    gateway.attach(link.get());
+    log::info("agent endpoint listening", {{"listen", agent_listen}, {"port", link->port()}});
+
+    if (o.local_agent) {
+      const auto creds = std::filesystem::path(o.data_dir) / "local-agent" / "credentials";
+      if (Status st = issue_agent_credentials(pki->ca, "local", o.default_zone, creds, 365LL * 24 * 3600);
+          !st.ok()) {
+        log::error("cannot issue the local agent's credentials", {{"error", st.error().message}});
+        return 1;
+      }
+    }
+  }
+
+  if (Status st = reconciler.prime(); !st.ok()) {
+    log::error("cannot load app services", {{"error", st.error().message}});
+    return 1;
+  }
+  controller.start();
+
+  auto on_change = [&queue](const std::string& service_id) { queue.add(service_id); };
 
   api::ApiServer server(std::move(api_options), *store, system_now, on_change);
   if (auto s = server.start(); !s) {
     log::error("cannot start the API server", {{"error", s.error().message}});
+    controller.stop();
+    if (link) link->stop();
     return 1;
   }
   if (!o.port_file.empty() && !write_port_file(o.port_file, server.port())) {
     log::error("cannot write the port file", {{"path", o.port_file}});
     server.stop();
+    controller.stop();
+    if (link) link->stop();
     return 1;
+  }
+
+  std::unique_ptr<LocalAgent> local;
+  if (o.local_agent) {
+    LocalAgentOptions lo;
+    lo.agent_binary = sibling_binary("berth-agent");
+    lo.data_dir = o.data_dir;
+    lo.controller_url = "wss://127.0.0.1:" + std::to_string(link->port());
+    lo.zone = o.default_zone;
+    lo.registry_cas = o.registry_cas;
+    lo.log_level = o.log_level;
+    local = std::make_unique<LocalAgent>(std::move(lo));
+    if (Status st = local->start(); !st.ok()) {
+      log::error("cannot start the local agent", {{"error", st.error().message}});
+      server.stop();
+      controller.stop();
+      link->stop();
+      return 1;
+    }
   }
   log::info("controller ready", {{"data_dir", o.data_dir}, {"address", server.bound_address()}});
 
@@ -128,6 +250,9 @@ int run_serve(const ServeOptions& o) {
   sigwait(&stop_signals, &sig);
   log::info("controller stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server.stop();
+  if (local) local->stop();
+  if (link) link->stop();
+  controller.stop();
   log::info("controller stopped");
   return 0;
 }
@@ -148,6 +273,22 @@ const Registration kServe([](CLI::App& root, Runner& run) {
   sub->add_option("--port-file", o->port_file, "Write the bound port to this file once listening");
   sub->add_option("--max-connections", o->max_connections, "Concurrent API connections")
       ->capture_default_str();
+  sub->add_option("--agent-listen", o->agent_listen,
+                  "HOST:PORT for agents (WebSocket over TLS 1.3, client certificates)");
+  sub->add_option("--agent-host", o->agent_hosts,
+                  "extra DNS name or IP for the agent endpoint's certificate (repeatable)");
+  sub->add_flag("--local-agent", o->local_agent, "also run a berth-agent on this machine");
+  sub->add_option("--registry-ca", o->registry_cas,
+                  "HOST=FILE: trust the PEM CA in FILE for registry HOST (repeatable; handed to the local agent)");
+  sub->add_option("--workers", o->workers, "reconcile workers")->check(CLI::Range(1, 64))->capture_default_str();
+  sub->add_option("--resync-seconds", o->resync_seconds, "re-check every app service this often")
+      ->check(CLI::Range(0, 86400))->capture_default_str();
+  sub->add_option("--backoff-cap-seconds", o->backoff_cap_seconds, "longest retry backoff")
+      ->check(CLI::Range(1, 3600))->capture_default_str();
+  sub->add_option("--history", o->history, "successful revisions kept per app service")
+      ->check(CLI::Range(1, 1000))->capture_default_str();
+  sub->add_option("--registry-timeout-seconds", o->registry_timeout_seconds, "registry request deadline")
+      ->check(CLI::Range(1, 600))->capture_default_str();
   sub->callback([o, &run] { run = [o] { return run_serve(*o); }; });
 });
 

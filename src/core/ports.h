@@ -116,6 +116,11 @@ class StateStore {
   virtual Status record_outcome(const Revision& revision, const AppService& service,
                                 int keep_succeeded) = 0;
 
+  // Writes only the fields the runtime observes (status, url, current_deployment_id, agent,
+  // conditions, last_error, updated_at), without a generation check, so that a status update
+  // never undoes or blocks a concurrent user change. kNotFound when the service is gone.
+  virtual Status update_observed(const AppService& service) = 0;
+
   // --- credentials -------------------------------------------------------------------------
   virtual Result<std::optional<StoredCredential>> get_credential(std::string_view service_id) = 0;
   // Unseals the stored password (to build a deploy task). kNotFound when there is none,

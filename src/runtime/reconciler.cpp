@@ -89,14 +89,8 @@ ReconcileOutcome Reconciler::from_error(const Error& error, const char* what) {
 }
 
 Status Reconciler::write_service(core::AppService& service) {
-  const std::int64_t expected = service.generation;
-  service.generation = expected + 1;
   service.updated_at = options_.now();
-  core::Change change;
-  change.service = service;
-  Status st = store_.apply_change(change, expected);
-  if (!st.ok()) service.generation = expected;
-  return st;
+  return store_.update_observed(service);
 }
 
 ReconcileOutcome Reconciler::reconcile(const std::string& service_id) {
@@ -182,9 +176,7 @@ Status Reconciler::fail_revision(core::AppService& service, core::Revision& revi
   }
   core::apply_outcome(service, revision, now);
   service.last_error = message;
-  service.generation += 1;
   if (Status st = store_.record_outcome(revision, service, options_.keep_succeeded); !st.ok()) {
-    service.generation -= 1;
     return st;
   }
   if (task) {
@@ -332,7 +324,6 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
       entry.detail = *digest;
       entry.duration_ms = options_.now() - started;
       desired->deploy_logs.push_back(entry);
-      service.generation += 1;
       if (Status st = store_.record_outcome(*desired, service, options_.keep_succeeded); !st.ok()) {
         return from_error(st.error(), "recording the digest");
       }
@@ -374,7 +365,6 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
           }
         }
       }
-      service.generation += 1;
       if (Status st = store_.record_outcome(*desired, service, options_.keep_succeeded); !st.ok()) {
         return from_error(st.error(), "recording the adopted outcome");
       }
@@ -524,7 +514,6 @@ void Reconciler::task_result(const std::string& agent, const core::TaskOutcome& 
       } else {
         service.last_error = outcome.error;
       }
-      service.generation += 1;
       Status st = store_.record_outcome(revision, service, options_.keep_succeeded);
       if (!st.ok()) {
         log::error("recording a task result failed",

@@ -77,9 +77,21 @@ class FakeStore : public core::StateStore {
     return static_cast<std::int64_t>(revisions.size() + 1);
   }
   Status record_outcome(const core::Revision& r, const core::AppService& s, int) override {
-    ++writes;
     revisions[r.id] = r;
-    services[s.id] = s;
+    return update_observed(s);
+  }
+  Status update_observed(const core::AppService& s) override {
+    auto it = services.find(s.id);
+    if (it == services.end()) return make_error(ErrorCode::kNotFound, "no such service");
+    ++writes;
+    auto& t = it->second;
+    t.status = s.status;
+    t.url = s.url;
+    t.current_deployment_id = s.current_deployment_id;
+    t.agent = s.agent;
+    t.conditions = s.conditions;
+    t.last_error = s.last_error;
+    t.updated_at = s.updated_at;
     return Status::Ok();
   }
   Result<std::optional<core::StoredCredential>> get_credential(std::string_view sid) override {

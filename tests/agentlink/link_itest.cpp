@@ -1,0 +1,545 @@
+// The agent link over real loopback sockets with certificates from berth's own CA code.
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <catch2/catch.hpp>
+#include <mutex>
+#include <thread>
+
+#include "agentlink/client.h"
+#include "agentlink/server.h"
+#include "common/log.h"
+#include "crypto/certs.h"
+
+using namespace berth;
+using namespace berth::agentlink;
+using namespace std::chrono_literals;
+
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+crypto::PemPair make_ca(const std::string& name) {
+  auto ca = crypto::create_ca(name, 3600);
+  if (!ca) FAIL("create_ca: " << ca.error().message);
+  return std::move(ca).value();
+}
+
+crypto::PemPair issue(const crypto::PemPair& ca, crypto::CertRequest req) {
+  auto cert = crypto::issue_certificate(ca, req);
+  if (!cert) FAIL("issue_certificate: " << cert.error().message);
+  return std::move(cert).value();
+}
+
+crypto::PemPair server_cert(const crypto::PemPair& ca, const std::string& ip = "127.0.0.1") {
+  crypto::CertRequest req;
+  req.common_name = "berth-controller";
+  req.ip_addresses = {ip};
+  req.server = true;
+  return issue(ca, req);
+}
+
+crypto::PemPair agent_cert(const crypto::PemPair& ca, const std::string& name, const std::string& zone) {
+  crypto::CertRequest req;
+  req.common_name = name;
+  req.zone = zone;
+  req.client = true;
+  return issue(ca, req);
+}
+
+template <typename Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+// What the controller side saw, filled from the server's callback thread.
+struct ServerLog {
+  std::mutex mu;
+  std::vector<std::pair<AgentIdentity, Hello>> hellos;
+  std::vector<std::pair<std::string, Message>> messages;
+  std::vector<std::string> disconnects;
+
+  std::size_t hello_count() { std::lock_guard l(mu); return hellos.size(); }
+  std::size_t message_count() { std::lock_guard l(mu); return messages.size(); }
+  std::size_t disconnect_count() { std::lock_guard l(mu); return disconnects.size(); }
+};
+
+ServerOptions server_options(const crypto::PemPair& trusted_ca, const crypto::PemPair& cert, ServerLog& log,
+                             const std::string& listen = "127.0.0.1:0") {
+  ServerOptions o;
+  o.listen = listen;
+  o.ca_cert_pem = trusted_ca.cert_pem;
+  o.server_cert_pem = cert.cert_pem;
+  o.server_key_pem = cert.key_pem;
+  o.heartbeat_interval = 200ms;
+  o.idle_timeout = 2s;
+  o.handshake_timeout = 2s;
+  o.write_timeout = 2s;
+  o.on_hello = [&log](const AgentIdentity& id, const Hello& h) {
+    std::lock_guard l(log.mu);
+    log.hellos.emplace_back(id, h);
+  };
+  o.on_message = [&log](const std::string& agent, const Message& m) {
+    std::lock_guard l(log.mu);
+    log.messages.emplace_back(agent, m);
+  };
+  o.on_disconnect = [&log](const std::string& agent) {
+    std::lock_guard l(log.mu);
+    log.disconnects.push_back(agent);
+  };
+  return o;
+}
+
+struct AgentLog {
+  std::mutex mu;
+  std::vector<Message> messages;
+  std::atomic<int> hello_calls{0};
+  std::size_t count() { std::lock_guard l(mu); return messages.size(); }
+};
+
+ClientOptions client_options(std::uint16_t port, const crypto::PemPair& trusted_ca, const crypto::PemPair& cert,
+                             AgentLog& log, const std::string& hello_name = "vm-1") {
+  ClientOptions o;
+  o.url = "wss://127.0.0.1:" + std::to_string(port);
+  o.ca_cert_pem = trusted_ca.cert_pem;
+  o.cert_pem = cert.cert_pem;
+  o.key_pem = cert.key_pem;
+  o.backoff.initial = 100ms;
+  o.backoff.cap = 1s;
+  o.heartbeat_interval = 200ms;
+  o.idle_timeout = 2s;
+  o.connect_timeout = 2s;
+  o.write_timeout = 2s;
+  o.hello = [&log, hello_name] {
+    ++log.hello_calls;
+    return Hello{hello_name, "eu-1", "0.1.0",
+                 {ObservedApp{"svc-1", "rev-1", "sha256:aa", 41000, "berth-svc-1", true, "t-0"}}};
+  };
+  o.on_message = [&log](const Message& m) {
+    std::lock_guard l(log.mu);
+    log.messages.push_back(m);
+  };
+  return o;
+}
+
+DeployTask deploy_with_password() {
+  DeployTask d;
+  d.task_id = "t-1";
+  d.service_id = "svc-1";
+  d.revision_id = "rev-2";
+  d.revision = 2;
+  d.image_ref = "127.0.0.1:5000/acme/web:2";
+  d.image_digest = "sha256:bb";
+  d.pull_ref = "127.0.0.1:5000/acme/web@sha256:bb";
+  d.container_port = 8080;
+  d.auth = RegistryAuth{{"127.0.0.1:5000"}, "alice", Secret("pa55-w0rd")};
+  return d;
+}
+
+// Captures log lines for the duration of a test.
+struct LogCapture {
+  std::shared_ptr<std::mutex> mu = std::make_shared<std::mutex>();
+  std::shared_ptr<std::vector<std::string>> lines = std::make_shared<std::vector<std::string>>();
+  LogCapture() {
+    log::set_sink([mu = mu, lines = lines](std::string_view line) {
+      std::lock_guard l(*mu);
+      lines->emplace_back(line);
+    });
+  }
+  ~LogCapture() { log::set_sink({}); }
+  bool contains(const std::string& a, const std::string& b = "") {
+    std::lock_guard l(*mu);
+    for (const auto& line : *lines)
+      if (line.find(a) != std::string::npos && line.find(b) != std::string::npos) return true;
+    return false;
+  }
+  std::string all() {
+    std::lock_guard l(*mu);
+    std::string out;
+    for (const auto& line : *lines) out += line + "\n";
+    return out;
+  }
+};
+
+// Asserts that a connection attempt did not get through: no hello reached the controller and the
+// client never saw its hello accepted.
+void require_refused(Server& server, ServerLog& slog, Client& client) {
+  std::this_thread::sleep_for(1500ms);
+  CHECK(slog.hello_count() == 0);
+  CHECK(server.connected().empty());
+  CHECK_FALSE(client.connected());
+}
+
+}  // namespace
+
+TEST_CASE("An agent's hello reaches the controller with the identity from its certificate",
+          "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+  REQUIRE(server.port() != 0);
+
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client.start().ok());
+  REQUIRE(wait_until([&] { return slog.hello_count() == 1; }));
+  REQUIRE(wait_until([&] { return client.connected(); }));
+
+  std::lock_guard l(slog.mu);
+  const auto& [identity, hello] = slog.hellos[0];
+  CHECK(identity.name == "vm-1");
+  CHECK(identity.zone == "eu-1");
+  auto info = crypto::inspect_certificate(agent.cert_pem);
+  REQUIRE(info.ok());
+  CHECK(identity.fingerprint == info->fingerprint);
+  CHECK(hello.name == "vm-1");
+  REQUIRE(hello.apps.size() == 1);
+  CHECK(hello.apps[0].service_id == "svc-1");
+  CHECK(server.connected() == std::vector<std::string>{"vm-1"});
+}
+
+TEST_CASE("A deploy from the controller reaches the agent and the agent's ack and result reach the controller",
+          "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client.start().ok());
+  REQUIRE(wait_until([&] { return client.connected() && !server.connected().empty(); }));
+
+  REQUIRE(server.send("vm-1", deploy_with_password()).ok());
+  REQUIRE(wait_until([&] { return alog.count() == 1; }));
+  {
+    std::lock_guard l(alog.mu);
+    const auto* d = std::get_if<DeployTask>(&alog.messages[0]);
+    REQUIRE(d != nullptr);
+    CHECK(d->task_id == "t-1");
+    CHECK(d->pull_ref == "127.0.0.1:5000/acme/web@sha256:bb");
+    REQUIRE(d->auth.has_value());
+    CHECK(d->auth->username == "alice");
+    CHECK(d->auth->password.reveal() == "pa55-w0rd");
+  }
+
+  REQUIRE(client.send(Ack{"t-1"}).ok());
+  REQUIRE(client.send(TaskResult{"t-1", "svc-1", "rev-2", true, "", "sha256:bb", 41000, {}}).ok());
+  REQUIRE(wait_until([&] { return slog.message_count() == 2; }));
+  std::lock_guard l(slog.mu);
+  CHECK(slog.messages[0].first == "vm-1");
+  CHECK(std::get<Ack>(slog.messages[0].second).task_id == "t-1");
+  const auto& result = std::get<TaskResult>(slog.messages[1].second);
+  CHECK(result.ok);
+  CHECK(result.stable_port == 41000);
+}
+
+TEST_CASE("Heartbeats keep an idle connection open past the idle timeout", "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  ServerLog slog;
+  auto so = server_options(ca, srv, slog);
+  so.idle_timeout = 600ms;
+  so.heartbeat_interval = 100ms;
+  Server server(so);
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  auto co = client_options(server.port(), ca, agent, alog);
+  co.idle_timeout = 600ms;
+  co.heartbeat_interval = 100ms;
+  Client client(co);
+  REQUIRE(client.start().ok());
+  REQUIRE(wait_until([&] { return client.connected(); }));
+  std::this_thread::sleep_for(2s);
+  CHECK(client.connected());
+  CHECK(slog.hello_count() == 1);
+  CHECK(slog.disconnect_count() == 0);
+  CHECK(alog.count() == 0);  // heartbeats never reach on_message
+}
+
+TEST_CASE("When the controller restarts the agent reconnects with backoff and re-sends its hello",
+          "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  ServerLog first_log;
+  auto first = std::make_unique<Server>(server_options(ca, srv, first_log));
+  REQUIRE(first->start().ok());
+  const auto port = first->port();
+  AgentLog alog;
+  Client client(client_options(port, ca, agent, alog));
+  REQUIRE(client.start().ok());
+  REQUIRE(wait_until([&] { return client.connected() && first_log.hello_count() == 1; }));
+  CHECK(alog.hello_calls == 1);
+
+  first->stop();
+  REQUIRE(wait_until([&] { return !client.connected(); }));
+  CHECK(client.send(Ack{"t-1"}).error().code == ErrorCode::kUnavailable);
+  // Let a few connection attempts fail against the closed port.
+  std::this_thread::sleep_for(700ms);
+  const int calls_while_down = alog.hello_calls;
+
+  ServerLog second_log;
+  Server second(server_options(ca, srv, second_log, "127.0.0.1:" + std::to_string(port)));
+  REQUIRE(second.start().ok());
+  REQUIRE(wait_until([&] { return second_log.hello_count() == 1 && client.connected(); }));
+  // hello() is only asked for once a connection is open, so the down period asked for nothing.
+  CHECK(calls_while_down == 1);
+  CHECK(alog.hello_calls == 2);
+  std::lock_guard l(second_log.mu);
+  CHECK(second_log.hellos[0].first.name == "vm-1");
+  CHECK(second_log.hellos[0].second.apps.size() == 1);
+}
+
+TEST_CASE("A second connection for the same agent replaces the first without a disconnect",
+          "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+  AgentLog old_log;
+  auto old_options = client_options(server.port(), ca, agent, old_log);
+  old_options.backoff.initial = 30s;  // stays away once replaced
+  old_options.backoff.cap = 30s;
+  old_options.backoff.jitter = 0;
+  Client old_client(old_options);
+  REQUIRE(old_client.start().ok());
+  REQUIRE(wait_until([&] { return old_client.connected(); }));
+
+  AgentLog new_log;
+  Client new_client(client_options(server.port(), ca, agent, new_log));
+  REQUIRE(new_client.start().ok());
+  REQUIRE(wait_until([&] { return new_client.connected() && slog.hello_count() == 2; }));
+  REQUIRE(wait_until([&] { return !old_client.connected(); }));
+  CHECK(server.connected() == std::vector<std::string>{"vm-1"});
+  CHECK(slog.disconnect_count() == 0);
+
+  REQUIRE(server.send("vm-1", RestartTask{"t-7", "svc-1"}).ok());
+  REQUIRE(wait_until([&] { return new_log.count() == 1; }));
+  CHECK(old_log.count() == 0);
+}
+
+TEST_CASE("Sending to an agent that is not connected is unavailable so the outbox retries later",
+          "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+
+  auto never = server.send("vm-1", deploy_with_password());
+  REQUIRE_FALSE(never.ok());
+  CHECK(never.error().code == ErrorCode::kUnavailable);
+  CHECK(never.error().retryable());
+
+  AgentLog alog;
+  auto client = std::make_unique<Client>(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client->start().ok());
+  REQUIRE(wait_until([&] { return !server.connected().empty(); }));
+  client->stop();
+  REQUIRE(wait_until([&] { return slog.disconnect_count() == 1; }));
+  {
+    std::lock_guard l(slog.mu);
+    CHECK(slog.disconnects[0] == "vm-1");
+  }
+  CHECK(server.connected().empty());
+  auto gone = server.send("vm-1", deploy_with_password());
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().code == ErrorCode::kUnavailable);
+}
+
+TEST_CASE("A client certificate from another CA is refused at the handshake", "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto rogue_ca = make_ca("rogue CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(rogue_ca, "vm-1", "eu-1");
+  LogCapture logs;
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client.start().ok());
+  require_refused(server, slog, client);
+  INFO(logs.all());
+  CHECK(logs.contains("agent link TLS handshake failed", "unable to get local issuer certificate"));
+}
+
+TEST_CASE("An expired client certificate is refused at the handshake", "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  crypto::CertRequest req;
+  req.common_name = "vm-1";
+  req.client = true;
+  req.not_before_offset_s = -7200;
+  req.not_after_offset_s = -3600;
+  auto agent = issue(ca, req);
+  LogCapture logs;
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client.start().ok());
+  require_refused(server, slog, client);
+  INFO(logs.all());
+  CHECK(logs.contains("agent link TLS handshake failed", "certificate has expired"));
+}
+
+TEST_CASE("A hello whose name differs from the certificate CN is refused", "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  LogCapture logs;
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog, "vm-2"));
+  REQUIRE(client.start().ok());
+  require_refused(server, slog, client);
+  CHECK(alog.hello_calls >= 1);  // it did connect and speak
+  INFO(logs.all());
+  CHECK(logs.contains("name differs from certificate", "vm-2"));
+}
+
+TEST_CASE("The agent refuses a controller certificate from another CA", "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto rogue_ca = make_ca("rogue CA");
+  auto rogue_srv = server_cert(rogue_ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  LogCapture logs;
+  ServerLog slog;
+  Server server(server_options(ca, rogue_srv, slog));  // would accept the agent
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client.start().ok());
+  require_refused(server, slog, client);
+  CHECK(alog.hello_calls == 0);
+  INFO(logs.all());
+  CHECK(logs.contains("agent link connect failed", "TLS handshake"));
+}
+
+TEST_CASE("The agent refuses a controller certificate that does not name the dialled address",
+          "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca, "127.0.0.2");
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  LogCapture logs;
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client.start().ok());
+  require_refused(server, slog, client);
+  CHECK(alog.hello_calls == 0);
+  INFO(logs.all());
+  CHECK(logs.contains("agent link connect failed", "TLS handshake"));
+}
+
+TEST_CASE("A plaintext client writing a WebSocket upgrade gets no WebSocket", "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+
+  net::io_context ioc;
+  boost::beast::tcp_stream stream(ioc);
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+  const std::string upgrade =
+      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  net::write(stream.socket(), net::buffer(upgrade));
+
+  std::string received;
+  boost::system::error_code ec;
+  std::array<char, 4096> buf{};
+  stream.expires_after(5s);
+  for (;;) {
+    std::size_t n = 0;
+    bool done = false;
+    stream.async_read_some(net::buffer(buf), [&](boost::system::error_code e, std::size_t bytes) {
+      ec = e;
+      n = bytes;
+      done = true;
+    });
+    ioc.restart();
+    ioc.run();
+    REQUIRE(done);
+    received.append(buf.data(), n);
+    if (ec) break;
+  }
+  // The server closed the connection (it did not leave it hanging until our deadline) ...
+  CHECK(ec != boost::beast::error::timeout);
+  // ... and never spoke HTTP, let alone switched protocols.
+  CHECK(received.find("HTTP/1.1") == std::string::npos);
+  CHECK(received.find("101") == std::string::npos);
+  CHECK(slog.hello_count() == 0);
+}
+
+TEST_CASE("A TLS 1.2 client is refused at the handshake", "[agentlink][integration]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+
+  net::ssl::context ctx(net::ssl::context::tls_client);
+  REQUIRE(SSL_CTX_set_max_proto_version(ctx.native_handle(), TLS1_2_VERSION) == 1);
+  ctx.set_verify_mode(net::ssl::verify_none);
+  ctx.use_certificate_chain(net::buffer(agent.cert_pem));
+  ctx.use_private_key(net::buffer(agent.key_pem.reveal().data(), agent.key_pem.size()), net::ssl::context::pem);
+
+  net::io_context ioc;
+  net::ssl::stream<tcp::socket> stream(ioc, ctx);
+  stream.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+  boost::system::error_code ec;
+  bool done = false;
+  stream.async_handshake(net::ssl::stream_base::client, [&](boost::system::error_code e) {
+    ec = e;
+    done = true;
+  });
+  ioc.run_for(5s);
+  REQUIRE(done);
+  CHECK(ec);  // the handshake failed ...
+  CHECK(slog.hello_count() == 0);
+
+  // ... while the same certificate over TLS 1.3 completes it, so the version is the reason.
+  net::ssl::context ctx13(net::ssl::context::tls_client);
+  ctx13.set_verify_mode(net::ssl::verify_none);
+  ctx13.use_certificate_chain(net::buffer(agent.cert_pem));
+  ctx13.use_private_key(net::buffer(agent.key_pem.reveal().data(), agent.key_pem.size()), net::ssl::context::pem);
+  net::ssl::stream<tcp::socket> stream13(ioc, ctx13);
+  stream13.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+  done = false;
+  stream13.async_handshake(net::ssl::stream_base::client, [&](boost::system::error_code e) {
+    ec = e;
+    done = true;
+  });
+  ioc.restart();
+  ioc.run_for(5s);
+  REQUIRE(done);
+  CHECK_FALSE(ec);
+  CHECK(std::string(SSL_get_version(stream13.native_handle())) == "TLSv1.3");
+}
