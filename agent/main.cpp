@@ -1,11 +1,163 @@
-// berth-agent: the composition root of the agent (flags, wiring).
-#include <CLI/CLI.hpp>
+// berth-agent: the composition root of the agent. Flags, then the wiring of the concrete
+// pieces: podman driver, health prober, stable-port proxies, SQLite state, deployer, and the
+// TLS WebSocket link to the controller. Stops cleanly on SIGTERM/SIGINT.
+#include <signal.h>
+#include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "agent/agent.h"
+#include "agent/agent_state.h"
+#include "agent/deployer.h"
+#include "agent/health_probe.h"
+#include "agent/podman_driver.h"
+#include "agent/proxy_set.h"
+#include "agentlink/client.h"
+#include "common/log.h"
 #include "common/process.h"
+#include "crypto/certs.h"
+
+namespace fs = std::filesystem;
+using namespace berth;
+
+namespace {
+
+int fail(const std::string& message) {
+  log::error("berth-agent cannot start", {{"error", message}});
+  return 1;
+}
+
+bool read_file(const fs::path& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   berth::harden_process();
   CLI::App app{"berth-agent: runs berth's deploy tasks on this machine"};
+  std::string controller, credentials, data_dir, zone, podman = "podman", level = "info";
+  std::vector<std::string> registry_cas;
+  int probe_deadline_s = 120;
+  app.add_option("--controller", controller, "controller agent endpoint, wss://HOST:PORT")->required();
+  app.add_option("--credentials", credentials,
+                 "directory with ca.crt, agent.crt and agent.key (berth-controller agent-credentials)")
+      ->required();
+  app.add_option("--data-dir", data_dir, "agent state, short-lived auth files, CA dirs")->required();
+  app.add_option("--zone", zone, "zone reported to the controller (default: from the certificate)");
+  app.add_option("--podman", podman, "podman command (default: podman on PATH)");
+  app.add_option("--registry-ca", registry_cas, "HOST=FILE: trust FILE (PEM) for registry HOST");
+  app.add_option("--probe-deadline", probe_deadline_s, "seconds a new container has to become healthy");
+  app.add_option("--log-level", level, "debug|info|warn|error");
   CLI11_PARSE(app, argc, argv);
+
+  log::Level parsed;
+  if (!log::parse_level(level, parsed)) return fail("--log-level must be debug, info, warn or error.");
+  log::set_level(parsed);
+
+  std::map<std::string, std::string> ca_by_host;
+  for (const auto& spec : registry_cas) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+      return fail("--registry-ca must be HOST=FILE.");
+    const std::string file = spec.substr(eq + 1);
+    if (!fs::is_regular_file(file)) return fail("--registry-ca file " + file + " does not exist.");
+    ca_by_host[spec.substr(0, eq)] = fs::absolute(file).string();
+  }
+
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec) return fail("Could not create the data dir " + data_dir + ": " + ec.message() + ".");
+  ::chmod(data_dir.c_str(), 0700);
+  data_dir = fs::absolute(data_dir).string();
+
+  auto pair = crypto::read_pem_files(credentials, "agent");
+  if (!pair.ok()) return fail(pair.error().message);
+  std::string ca_pem;
+  if (!read_file(fs::path(credentials) / "ca.crt", ca_pem))
+    return fail("Could not read " + (fs::path(credentials) / "ca.crt").string() + ".");
+  auto info = crypto::inspect_certificate(pair->cert_pem);
+  if (!info.ok()) return fail(info.error().message);
+  if (zone.empty()) zone = info->zone.empty() ? "default" : info->zone;
+
+  auto state = agent::AgentState::open(data_dir + "/state.db");
+  if (!state.ok()) return fail(state.error().message);
+
+  // Signals are handled by sigwait in this thread only; every thread started below inherits
+  // the mask (child processes get an empty mask: see subprocess.cpp).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  agent::PodmanOptions podman_options;
+  podman_options.command = podman;
+  agent::PodmanDriver driver(podman_options);
+  agent::AsioHealthProber prober;
+  agent::AsioProxySet proxies;
+  agent::DeployerOptions deployer_options;
+  deployer_options.data_dir = data_dir;
+  deployer_options.registry_ca = ca_by_host;
+  deployer_options.probe_deadline = std::chrono::seconds(std::max(1, probe_deadline_s));
+  agent::DeployerDeps deps;
+  deps.driver = &driver;
+  deps.prober = &prober;
+  deps.proxies = &proxies;
+  deps.state = state->get();
+  agent::Deployer deployer(deployer_options, deps);
+
+  std::atomic<agentlink::Client*> link{nullptr};
+  agent::Agent worker({info->common_name, zone, "0.1.0"}, deployer, [&](agentlink::Message m) {
+    agentlink::Client* c = link.load();
+    if (c == nullptr) return;
+    // Not connected: the controller re-sends unfinished tasks and the agent answers from its
+    // record, and the next Hello carries the observed state.
+    if (auto st = c->send(m); !st.ok())
+      log::debug("message not sent", {{"error", st.error().message}});
+  });
+  if (auto st = worker.start(); !st.ok()) return fail(st.error().message);
+
+  agentlink::ClientOptions client_options;
+  client_options.url = controller;
+  client_options.ca_cert_pem = ca_pem;
+  client_options.cert_pem = pair->cert_pem;
+  client_options.key_pem = pair->key_pem;
+  client_options.hello = [&] { return worker.hello(); };
+  client_options.on_message = [&](const agentlink::Message& m) { worker.handle(m); };
+  agentlink::Client client(std::move(client_options));
+  link.store(&client);
+  if (auto st = client.start(); !st.ok()) {
+    link.store(nullptr);
+    worker.stop();
+    return fail(st.error().message);
+  }
+  log::info("berth-agent started", {{"agent", info->common_name}, {"zone", zone},
+                                    {"controller", controller}, {"data_dir", data_dir}});
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log::info("berth-agent stopping", {{"signal", sig}});
+  // Finish the running task (its result goes out if the link is up), then disconnect. The
+  // containers keep running; the stable ports close with this process and reopen at its next
+  // start (see docs/agent.md).
+  worker.stop();
+  link.store(nullptr);
+  client.stop();
+  proxies.close_all();
+  log::info("berth-agent stopped");
   return 0;
 }

@@ -1,0 +1,322 @@
+// The agent against real peers: podman (runc, vfs storage in a temp dir) and a private
+// registry with htpasswd auth and TLS (tests/support/testenv.h). Tagged [podman].
+#include <dirent.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "agent/agent.h"
+#include "agent/agent_state.h"
+#include "agent/deployer.h"
+#include "agent/health_probe.h"
+#include "agent/podman_driver.h"
+#include "agent/proxy_set.h"
+#include "common/log.h"
+#include "net_helpers.h"
+#include "support/testenv.h"
+
+namespace fs = std::filesystem;
+using namespace berth;
+using namespace berth::agent;
+using namespace berth::agent::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+#define REQUIRE_PODMAN()                              \
+  if (!testenv::podman_usable()) {                    \
+    WARN(testenv::podman_unusable_reason());          \
+    return;                                           \
+  }
+
+struct Live {
+  testenv::PodmanEnv podman;
+  testenv::Registry& reg = testenv::Registry::shared();
+  std::string dir = testenv::make_temp_dir("agent-it");
+  PodmanDriver driver;
+  AsioHealthProber prober;
+  std::unique_ptr<AsioProxySet> proxies;
+  std::unique_ptr<AgentState> state;
+  std::unique_ptr<Deployer> deployer;
+  std::chrono::milliseconds probe_deadline = 30s;
+
+  Live() { open(); }
+  ~Live() {
+    deployer.reset();
+    state.reset();
+    proxies.reset();
+    fs::remove_all(dir);
+  }
+
+  // (Re)creates everything that lives in the agent process, on the same data dir.
+  void open() {
+    deployer.reset();
+    state.reset();
+    proxies = std::make_unique<AsioProxySet>();
+    auto s = AgentState::open(dir + "/state.db");
+    REQUIRE(s.ok());
+    state = std::move(s).value();
+    DeployerOptions o;
+    o.data_dir = dir;
+    o.registry_ca = {{reg.host(), reg.ca_file()}};
+    o.probe_deadline = probe_deadline;
+    o.drain_timeout = 2s;
+    o.stop_grace_seconds = 1;
+    DeployerDeps d;
+    d.driver = &driver;
+    d.prober = &prober;
+    d.proxies = proxies.get();
+    d.state = state.get();
+    deployer = std::make_unique<Deployer>(o, d);
+  }
+
+  agentlink::DeployTask task(const std::string& id, int rev, const std::string& tag,
+                             const std::string& password) {
+    agentlink::DeployTask t;
+    t.task_id = id;
+    t.service_id = "svc-it";
+    t.revision_id = "rev" + std::to_string(rev);
+    t.revision = rev;
+    t.image_ref = reg.image(tag);
+    t.pull_ref = t.image_ref;
+    t.image_digest = reg.digest(tag);
+    t.container_port = 8080;
+    t.health.path = "/";
+    t.health.interval_seconds = 1;
+    t.health.timeout_seconds = 1;
+    t.auth = agentlink::RegistryAuth{{reg.host()}, reg.username(), Secret(password)};
+    return t;
+  }
+
+  std::vector<std::string> berth_containers() {
+    auto l = driver.list_by_label(kLabelService, "svc-it");
+    REQUIRE(l.ok());
+    std::vector<std::string> names;
+    for (const auto& c : *l) names.push_back(c.name);
+    return names;
+  }
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("Deploying v1 then v2 serves each at the same stable port and removes the old container", "[podman]") {
+  REQUIRE_PODMAN();
+  Live live;
+  auto r1 = live.deployer->deploy(live.task("it-1", 1, "v1", live.reg.password()), nullptr);
+  INFO(r1.error);
+  REQUIRE(r1.ok);
+  REQUIRE(r1.stable_port > 0);
+  CHECK(http_get(r1.stable_port).body == "v1\n");
+  const auto first = live.berth_containers();
+  REQUIRE(first.size() == 1);
+
+  auto r2 = live.deployer->deploy(live.task("it-2", 2, "v2", live.reg.password()), nullptr);
+  INFO(r2.error);
+  REQUIRE(r2.ok);
+  CHECK(r2.stable_port == r1.stable_port);
+  CHECK(http_get(r2.stable_port).body == "v2\n");
+  const auto now = live.berth_containers();
+  REQUIRE(now.size() == 1);
+  CHECK(now[0] != first[0]);
+  CHECK(now[0].rfind("berth-svc-it-r2-", 0) == 0);
+  CHECK(live.driver.inspect(first[0]).error().code == ErrorCode::kNotFound);
+  CHECK(fs::is_empty(live.dir + "/tmp"));
+}
+
+TEST_CASE("A wrong password fails with the registry's unauthorized reason, v1 keeps serving and no log line holds a password", "[podman]") {
+  REQUIRE_PODMAN();
+  std::vector<std::string> lines;
+  std::mutex mu;
+  auto previous = log::set_sink([&](std::string_view l) {
+    std::lock_guard lock(mu);
+    lines.emplace_back(l);
+  });
+  const auto prev_level = log::level();
+  log::set_level(log::Level::kDebug);
+  const std::string wrong = "wrong-canary-5d1e0b7a";
+  std::string real;
+  {
+    Live live;
+    real = live.reg.password();
+    auto r1 = live.deployer->deploy(live.task("it-1", 1, "v1", real), nullptr);
+    REQUIRE(r1.ok);
+    auto r2 = live.deployer->deploy(live.task("it-2", 2, "v2", wrong), nullptr);
+    CHECK_FALSE(r2.ok);
+    CHECK_THAT(r2.error, Catch::Contains("unauthorized", Catch::CaseSensitive::No));
+    CHECK(r2.error.find(wrong) == std::string::npos);
+    CHECK(http_get(r1.stable_port).body == "v1\n");
+    CHECK(live.berth_containers().size() == 1);
+    auto obs = live.deployer->observe();
+    REQUIRE(obs.size() == 1);
+    CHECK(obs[0].revision_id == "rev1");
+    CHECK(fs::is_empty(live.dir + "/tmp"));
+    // Nothing in the agent's data dir holds either password (state DB, WAL, files).
+    for (const auto& e : fs::recursive_directory_iterator(live.dir)) {
+      if (!e.is_regular_file()) continue;
+      const std::string content = slurp(e.path());
+      CHECK(content.find(wrong) == std::string::npos);
+      CHECK(content.find(real) == std::string::npos);
+    }
+  }
+  log::set_sink(previous);
+  log::set_level(prev_level);
+  REQUIRE_FALSE(lines.empty());
+  for (const auto& l : lines) {
+    CHECK(l.find(wrong) == std::string::npos);
+    CHECK(l.find(real) == std::string::npos);
+  }
+}
+
+TEST_CASE("A green that never becomes healthy is removed while blue keeps serving", "[podman]") {
+  REQUIRE_PODMAN();
+  Live live;
+  auto r1 = live.deployer->deploy(live.task("it-1", 1, "v1", live.reg.password()), nullptr);
+  REQUIRE(r1.ok);
+  const auto blue = live.berth_containers();
+  live.probe_deadline = 4s;
+  live.open();  // same data dir and containers, shorter probe deadline
+  REQUIRE(live.deployer->reconcile().ok());
+  CHECK(http_get(r1.stable_port).body == "v1\n");
+
+  SECTION("the image never serves") {
+    auto r2 = live.deployer->deploy(live.task("it-2", 2, "broken", live.reg.password()), nullptr);
+    CHECK_FALSE(r2.ok);
+    CHECK_THAT(r2.error, Catch::Contains("did not become healthy"));
+  }
+  SECTION("the health path answers 404") {
+    auto t = live.task("it-3", 2, "v2", live.reg.password());
+    t.health.path = "/no-such-page";
+    auto r2 = live.deployer->deploy(t, nullptr);
+    CHECK_FALSE(r2.ok);
+    CHECK_THAT(r2.error, Catch::Contains("404"));
+  }
+  CHECK(http_get(r1.stable_port).body == "v1\n");
+  CHECK(live.berth_containers() == blue);
+}
+
+TEST_CASE("During a pull the password is in no process's cmdline or environ, and the auth file is gone afterwards", "[podman]") {
+  REQUIRE_PODMAN();
+  Live live;
+  const std::string password = live.reg.password();
+  std::atomic<bool> done{false};
+  agentlink::TaskResult result;
+  std::thread worker([&] {
+    result = live.deployer->deploy(live.task("it-1", 1, "v1", password), nullptr);
+    done = true;
+  });
+  int scans = 0, leaks = 0;
+  std::string authfile_seen;
+  while (!done) {
+    ++scans;
+    DIR* proc = ::opendir("/proc");
+    REQUIRE(proc != nullptr);
+    while (dirent* e = ::readdir(proc)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      const std::string base = std::string("/proc/") + e->d_name;
+      std::string cmdline = slurp(base + "/cmdline");
+      const std::string environ = slurp(base + "/environ");
+      if (cmdline.find(password) != std::string::npos || environ.find(password) != std::string::npos)
+        ++leaks;
+      std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+      if (cmdline.find(" pull ") != std::string::npos) {
+        const auto at = cmdline.find("--authfile ");
+        if (at != std::string::npos) {
+          const auto start = at + 11;
+          authfile_seen = cmdline.substr(start, cmdline.find(' ', start) - start);
+        }
+      }
+    }
+    ::closedir(proc);
+  }
+  worker.join();
+  INFO(result.error);
+  CHECK(result.ok);
+  CHECK(scans > 0);
+  CHECK(leaks == 0);
+  // The scan caught podman pulling, with an auth file inside the agent's data dir...
+  REQUIRE_FALSE(authfile_seen.empty());
+  CHECK(authfile_seen.rfind(live.dir + "/tmp/auth-", 0) == 0);
+  // ...which is gone, with its directory.
+  CHECK_FALSE(fs::exists(authfile_seen));
+  CHECK_FALSE(fs::exists(fs::path(authfile_seen).parent_path()));
+}
+
+TEST_CASE("A new agent on the same data dir sees the app, keeps its stable port and serves it", "[podman]") {
+  REQUIRE_PODMAN();
+  Live live;
+  std::mutex mu;
+  std::vector<agentlink::Message> sent;
+  auto sender = [&](agentlink::Message m) {
+    std::lock_guard lock(mu);
+    sent.push_back(std::move(m));
+  };
+  int stable = 0;
+  {
+    Agent agent({"vm-1", "z1"}, *live.deployer, sender);
+    REQUIRE(agent.start().ok());
+    agent.handle(live.task("it-1", 1, "v1", live.reg.password()));
+    agent.wait_idle();
+    std::lock_guard lock(mu);
+    REQUIRE(!sent.empty());
+    REQUIRE(std::holds_alternative<agentlink::TaskResult>(sent.back()));
+    const auto& r = std::get<agentlink::TaskResult>(sent.back());
+    INFO(r.error);
+    REQUIRE(r.ok);
+    stable = r.stable_port;
+    agent.stop();
+  }
+  live.open();  // a fresh process: new proxies, state handle and deployer
+  CHECK(http_get(stable).status == 0);  // nothing listens until the agent starts
+  Agent again({"vm-1", "z1"}, *live.deployer, sender);
+  REQUIRE(again.start().ok());
+  const auto hello = again.hello();
+  CHECK(hello.name == "vm-1");
+  REQUIRE(hello.apps.size() == 1);
+  CHECK(hello.apps[0].service_id == "svc-it");
+  CHECK(hello.apps[0].revision_id == "rev1");
+  CHECK(hello.apps[0].stable_port == stable);
+  CHECK(hello.apps[0].healthy);
+  CHECK(http_get(stable).body == "v1\n");
+
+  // The same task id again is answered from the record, not redone.
+  const auto before = live.berth_containers();
+  {
+    std::lock_guard lock(mu);
+    sent.clear();
+  }
+  again.handle(live.task("it-1", 1, "v1", live.reg.password()));
+  again.wait_idle();
+  CHECK(live.berth_containers() == before);
+  std::lock_guard lock(mu);
+  REQUIRE(sent.size() == 2);
+  CHECK(std::holds_alternative<agentlink::Ack>(sent[0]));
+  CHECK(std::get<agentlink::TaskResult>(sent[1]).ok);
+}
+
+TEST_CASE("Restart restarts the serving container and remove tears the app down", "[podman]") {
+  REQUIRE_PODMAN();
+  Live live;
+  auto r1 = live.deployer->deploy(live.task("it-1", 1, "v1", live.reg.password()), nullptr);
+  REQUIRE(r1.ok);
+  auto rs = live.deployer->restart({"it-2", "svc-it"}, nullptr);
+  INFO(rs.error);
+  CHECK(rs.ok);
+  CHECK(http_get(r1.stable_port).body == "v1\n");
+  auto rm = live.deployer->remove({"it-3", "svc-it"}, nullptr);
+  CHECK(rm.ok);
+  CHECK(live.berth_containers().empty());
+  CHECK(http_get(r1.stable_port).status == 0);
+  CHECK(live.deployer->observe().empty());
+}
