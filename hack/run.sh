@@ -29,15 +29,17 @@ done
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 die() { echo "run.sh: $*" >&2; exit 1; }
 
-say "installing dependencies and building"
-hack/install-deps.sh
-hack/build.sh release >/dev/null
+bin="${BERTH_BIN_DIR:-$repo/build/bin}"
+if [ -z "${BERTH_BIN_DIR:-}" ]; then
+  say "installing dependencies and building"
+  hack/install-deps.sh
+  hack/build.sh release >/dev/null
+fi
 
 run="${BERTH_RUN_DIR:-$repo/.run}"
 mkdir -p "$run"
 chmod 700 "$run"
 data="$run/data"
-bin="$repo/build/bin"
 api_port="${BERTH_API_PORT:-18080}"
 agent_port="${BERTH_AGENT_PORT:-18443}"
 api="http://127.0.0.1:$api_port"
@@ -168,7 +170,10 @@ echo "serving: $(page "$url")"
 [ "$(page "$url")" = v1 ] || die "expected page v1 after rollback"
 
 api GET "/app-services/$id/deployments"
-echo "$body" | python3 -c 'import json,sys; [print(f"  revision {d[\"revision\"]}: {d[\"image_ref\"]} {d[\"image_digest\"][:19]}... ({d[\"reason\"]})") for d in json.load(sys.stdin)["deployments"]]'
+printf '%s' "$body" | python3 -c '
+import json, sys
+for d in json.load(sys.stdin)["deployments"]:
+    print("  revision %s: %s %s... (%s)" % (d["revision"], d["image_ref"], d["image_digest"][:19], d["reason"]))'
 
 say "the story is done: v1 -> v2 -> 422 -> rollback to v1"
 if [ "$exit_after" = 1 ]; then exit 0; fi
