@@ -106,7 +106,12 @@ ReconcileOutcome Reconciler::reconcile(const std::string& service_id) {
 
   auto tasks = store_.pending_tasks(service_id);
   if (!tasks.ok()) return from_error(tasks.error(), "loading tasks");
-  std::optional<core::Task> task = oldest_unfinished(std::move(tasks).value());
+  std::vector<core::Task> open_tasks = std::move(tasks).value();
+  if (service.status == core::ServiceStatus::kDeleting) {
+    // A removal supersedes whatever was still in flight: only the remove task matters now.
+    std::erase_if(open_tasks, [](const core::Task& t) { return t.kind != core::TaskKind::kRemove; });
+  }
+  std::optional<core::Task> task = oldest_unfinished(std::move(open_tasks));
 
   std::optional<core::Revision> desired;
   if (!service.desired_deployment_id.empty()) {

@@ -278,3 +278,25 @@ TEST_CASE("Deleting a placed service removes it on the agent and then forgets it
   h.settle();
   CHECK(h.store.services.count("svc") == 0);
 }
+
+TEST_CASE("Deleting during a rollout still removes the app on the agent before forgetting it",
+          "[reconciler]") {
+  Harness h;
+  h.add_service();
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.settle();
+  REQUIRE(h.store.tasks["t1"].state == core::TaskState::kSent);  // the deploy is in flight
+  core::AppService s = h.store.services["svc"];
+  const auto gen = s.generation;
+  s.status = core::ServiceStatus::kDeleting;
+  s.generation += 1;
+  core::Change c;
+  c.service = s;
+  c.task = core::Task{"t9", "svc", "", core::TaskKind::kRemove, core::TaskState::kQueued, "", 0,
+                      h.now + 1, h.now + 1};
+  REQUIRE(h.store.apply_change(c, gen).ok());
+  h.queue.add("svc");
+  h.settle();
+  REQUIRE(h.store.services.count("svc") == 1);
+  CHECK(h.gateway.sent.back().kind == "remove");
+}
