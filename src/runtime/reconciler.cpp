@@ -79,6 +79,7 @@ void Reconciler::unindex(const std::string& service_id) {
   }
   for (auto& [zone, set] : waiting_) set.erase(service_id);
   redeploys_.erase(service_id);
+  sent_.erase(service_id);
 }
 
 ReconcileOutcome Reconciler::from_error(const Error& error, const char* what) {
@@ -129,11 +130,16 @@ ReconcileOutcome Reconciler::reconcile(const std::string& service_id) {
   in.now = options_.now();
   {
     std::lock_guard lock(mu_);
-    for (const auto& [name, agent] : agents_) {
-      if (!agent.connected) continue;
-      auto load = by_agent_.find(name);
-      in.connected_agents.push_back(core::AgentView{
-          name, agent.zone, load == by_agent_.end() ? 0 : static_cast<int>(load->second.size())});
+    if (service.agent.empty()) {
+      // Only placement needs the candidates, and only those of the service's zone.
+      auto zone = zone_agents_.find(service.zone);
+      if (zone != zone_agents_.end()) {
+        for (const auto& name : zone->second) {
+          auto load = by_agent_.find(name);
+          in.connected_agents.push_back(core::AgentView{
+              name, service.zone, load == by_agent_.end() ? 0 : static_cast<int>(load->second.size())});
+        }
+      }
     }
     if (!service.agent.empty()) {
       index_placement(service_id, service.agent);
@@ -144,8 +150,9 @@ ReconcileOutcome Reconciler::reconcile(const std::string& service_id) {
         if (app != a->second.apps.end()) in.observed = app->second;
         // A task sent over an earlier connection may never have arrived: send it again.
         if (task && task->state == core::TaskState::kSent) {
-          auto sent = sent_epoch_.find(task->id);
-          if (sent == sent_epoch_.end() || sent->second != a->second.epoch) {
+          auto sent = sent_.find(service_id);
+          if (sent == sent_.end() || sent->second.first != task->id ||
+              sent->second.second != a->second.epoch) {
             task->state = core::TaskState::kQueued;
           }
         }
@@ -246,7 +253,7 @@ Status Reconciler::dispatch(core::AppService& service, const std::optional<core:
   if (Status st = store_.update_task(task); !st.ok()) return st;
   std::lock_guard lock(mu_);
   auto a = agents_.find(service.agent);
-  sent_epoch_[task.id] = a == agents_.end() ? 0 : a->second.epoch;
+  sent_[service.id] = {task.id, a == agents_.end() ? 0 : a->second.epoch};
   return Status::Ok();
 }
 
@@ -439,7 +446,9 @@ void Reconciler::agent_connected(const std::string& name, const std::string& zon
   {
     std::lock_guard lock(mu_);
     AgentState& a = agents_[name];
+    if (!a.zone.empty() && a.zone != zone) zone_agents_[a.zone].erase(name);
     a.zone = zone;
+    zone_agents_[zone].insert(name);
     a.connected = true;
     a.epoch += 1;
     a.apps.clear();
@@ -465,6 +474,7 @@ void Reconciler::agent_disconnected(const std::string& name) {
     auto a = agents_.find(name);
     if (a == agents_.end()) return;
     a->second.connected = false;
+    zone_agents_[a->second.zone].erase(name);
     for (const auto& id : by_agent_[name]) keys.push_back(id);
   }
   log::warn("agent disconnected", {{"agent", name}});
@@ -545,7 +555,8 @@ void Reconciler::task_result(const std::string& agent, const core::TaskOutcome& 
   }
   {
     std::lock_guard lock(mu_);
-    sent_epoch_.erase(task->id);
+    auto sent = sent_.find(service.id);
+    if (sent != sent_.end() && sent->second.first == task->id) sent_.erase(sent);
   }
   queue_.add(service.id);
 }

@@ -91,7 +91,11 @@ class Reconciler {
   std::unordered_map<std::string, std::string> placement_;  // service -> agent
   std::unordered_map<std::string, std::unordered_set<std::string>> by_agent_;
   std::unordered_map<std::string, std::unordered_set<std::string>> waiting_;  // zone -> services
-  std::unordered_map<std::string, std::uint64_t> sent_epoch_;  // task id -> agent epoch
+  // service -> (task id, agent epoch) of the task last sent for it: one entry per service at
+  // most (a service has one task in flight), dropped when the service is forgotten.
+  std::unordered_map<std::string, std::pair<std::string, std::uint64_t>> sent_;
+  // zone -> connected agents, so placing a service looks only at its zone.
+  std::unordered_map<std::string, std::unordered_set<std::string>> zone_agents_;
   struct Redeploys {
     int count = 0;
     core::UnixMillis not_before = 0;

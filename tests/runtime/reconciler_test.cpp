@@ -300,3 +300,16 @@ TEST_CASE("Deleting during a rollout still removes the app on the agent before f
   REQUIRE(h.store.services.count("svc") == 1);
   CHECK(h.gateway.sent.back().kind == "remove");
 }
+
+TEST_CASE("An agent of another zone never receives the service", "[reconciler]") {
+  Harness h;
+  h.add_service();
+  h.reconciler.agent_connected("vm-sto", "se-sto1", {});
+  h.settle();
+  CHECK(h.store.services["svc"].agent.empty());
+  CHECK(h.gateway.sent.empty());
+  h.reconciler.agent_disconnected("vm-sto");
+  h.reconciler.agent_connected("vm-sto", "local", {});  // the same agent, now in the right zone
+  h.settle();
+  CHECK(h.store.services["svc"].agent == "vm-sto");
+}
