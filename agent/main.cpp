@@ -51,20 +51,25 @@ int main(int argc, char** argv) {
   std::string controller, credentials, data_dir, zone, podman = "podman", level = "info";
   std::vector<std::string> registry_cas;
   int probe_deadline_s = 120;
-  app.add_option("--controller", controller, "controller agent endpoint, wss://HOST:PORT")->required();
-  app.add_option("--credentials", credentials,
-                 "directory with ca.crt, agent.crt and agent.key (berth-controller agent-credentials)")
+  app.add_option("--controller", controller, "controller agent endpoint, wss://HOST:PORT")
       ->required();
-  app.add_option("--data-dir", data_dir, "agent state, short-lived auth files, CA dirs")->required();
+  app.add_option(
+         "--credentials", credentials,
+         "directory with ca.crt, agent.crt and agent.key (berth-controller agent-credentials)")
+      ->required();
+  app.add_option("--data-dir", data_dir, "agent state, short-lived auth files, CA dirs")
+      ->required();
   app.add_option("--zone", zone, "zone reported to the controller (default: from the certificate)");
   app.add_option("--podman", podman, "podman command (default: podman on PATH)");
   app.add_option("--registry-ca", registry_cas, "HOST=FILE: trust FILE (PEM) for registry HOST");
-  app.add_option("--probe-deadline", probe_deadline_s, "seconds a new container has to become healthy");
+  app.add_option("--probe-deadline", probe_deadline_s,
+                 "seconds a new container has to become healthy");
   app.add_option("--log-level", level, "debug|info|warn|error");
   CLI11_PARSE(app, argc, argv);
 
   log::Level parsed;
-  if (!log::parse_level(level, parsed)) return fail("--log-level must be debug, info, warn or error.");
+  if (!log::parse_level(level, parsed))
+    return fail("--log-level must be debug, info, warn or error.");
   log::set_level(parsed);
 
   std::map<std::string, std::string> ca_by_host;
@@ -145,8 +150,10 @@ int main(int argc, char** argv) {
     worker.stop();
     return fail(st.error().message);
   }
-  log::info("berth-agent started", {{"agent", info->common_name}, {"zone", zone},
-                                    {"controller", controller}, {"data_dir", data_dir}});
+  log::info("berth-agent started", {{"agent", info->common_name},
+                                    {"zone", zone},
+                                    {"controller", controller},
+                                    {"data_dir", data_dir}});
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

@@ -102,16 +102,24 @@ std::string format(double value, Unit unit) {
   char buf[64];
   switch (unit) {
     case Unit::kNanos:
-      if (value < 10) std::snprintf(buf, sizeof buf, "%.1f ns", value);
-      else if (value < 1e3) std::snprintf(buf, sizeof buf, "%.0f ns", value);
-      else if (value < 1e6) std::snprintf(buf, sizeof buf, "%.2f us", value / 1e3);
-      else if (value < 1e9) std::snprintf(buf, sizeof buf, "%.2f ms", value / 1e6);
-      else std::snprintf(buf, sizeof buf, "%.2f s", value / 1e9);
+      if (value < 10)
+        std::snprintf(buf, sizeof buf, "%.1f ns", value);
+      else if (value < 1e3)
+        std::snprintf(buf, sizeof buf, "%.0f ns", value);
+      else if (value < 1e6)
+        std::snprintf(buf, sizeof buf, "%.2f us", value / 1e3);
+      else if (value < 1e9)
+        std::snprintf(buf, sizeof buf, "%.2f ms", value / 1e6);
+      else
+        std::snprintf(buf, sizeof buf, "%.2f s", value / 1e9);
       break;
     case Unit::kBytes:
-      if (std::fabs(value) < 1024) std::snprintf(buf, sizeof buf, "%.0f B", value);
-      else if (std::fabs(value) < 1024.0 * 1024) std::snprintf(buf, sizeof buf, "%.2f KiB", value / 1024);
-      else std::snprintf(buf, sizeof buf, "%.2f MiB", value / 1024 / 1024);
+      if (std::fabs(value) < 1024)
+        std::snprintf(buf, sizeof buf, "%.0f B", value);
+      else if (std::fabs(value) < 1024.0 * 1024)
+        std::snprintf(buf, sizeof buf, "%.2f KiB", value / 1024);
+      else
+        std::snprintf(buf, sizeof buf, "%.2f MiB", value / 1024 / 1024);
       break;
     case Unit::kCount:
       std::snprintf(buf, sizeof buf, "%.0f", value);
@@ -140,7 +148,8 @@ void Table::ratio(const std::string& name, double value, double baseline, Unit u
   const double r = baseline > 0 ? value / baseline : 0;
   char verdict[160];
   if (r <= limit) {
-    std::snprintf(verdict, sizeof verdict, "%s: ratio %.2f (<= %g expected)", good.c_str(), r, limit);
+    std::snprintf(verdict, sizeof verdict, "%s: ratio %.2f (<= %g expected)", good.c_str(), r,
+                  limit);
   } else {
     std::snprintf(verdict, sizeof verdict, "CHECK: ratio %.2f (> %g expected)", r, limit);
   }

@@ -55,8 +55,8 @@ double ns_per_cycle(int keys, int total, int rounds) {
   bench::Samples s;
   for (int r = 0; r < rounds; ++r) {
     runtime::ManualClock clock;
-    runtime::WorkQueue q(clock, runtime::BackoffPolicy{std::chrono::milliseconds(5),
-                                                       std::chrono::seconds(1), 0.0});
+    runtime::WorkQueue q(
+        clock, runtime::BackoffPolicy{std::chrono::milliseconds(5), std::chrono::seconds(1), 0.0});
     int cycles = 0;
     const auto t0 = bench::Clock::now();
     while (cycles < total) {
@@ -87,7 +87,8 @@ double ns_per_duplicate_add(int keys, int total) {
     n += keys;
   }
   const double ns = bench::since_ns(t0) / n;
-  if (q.stats().depth != static_cast<std::size_t>(keys)) bench::die("WorkQueue", "duplicates not collapsed");
+  if (q.stats().depth != static_cast<std::size_t>(keys))
+    bench::die("WorkQueue", "duplicates not collapsed");
   return ns;
 }
 
@@ -106,9 +107,10 @@ int main() {
   const double max = ns_per_parse(maximal, 4000, 15);
   t.figure("parse, typical (" + std::to_string(typical.size()) + " chars)", typ, Unit::kNanos,
            typical);
-  const double len_ratio = static_cast<double>(maximal.size()) / static_cast<double>(typical.size());
-  t.ratio("parse, maximal (255 chars) vs typical", max, typ, Unit::kNanos, std::round(len_ratio * 1.5),
-          "linear");
+  const double len_ratio =
+      static_cast<double>(maximal.size()) / static_cast<double>(typical.size());
+  t.ratio("parse, maximal (255 chars) vs typical", max, typ, Unit::kNanos,
+          std::round(len_ratio * 1.5), "linear");
   t.ratio("parse cost per char, maximal vs typical", max / maximal.size(), typ / typical.size(),
           Unit::kNanos, 3.0);
 

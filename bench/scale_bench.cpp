@@ -131,9 +131,9 @@ core::Change make_change(int i, const std::string& account_id) {
   s.created_at = s.updated_at = now;
   const bool credential = i % 10 == 0;
   if (credential) s.config.registry_username = "deploy";
-  core::Revision rev = must(core::make_revision(crypto::random_uuid(), s.id, 1, s.config,
-                                                core::kReasonInitial, now),
-                            "make_revision");
+  core::Revision rev =
+      must(core::make_revision(crypto::random_uuid(), s.id, 1, s.config, core::kReasonInitial, now),
+           "make_revision");
   s.desired_deployment_id = rev.id;
   core::Task t;
   t.id = crypto::random_uuid();
@@ -266,7 +266,8 @@ struct StoreOps {
 
 void store_phase(const Options& o, Figures& f) {
   const Secret pw("bench-account-password");
-  auto create = [](store::SqliteStore& st, std::vector<Svc>& svcs, int i, const std::string& account) {
+  auto create = [](store::SqliteStore& st, std::vector<Svc>& svcs, int i,
+                   const std::string& account) {
     core::Change c = make_change(i, account);
     const auto t0 = bench::Clock::now();
     must(st.create_service(c), "create_service");
@@ -366,7 +367,8 @@ fs::path populate(const Options& o, int n) {
   const fs::path dir = make_temp_dir(o.dir, "reconciler");
   bench::run_child("populate", [&](Figures& f) {
     auto st = open_store(dir);
-    const std::string acct = must(st->add_account("acct-rec", Secret("bench-account-password")), "add_account");
+    const std::string acct =
+        must(st->add_account("acct-rec", Secret("bench-account-password")), "add_account");
     for (int i = 0; i < n; ++i) must(st->create_service(make_change(i, acct)), "create_service");
     f["services"] = n;
   });
@@ -397,11 +399,14 @@ struct Loop {
 
   explicit Loop(const fs::path& dir)
       : st(open_store(dir)),
-        queue(clock, runtime::BackoffPolicy{std::chrono::milliseconds(5), std::chrono::seconds(1), 0.0}),
+        queue(clock,
+              runtime::BackoffPolicy{std::chrono::milliseconds(5), std::chrono::seconds(1), 0.0}),
         rec(*st, gateway, resolver, queue,
-            runtime::ReconcilerOptions{core::kDefaultKeepSucceededRevisions, [this] { return ++now; },
+            runtime::ReconcilerOptions{core::kDefaultKeepSucceededRevisions,
+                                       [this] { return ++now; },
                                        [] { return crypto::random_uuid(); }, "127.0.0.1"}),
-        ctl(queue, [this](const std::string& k) { return rec.reconcile(k); },
+        ctl(
+            queue, [this](const std::string& k) { return rec.reconcile(k); },
             runtime::ControllerOptions{"appservice", 1, runtime::Duration::zero(), {}}) {}
 
   // Reconciles until nothing is ready; every dispatched task is answered with a success right
@@ -480,9 +485,11 @@ std::vector<std::string> restart(const Options& o, Loop& l) {
   std::map<std::string, std::vector<std::pair<std::string, core::ObservedApp>>> apps;
   for (const auto& id : ids) {
     auto svc = must(l.st->load_service(id), "load_service");
-    apps[svc.agent].push_back({id, core::ObservedApp{svc.current_deployment_id, kDigest, 20000, true, ""}});
+    apps[svc.agent].push_back(
+        {id, core::ObservedApp{svc.current_deployment_id, kDigest, 20000, true, ""}});
   }
-  for (int a = 0; a < o.agents; ++a) l.rec.agent_connected(agent_name(a), "local", apps[agent_name(a)]);
+  for (int a = 0; a < o.agents; ++a)
+    l.rec.agent_connected(agent_name(a), "local", apps[agent_name(a)]);
   must(l.rec.prime(), "prime");
   l.drive();
   if (l.dispatched != 0) bench::die("reconciler", "a restart redeployed converged services");
@@ -501,14 +508,16 @@ void steady_phase(const Options& o, const fs::path& small_dir, const fs::path& l
   Samples conv_s, conv_l, idle_s, idle_l, app_s, app_l;
   auto hello = [](const std::vector<std::string>& ids) {
     std::vector<std::pair<std::string, core::ObservedApp>> h;
-    for (const auto& id : ids) h.push_back({id, core::ObservedApp{"rev", kDigest, 20000, true, "task"}});
+    for (const auto& id : ids)
+      h.push_back({id, core::ObservedApp{"rev", kDigest, 20000, true, "task"}});
     return h;
   };
   const auto hello_s = hello(small_ids), hello_l = hello(large_ids);
   const int per_round = 2'000;
   std::size_t cursor = 0;
   for (int r = 0; r < 10; ++r) {
-    for (int i = 0; i < per_round / static_cast<int>(small_ids.size()); ++i) small.converged(small_ids, conv_s);
+    for (int i = 0; i < per_round / static_cast<int>(small_ids.size()); ++i)
+      small.converged(small_ids, conv_s);
     std::vector<std::string> slice;
     for (int i = 0; i < per_round; ++i) slice.push_back(large_ids[cursor++ % large_ids.size()]);
     large.converged(slice, conv_l);
@@ -558,7 +567,8 @@ void steady_phase(const Options& o, const fs::path& small_dir, const fs::path& l
     }
   };
   best_p50(f["agents_base.p50"]);
-  for (int a = o.agents; a < o.more_agents; ++a) large.rec.agent_connected(agent_name(a), "elsewhere", {});
+  for (int a = o.agents; a < o.more_agents; ++a)
+    large.rec.agent_connected(agent_name(a), "elsewhere", {});
   best_p50(f["agents_more.p50"]);
 }
 
@@ -570,15 +580,19 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) bench::die("usage", a + " needs a value");
       return argv[++i];
     };
-    if (a == "--dir") o.dir = next();
+    if (a == "--dir")
+      o.dir = next();
     else if (a == "--disk-dir") {
       o.disk_dir = next();
       o.disk_dir_set = true;
-    }
-    else if (a == "--services") o.services = std::stoi(next());
-    else if (a == "--agents") o.agents = std::stoi(next());
-    else if (a == "store") o.reconciler = false;
-    else if (a == "reconciler") o.store = false;
+    } else if (a == "--services")
+      o.services = std::stoi(next());
+    else if (a == "--agents")
+      o.agents = std::stoi(next());
+    else if (a == "store")
+      o.reconciler = false;
+    else if (a == "reconciler")
+      o.store = false;
     else {
       std::fprintf(stderr,
                    "usage: berth-bench-scale [store|reconciler] [--dir DIR] [--disk-dir DIR|''] "
@@ -617,7 +631,8 @@ int main(int argc, char** argv) {
     Figures f = bench::run_child("store", [&](Figures& out) { store_phase(o, out); });
     t.section("store at scale (SqliteStore in " + o.dir.string() + ", " + N + " services, " +
               std::to_string(o.accounts) + " accounts)");
-    t.figure("raw sqlite3 insert, 1 row/txn (mean)", f["raw_insert.mean"], Unit::kNanos, "baseline");
+    t.figure("raw sqlite3 insert, 1 row/txn (mean)", f["raw_insert.mean"], Unit::kNanos,
+             "baseline");
     t.ratio("create_service, first " + S + " (mean) vs raw insert", f["create.first.mean"],
             f["raw_insert.mean"], Unit::kNanos, 15, "overhead");
     t.ratio("create_service, last " + S + " at " + N + " vs first " + S, f["create.last.mean"],
@@ -645,24 +660,20 @@ int main(int argc, char** argv) {
   if (o.reconciler) {
     bench::progress("reconciler: " + S + " services");
     const fs::path small_dir = populate(o, o.small);
-    Figures s = bench::run_child("reconciler small", [&](Figures& out) {
-      reconciler_phase(o, small_dir, o.small, out);
-    });
+    Figures s = bench::run_child(
+        "reconciler small", [&](Figures& out) { reconciler_phase(o, small_dir, o.small, out); });
     bench::progress("reconciler: " + count(o.mid) + " services (memory baseline)");
     const fs::path mid_dir = populate(o, o.mid);
-    Figures m = bench::run_child("reconciler mid", [&](Figures& out) {
-      reconciler_phase(o, mid_dir, o.mid, out);
-    });
+    Figures m = bench::run_child("reconciler mid",
+                                 [&](Figures& out) { reconciler_phase(o, mid_dir, o.mid, out); });
     bench::progress("reconciler: " + N + " services");
     const fs::path large_dir = populate(o, o.services);
-    Figures l = bench::run_child("reconciler large", [&](Figures& out) {
-      reconciler_phase(o, large_dir, o.services, out);
-    });
+    Figures l = bench::run_child(
+        "reconciler large", [&](Figures& out) { reconciler_phase(o, large_dir, o.services, out); });
     bench::progress("reconciler: restart over converged services, " + S + " and " + N +
                     " alternately");
-    Figures c = bench::run_child("reconciler steady", [&](Figures& out) {
-      steady_phase(o, small_dir, large_dir, out);
-    });
+    Figures c = bench::run_child("reconciler steady",
+                                 [&](Figures& out) { steady_phase(o, small_dir, large_dir, out); });
     std::error_code ec;
     for (const auto& d : {small_dir, mid_dir, large_dir}) fs::remove_all(d, ec);
 

@@ -6,7 +6,8 @@ namespace berth::controller {
 
 Status AgentGateway::send_deploy(const std::string& agent, const core::DeployOrder& order,
                                  const Secret* password) {
-  if (server_ == nullptr) return make_error(ErrorCode::kUnavailable, "the agent link is not running");
+  if (server_ == nullptr)
+    return make_error(ErrorCode::kUnavailable, "the agent link is not running");
   agentlink::DeployTask task;
   task.task_id = order.task_id;
   task.service_id = order.service_id;
@@ -26,28 +27,31 @@ Status AgentGateway::send_deploy(const std::string& agent, const core::DeployOrd
 
 Status AgentGateway::send_restart(const std::string& agent, const std::string& task_id,
                                   const std::string& service_id) {
-  if (server_ == nullptr) return make_error(ErrorCode::kUnavailable, "the agent link is not running");
+  if (server_ == nullptr)
+    return make_error(ErrorCode::kUnavailable, "the agent link is not running");
   return server_->send(agent, agentlink::Message(agentlink::RestartTask{task_id, service_id}));
 }
 
 Status AgentGateway::send_remove(const std::string& agent, const std::string& task_id,
                                  const std::string& service_id) {
-  if (server_ == nullptr) return make_error(ErrorCode::kUnavailable, "the agent link is not running");
+  if (server_ == nullptr)
+    return make_error(ErrorCode::kUnavailable, "the agent link is not running");
   return server_->send(agent, agentlink::Message(agentlink::RemoveTask{task_id, service_id}));
 }
 
 void route_link_events(agentlink::ServerOptions& options, runtime::Reconciler& reconciler,
                        core::StateStore& store, std::function<core::UnixMillis()> now) {
   options.on_hello = [&reconciler, &store, now](const agentlink::AgentIdentity& id,
-                                                 const agentlink::Hello& hello) {
+                                                const agentlink::Hello& hello) {
     std::vector<std::pair<std::string, core::ObservedApp>> apps;
     apps.reserve(hello.apps.size());
     for (const auto& a : hello.apps) {
-      apps.emplace_back(a.service_id, core::ObservedApp{a.revision_id, a.image_digest, a.stable_port,
-                                                        a.healthy, a.last_task_id});
+      apps.emplace_back(a.service_id, core::ObservedApp{a.revision_id, a.image_digest,
+                                                        a.stable_port, a.healthy, a.last_task_id});
     }
     const std::string zone = id.zone.empty() ? hello.zone : id.zone;
-    if (Status st = store.upsert_agent(core::AgentRecord{id.name, zone, id.fingerprint, now()}); !st.ok()) {
+    if (Status st = store.upsert_agent(core::AgentRecord{id.name, zone, id.fingerprint, now()});
+        !st.ok()) {
       log::warn("recording the agent failed", {{"agent", id.name}, {"error", st.error().message}});
     }
     reconciler.agent_connected(id.name, zone, apps);

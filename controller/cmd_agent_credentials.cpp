@@ -42,7 +42,8 @@ const Registration kRegistration([](CLI::App& root, Runner& runner) {
   sub->add_option("--data-dir", opts->data_dir, "controller data directory")->required();
   sub->add_option("--name", opts->name, "agent name (a DNS label)")->required();
   sub->add_option("--zone", opts->zone, "the agent's zone")->capture_default_str();
-  sub->add_option("--out", opts->out, "directory to write ca.crt, agent.crt, agent.key")->required();
+  sub->add_option("--out", opts->out, "directory to write ca.crt, agent.crt, agent.key")
+      ->required();
   sub->add_option("--valid-days", opts->valid_days, "certificate validity")
       ->check(CLI::Range(1, 3650))
       ->capture_default_str();

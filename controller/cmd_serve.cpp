@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,7 +43,7 @@ struct ServeOptions {
   std::string port_file;
   std::size_t max_connections = 256;
   // Agent link and reconcile loop.
-  std::string agent_listen;             // HOST:PORT; empty: 127.0.0.1:0 with --local-agent, else off
+  std::string agent_listen;  // HOST:PORT; empty: 127.0.0.1:0 with --local-agent, else off
   std::vector<std::string> agent_hosts;  // extra names for the agent endpoint's certificate
   bool local_agent = false;
   std::vector<std::string> registry_cas;  // HOST=FILE
@@ -148,15 +148,15 @@ int run_serve(const ServeOptions& o) {
 
   // The reconcile loop: work queue -> workers -> reconciler -> ports.
   runtime::SteadyClock clock;
-  runtime::WorkQueue queue(clock, runtime::BackoffPolicy{std::chrono::milliseconds(5),
-                                                         std::chrono::seconds(o.backoff_cap_seconds),
-                                                         0.1});
+  runtime::WorkQueue queue(
+      clock, runtime::BackoffPolicy{std::chrono::milliseconds(5),
+                                    std::chrono::seconds(o.backoff_cap_seconds), 0.1});
   RegistryDigestResolver resolver(registry_options);
   AgentGateway gateway;
-  runtime::Reconciler reconciler(*store, gateway, resolver, queue,
-                                 runtime::ReconcilerOptions{o.history, system_now,
-                                                            [] { return crypto::random_uuid(); },
-                                                            "127.0.0.1"});
+  runtime::Reconciler reconciler(
+      *store, gateway, resolver, queue,
+      runtime::ReconcilerOptions{o.history, system_now, [] { return crypto::random_uuid(); },
+                                 "127.0.0.1"});
   runtime::ControllerOptions controller_options;
   controller_options.workers = o.workers;
   controller_options.resync_period = std::chrono::seconds(o.resync_seconds);
@@ -187,7 +187,8 @@ int run_serve(const ServeOptions& o) {
     route_link_events(link_options, reconciler, *store, system_now);
     link = std::make_unique<agentlink::Server>(std::move(link_options));
     if (auto st = link->start(); !st.ok()) {
-      log::error("cannot start the agent endpoint", {{"listen", agent_listen}, {"error", st.error().message}});
+      log::error("cannot start the agent endpoint",
+                 {{"listen", agent_listen}, {"error", st.error().message}});
       return 1;
     }
     gateway.attach(link.get());
@@ -195,7 +196,8 @@ int run_serve(const ServeOptions& o) {
 
     if (o.local_agent) {
       const auto creds = std::filesystem::path(o.data_dir) / "local-agent" / "credentials";
-      if (Status st = issue_agent_credentials(pki->ca, "local", o.default_zone, creds, 365LL * 24 * 3600);
+      if (Status st =
+              issue_agent_credentials(pki->ca, "local", o.default_zone, creds, 365LL * 24 * 3600);
           !st.ok()) {
         log::error("cannot issue the local agent's credentials", {{"error", st.error().message}});
         return 1;
@@ -279,16 +281,24 @@ const Registration kServe([](CLI::App& root, Runner& run) {
                   "extra DNS name or IP for the agent endpoint's certificate (repeatable)");
   sub->add_flag("--local-agent", o->local_agent, "also run a berth-agent on this machine");
   sub->add_option("--registry-ca", o->registry_cas,
-                  "HOST=FILE: trust the PEM CA in FILE for registry HOST (repeatable; handed to the local agent)");
-  sub->add_option("--workers", o->workers, "reconcile workers")->check(CLI::Range(1, 64))->capture_default_str();
+                  "HOST=FILE: trust the PEM CA in FILE for registry HOST (repeatable; handed to "
+                  "the local agent)");
+  sub->add_option("--workers", o->workers, "reconcile workers")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   sub->add_option("--resync-seconds", o->resync_seconds, "re-check every app service this often")
-      ->check(CLI::Range(0, 86400))->capture_default_str();
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
   sub->add_option("--backoff-cap-seconds", o->backoff_cap_seconds, "longest retry backoff")
-      ->check(CLI::Range(1, 3600))->capture_default_str();
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   sub->add_option("--history", o->history, "successful revisions kept per app service")
-      ->check(CLI::Range(1, 1000))->capture_default_str();
-  sub->add_option("--registry-timeout-seconds", o->registry_timeout_seconds, "registry request deadline")
-      ->check(CLI::Range(1, 600))->capture_default_str();
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  sub->add_option("--registry-timeout-seconds", o->registry_timeout_seconds,
+                  "registry request deadline")
+      ->check(CLI::Range(1, 600))
+      ->capture_default_str();
   sub->callback([o, &run] { run = [o] { return run_serve(*o); }; });
 });
 

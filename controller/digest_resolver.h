@@ -8,8 +8,10 @@ namespace berth::controller {
 
 class RegistryDigestResolver final : public core::DigestResolver {
  public:
-  explicit RegistryDigestResolver(registry::RegistryOptions options) : options_(std::move(options)) {}
-  Result<std::string> resolve(const std::string& image_ref, const core::RegistryLogin* login) override;
+  explicit RegistryDigestResolver(registry::RegistryOptions options)
+      : options_(std::move(options)) {}
+  Result<std::string> resolve(const std::string& image_ref,
+                              const core::RegistryLogin* login) override;
 
  private:
   registry::RegistryOptions options_;

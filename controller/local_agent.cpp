@@ -28,11 +28,16 @@ LocalAgent::~LocalAgent() { stop(); }
 Status LocalAgent::spawn_locked() {
   const fs::path base = options_.data_dir / "local-agent";
   std::vector<std::string> args = {options_.agent_binary.string(),
-                                   "--controller", options_.controller_url,
-                                   "--credentials", (base / "credentials").string(),
-                                   "--data-dir", (base / "data").string(),
-                                   "--zone", options_.zone,
-                                   "--log-level", options_.log_level};
+                                   "--controller",
+                                   options_.controller_url,
+                                   "--credentials",
+                                   (base / "credentials").string(),
+                                   "--data-dir",
+                                   (base / "data").string(),
+                                   "--zone",
+                                   options_.zone,
+                                   "--log-level",
+                                   options_.log_level};
   for (const auto& ca : options_.registry_cas) {
     args.push_back("--registry-ca");
     args.push_back(ca);

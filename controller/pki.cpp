@@ -21,8 +21,8 @@ bool is_ip(const std::string& s) {
 bool is_label(const std::string& s, std::size_t max) {
   if (s.empty() || s.size() > max) return false;
   for (char c : s) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-')) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-')) {
       return false;
     }
   }
@@ -69,9 +69,9 @@ Status issue_agent_credentials(const crypto::PemPair& ca, const std::string& nam
                                const std::string& zone, const fs::path& out_dir,
                                std::int64_t valid_seconds) {
   if (!is_label(name, 63)) {
-    return make_error(ErrorCode::kValidation,
-                      "agent name must be a DNS label: lowercase letters, digits and '-', at most 63",
-                      "name");
+    return make_error(
+        ErrorCode::kValidation,
+        "agent name must be a DNS label: lowercase letters, digits and '-', at most 63", "name");
   }
   if (!is_label(zone, 63)) {
     return make_error(ErrorCode::kValidation,
@@ -96,7 +96,9 @@ Status issue_agent_credentials(const crypto::PemPair& ca, const std::string& nam
   }
   std::error_code ec;
   fs::rename(tmp, ca_path, ec);
-  if (ec) return make_error(ErrorCode::kInternal, "could not write " + ca_path.string() + ": " + ec.message());
+  if (ec)
+    return make_error(ErrorCode::kInternal,
+                      "could not write " + ca_path.string() + ": " + ec.message());
   return Status::Ok();
 }
 

@@ -58,9 +58,12 @@ void Agent::run() {
       if (send_) send_(agentlink::Progress{id, e});
     };
     agentlink::TaskResult result;
-    if (auto* d = std::get_if<agentlink::DeployTask>(&m)) result = deployer_.deploy(*d, progress);
-    else if (auto* r = std::get_if<agentlink::RestartTask>(&m)) result = deployer_.restart(*r, progress);
-    else if (auto* x = std::get_if<agentlink::RemoveTask>(&m)) result = deployer_.remove(*x, progress);
+    if (auto* d = std::get_if<agentlink::DeployTask>(&m))
+      result = deployer_.deploy(*d, progress);
+    else if (auto* r = std::get_if<agentlink::RestartTask>(&m))
+      result = deployer_.restart(*r, progress);
+    else if (auto* x = std::get_if<agentlink::RemoveTask>(&m))
+      result = deployer_.remove(*x, progress);
     // The task (and with it any password) is released before the result goes out.
     m = agentlink::Heartbeat{};
     if (send_) send_(result);

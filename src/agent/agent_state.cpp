@@ -17,18 +17,20 @@ Error db_error(const std::exception& e, const char* what) {
   ErrorCode code = ErrorCode::kInternal;
   if (msg.find("locked") != std::string::npos || msg.find("busy") != std::string::npos)
     code = ErrorCode::kUnavailable;
-  else if (msg.find("malformed") != std::string::npos || msg.find("not a database") != std::string::npos)
+  else if (msg.find("malformed") != std::string::npos ||
+           msg.find("not a database") != std::string::npos)
     code = ErrorCode::kDataLoss;
   else if (msg.find("full") != std::string::npos)
     code = ErrorCode::kResourceExhausted;
-  else if (msg.find("readonly") != std::string::npos || msg.find("unable to open") != std::string::npos)
+  else if (msg.find("readonly") != std::string::npos ||
+           msg.find("unable to open") != std::string::npos)
     code = ErrorCode::kPermissionDenied;
   return make_error(code, std::string("Agent state: ") + what + " failed: " + msg + ".");
 }
 
 nlohmann::json log_to_json(const core::DeployLogEntry& e) {
-  return {{"step", e.step},         {"status", e.status},         {"message", e.message},
-          {"detail", e.detail},     {"started_at", e.started_at}, {"duration_ms", e.duration_ms}};
+  return {{"step", e.step},     {"status", e.status},         {"message", e.message},
+          {"detail", e.detail}, {"started_at", e.started_at}, {"duration_ms", e.duration_ms}};
 }
 
 core::DeployLogEntry log_from_json(const nlohmann::json& j) {
@@ -45,10 +47,14 @@ core::DeployLogEntry log_from_json(const nlohmann::json& j) {
 std::string result_to_json(const agentlink::TaskResult& r) {
   nlohmann::json logs = nlohmann::json::array();
   for (const auto& e : r.logs) logs.push_back(log_to_json(e));
-  return nlohmann::json{{"task_id", r.task_id},         {"service_id", r.service_id},
-                        {"revision_id", r.revision_id}, {"ok", r.ok},
-                        {"error", r.error},             {"image_digest", r.image_digest},
-                        {"stable_port", r.stable_port}, {"logs", logs}}
+  return nlohmann::json{{"task_id", r.task_id},
+                        {"service_id", r.service_id},
+                        {"revision_id", r.revision_id},
+                        {"ok", r.ok},
+                        {"error", r.error},
+                        {"image_digest", r.image_digest},
+                        {"stable_port", r.stable_port},
+                        {"logs", logs}}
       .dump();
 }
 
@@ -154,7 +160,8 @@ Result<std::unique_ptr<AgentState>> AgentState::open(const std::string& path) {
   }
 }
 
-Result<std::optional<agentlink::TaskResult>> AgentState::recorded_result(const std::string& task_id) {
+Result<std::optional<agentlink::TaskResult>> AgentState::recorded_result(
+    const std::string& task_id) {
   std::lock_guard lock(impl_->mu);
   try {
     SQLite::Statement q(impl_->db, "SELECT result FROM tasks WHERE task_id = ?");
@@ -162,7 +169,8 @@ Result<std::optional<agentlink::TaskResult>> AgentState::recorded_result(const s
     if (!q.executeStep()) return std::optional<agentlink::TaskResult>{};
     return std::optional<agentlink::TaskResult>(result_from_json(q.getColumn(0).getString()));
   } catch (const nlohmann::json::exception&) {
-    return make_error(ErrorCode::kDataLoss, "Agent state: a recorded task result is not valid JSON.");
+    return make_error(ErrorCode::kDataLoss,
+                      "Agent state: a recorded task result is not valid JSON.");
   } catch (const std::exception& e) {
     return db_error(e, "reading a task result");
   }
@@ -216,15 +224,16 @@ Status AgentState::finish_task(const agentlink::TaskResult& result, const std::s
     } else if (app) {
       write_app(impl_->db, *app);
     }
-    SQLite::Statement q(impl_->db,
-                        "INSERT OR REPLACE INTO tasks (task_id, service_id, kind, result) VALUES (?,?,?,?)");
+    SQLite::Statement q(
+        impl_->db,
+        "INSERT OR REPLACE INTO tasks (task_id, service_id, kind, result) VALUES (?,?,?,?)");
     q.bind(1, result.task_id);
     q.bind(2, result.service_id);
     q.bind(3, kind);
     q.bind(4, result_to_json(result));
     q.exec();
-    SQLite::Statement prune(
-        impl_->db, "DELETE FROM tasks WHERE seq <= (SELECT MAX(seq) FROM tasks) - ?");
+    SQLite::Statement prune(impl_->db,
+                            "DELETE FROM tasks WHERE seq <= (SELECT MAX(seq) FROM tasks) - ?");
     prune.bind(1, kKeptTasks);
     prune.exec();
     tx.commit();

@@ -20,11 +20,11 @@ namespace berth::agent {
 
 struct AppRecord {
   std::string service_id;
-  int stable_port = 0;            // the proxy's port; kept for the life of the app
-  std::string revision_id;        // serving revision, empty before the first success
+  int stable_port = 0;      // the proxy's port; kept for the life of the app
+  std::string revision_id;  // serving revision, empty before the first success
   std::int64_t revision = 0;
-  std::string container;          // serving container name
-  int backend_port = 0;           // its published loopback port
+  std::string container;  // serving container name
+  int backend_port = 0;   // its published loopback port
   std::string image_digest;
   std::string previous_revision;
   std::string pending_container;  // green being rolled out; empty when none

@@ -63,8 +63,8 @@ Secret base64_secret(std::string_view in) {
     out += tbl[(v >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8);
+    const unsigned v =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += tbl[(v >> 18) & 63];
     out += tbl[(v >> 12) & 63];
     out += tbl[(v >> 6) & 63];
@@ -79,15 +79,17 @@ Result<std::unique_ptr<AuthFile>> AuthFile::create(const std::string& parent_dir
                                                    const std::vector<std::string>& keys,
                                                    const std::string& username,
                                                    const Secret& password) {
-  if (keys.empty()) return make_error(ErrorCode::kInvalidArgument, "The task names no auth-file key.");
+  if (keys.empty())
+    return make_error(ErrorCode::kInvalidArgument, "The task names no auth-file key.");
   if (username.find(':') != std::string::npos)
     return make_error(ErrorCode::kInvalidArgument, "A registry username cannot contain ':'.");
 
   std::string templ = parent_dir + "/auth-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr)  // mkdtemp creates the directory 0700
-    return make_error(errno == ENOSPC ? ErrorCode::kResourceExhausted : ErrorCode::kPermissionDenied,
-                      "Could not create a private directory for the auth file: " +
-                          std::string(std::strerror(errno)) + ".");
+    return make_error(
+        errno == ENOSPC ? ErrorCode::kResourceExhausted : ErrorCode::kPermissionDenied,
+        "Could not create a private directory for the auth file: " +
+            std::string(std::strerror(errno)) + ".");
   const std::string path = templ + "/auth.json";
 
   Secret user_pass;
@@ -156,7 +158,8 @@ Result<std::unique_ptr<EnvFile>> EnvFile::create(const std::string& parent_dir,
     if (k.empty() || k.find_first_of("=\n\r") != std::string::npos ||
         v.find_first_of("\n\r") != std::string::npos || v.find('\0') != std::string::npos)
       return make_error(ErrorCode::kInvalidArgument,
-                        "The environment variable " + k + " cannot be passed in an env file.", "env");
+                        "The environment variable " + k + " cannot be passed in an env file.",
+                        "env");
     body.append(k).append("=").append(v).append("\n");
   }
   std::string templ = parent_dir + "/env-XXXXXX";

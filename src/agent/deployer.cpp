@@ -183,7 +183,8 @@ std::string Deployer::cert_dir_for(const std::string& image, std::string& error)
   return dir;
 }
 
-agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task, const ProgressFn& progress) {
+agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task,
+                                       const ProgressFn& progress) {
   auto lock_ptr = app_mutex(task.service_id);
   std::lock_guard app_lock(*lock_ptr);
   agentlink::TaskResult result;
@@ -200,10 +201,12 @@ agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task, const 
   auto finish = [&](agentlink::TaskResult r, const std::optional<AppRecord>& app) {
     r.logs = steps.entries();
     if (auto st = deps_.state->finish_task(r, "deploy", app); !st.ok())
-      log::error("could not record a task result", {{"task", r.task_id}, {"error", st.error().message}});
-    log::info(r.ok ? "deploy succeeded" : "deploy failed",
-              {{"task", r.task_id}, {"app", r.service_id}, {"revision", r.revision_id},
-               {"error", r.error}});
+      log::error("could not record a task result",
+                 {{"task", r.task_id}, {"error", st.error().message}});
+    log::info(r.ok ? "deploy succeeded" : "deploy failed", {{"task", r.task_id},
+                                                            {"app", r.service_id},
+                                                            {"revision", r.revision_id},
+                                                            {"error", r.error}});
     return r;
   };
 
@@ -214,8 +217,8 @@ agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task, const 
     AppRecord record = blue.value_or(AppRecord{});
     record.service_id = task.service_id;
     result.stable_port = record.stable_port;
-    log::info("deploy started", {{"task", task.task_id}, {"app", task.service_id},
-                                 {"revision", task.revision_id}});
+    log::info("deploy started",
+              {{"task", task.task_id}, {"app", task.service_id}, {"revision", task.revision_id}});
 
     const std::string tmp_dir = options_.data_dir + "/tmp";
     if (auto e = ensure_dir(tmp_dir, fs::perms::owner_all); !e.empty())
@@ -258,8 +261,8 @@ agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task, const 
     auto port = deps_.allocate_port();
     if (!port.ok()) return finish(failure(result, port.error().message), std::nullopt);
     const int green_port = *port;
-    const std::string green = "berth-" + task.service_id + "-r" + std::to_string(task.revision) +
-                              "-" + deps_.suffix();
+    const std::string green =
+        "berth-" + task.service_id + "-r" + std::to_string(task.revision) + "-" + deps_.suffix();
     record.pending_container = green;
     if (auto st = deps_.state->put_app(record); !st.ok())
       return finish(failure(result, st.error().message), std::nullopt);
@@ -341,7 +344,8 @@ agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task, const 
       if (auto st = deps_.state->put_app(record); !st.ok())
         log::error("could not record the new serving container",
                    {{"app", task.service_id}, {"error", st.error().message}});
-      steps.ok(step, "127.0.0.1:" + std::to_string(record.stable_port) + " now serves " + green + ".");
+      steps.ok(step,
+               "127.0.0.1:" + std::to_string(record.stable_port) + " now serves " + green + ".");
     }
 
     // Remove blue (and any stray berth container of this app), after open connections drain.
@@ -358,19 +362,24 @@ agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task, const 
       if (blue && !blue->container.empty()) names.push_back(blue->container);
       if (auto listed = deps_.driver->list_by_label(kLabelService, task.service_id); listed.ok())
         for (const auto& c : *listed)
-          if (c.name != green && (names.empty() || c.name != names.front())) names.push_back(c.name);
+          if (c.name != green && (names.empty() || c.name != names.front()))
+            names.push_back(c.name);
       for (const auto& n : names) {
-        if (auto st = deps_.driver->remove(n); st.ok()) removed.push_back(n);
-        else failed.push_back(n + " (" + st.error().message + ")");
+        if (auto st = deps_.driver->remove(n); st.ok())
+          removed.push_back(n);
+        else
+          failed.push_back(n + " (" + st.error().message + ")");
       }
-      std::string msg = removed.empty() ? "No previous container to remove."
-                                        : "Removed " + std::to_string(removed.size()) + " previous container(s).";
+      std::string msg =
+          removed.empty() ? "No previous container to remove."
+                          : "Removed " + std::to_string(removed.size()) + " previous container(s).";
       std::string detail;
       for (const auto& n : removed) detail += (detail.empty() ? "" : ", ") + n;
       if (!failed.empty()) {
         std::string f;
         for (const auto& n : failed) f += (f.empty() ? "" : ", ") + n;
-        steps.info("cleanup", "Some previous containers could not be removed; the next start retries.", f);
+        steps.info("cleanup",
+                   "Some previous containers could not be removed; the next start retries.", f);
       } else {
         steps.ok(step, msg, detail);
       }
@@ -378,23 +387,27 @@ agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task, const 
     result.ok = true;
     return finish(result, record);
   } catch (const std::exception& e) {
-    return finish(failure(result, std::string("Internal error during the deploy: ") + e.what() + "."),
-                  std::nullopt);
+    return finish(
+        failure(result, std::string("Internal error during the deploy: ") + e.what() + "."),
+        std::nullopt);
   }
 }
 
-agentlink::TaskResult Deployer::restart(const agentlink::RestartTask& task, const ProgressFn& progress) {
+agentlink::TaskResult Deployer::restart(const agentlink::RestartTask& task,
+                                        const ProgressFn& progress) {
   auto lock_ptr = app_mutex(task.service_id);
   std::lock_guard app_lock(*lock_ptr);
   agentlink::TaskResult result;
   result.task_id = task.task_id;
   result.service_id = task.service_id;
-  if (auto rec = deps_.state->recorded_result(task.task_id); rec.ok() && rec->has_value()) return **rec;
+  if (auto rec = deps_.state->recorded_result(task.task_id); rec.ok() && rec->has_value())
+    return **rec;
   StepLog steps(deps_.now, progress);
   auto finish = [&](agentlink::TaskResult r, const std::optional<AppRecord>& app) {
     r.logs = steps.entries();
     if (auto st = deps_.state->finish_task(r, "restart", app); !st.ok())
-      log::error("could not record a task result", {{"task", r.task_id}, {"error", st.error().message}});
+      log::error("could not record a task result",
+                 {{"task", r.task_id}, {"error", st.error().message}});
     log::info(r.ok ? "restart succeeded" : "restart failed",
               {{"task", r.task_id}, {"app", r.service_id}, {"error", r.error}});
     return r;
@@ -427,7 +440,8 @@ agentlink::TaskResult Deployer::restart(const agentlink::RestartTask& task, cons
     spec.deadline = options_.probe_deadline;
     const ProbeOutcome outcome = deps_.prober->probe(spec);
     if (!outcome.healthy) {
-      const std::string why = "The restarted container did not become healthy: " + outcome.last_error;
+      const std::string why =
+          "The restarted container did not become healthy: " + outcome.last_error;
       steps.failed(step, why);
       return finish(failure(result, why), std::nullopt);
     }
@@ -442,13 +456,15 @@ agentlink::TaskResult Deployer::restart(const agentlink::RestartTask& task, cons
   return finish(result, app);
 }
 
-agentlink::TaskResult Deployer::remove(const agentlink::RemoveTask& task, const ProgressFn& progress) {
+agentlink::TaskResult Deployer::remove(const agentlink::RemoveTask& task,
+                                       const ProgressFn& progress) {
   auto lock_ptr = app_mutex(task.service_id);
   std::lock_guard app_lock(*lock_ptr);
   agentlink::TaskResult result;
   result.task_id = task.task_id;
   result.service_id = task.service_id;
-  if (auto rec = deps_.state->recorded_result(task.task_id); rec.ok() && rec->has_value()) return **rec;
+  if (auto rec = deps_.state->recorded_result(task.task_id); rec.ok() && rec->has_value())
+    return **rec;
   StepLog steps(deps_.now, progress);
   auto step = steps.begin("remove");
   deps_.proxies->close(task.service_id);
@@ -479,11 +495,13 @@ agentlink::TaskResult Deployer::remove(const agentlink::RemoveTask& task, const 
     result.logs = steps.entries();
     return result;  // not recorded: the app stays known so a retry can finish the job
   }
-  steps.ok(step, "Removed " + std::to_string(names.size()) + " container(s) and closed the stable port.");
+  steps.ok(step,
+           "Removed " + std::to_string(names.size()) + " container(s) and closed the stable port.");
   result.ok = true;
   result.logs = steps.entries();
   if (auto st = deps_.state->finish_task(result, "remove", std::nullopt, /*forget=*/true); !st.ok())
-    log::error("could not record a task result", {{"task", result.task_id}, {"error", st.error().message}});
+    log::error("could not record a task result",
+               {{"task", result.task_id}, {"error", st.error().message}});
   log::info("app removed", {{"task", task.task_id}, {"app", task.service_id}});
   return result;
 }
@@ -526,7 +544,8 @@ Status Deployer::reconcile() {
     // whose removal was interrupted. Nothing routes to it.
     log::info("removing a container that is not serving", {{"app", svc}, {"container", c.name}});
     if (auto st = deps_.driver->remove(c.name); !st.ok())
-      log::warn("could not remove a container", {{"container", c.name}, {"error", st.error().message}});
+      log::warn("could not remove a container",
+                {{"container", c.name}, {"error", st.error().message}});
   }
   for (auto& [id, app] : by_id) {
     if (!app.pending_container.empty()) {
@@ -536,7 +555,8 @@ Status Deployer::reconcile() {
     if (app.container.empty()) continue;
     auto s = serving.find(id);
     if (s == serving.end()) {
-      log::warn("the serving container of an app is missing", {{"app", id}, {"container", app.container}});
+      log::warn("the serving container of an app is missing",
+                {{"app", id}, {"container", app.container}});
       continue;
     }
     if (!s->second.running()) {
@@ -546,8 +566,8 @@ Status Deployer::reconcile() {
     }
     auto routed = deps_.proxies->route(id, app.stable_port, app.backend_port);
     if (!routed.ok()) {
-      log::error("could not reopen the stable port", {{"app", id}, {"port", app.stable_port},
-                                                     {"error", routed.error().message}});
+      log::error("could not reopen the stable port",
+                 {{"app", id}, {"port", app.stable_port}, {"error", routed.error().message}});
     } else if (*routed != app.stable_port) {
       app.stable_port = *routed;
       (void)deps_.state->put_app(app);

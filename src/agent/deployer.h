@@ -29,8 +29,8 @@
 namespace berth::agent {
 
 struct DeployerOptions {
-  std::string data_dir;                             // auth/env files (tmp/), CA dirs (certs/)
-  std::map<std::string, std::string> registry_ca;   // registry host -> CA file (PEM)
+  std::string data_dir;                            // auth/env files (tmp/), CA dirs (certs/)
+  std::map<std::string, std::string> registry_ca;  // registry host -> CA file (PEM)
   std::chrono::milliseconds probe_deadline{120000};
   std::chrono::milliseconds drain_timeout{10000};
   int stop_grace_seconds = 10;
@@ -41,9 +41,9 @@ struct DeployerDeps {
   HealthProber* prober = nullptr;
   ProxySet* proxies = nullptr;
   AgentState* state = nullptr;
-  std::function<core::UnixMillis()> now;        // wall clock (ms since epoch)
-  std::function<Result<int>()> allocate_port;   // a free loopback port for green
-  std::function<std::string()> suffix;          // random container-name suffix
+  std::function<core::UnixMillis()> now;       // wall clock (ms since epoch)
+  std::function<Result<int>()> allocate_port;  // a free loopback port for green
+  std::function<std::string()> suffix;         // random container-name suffix
 };
 
 using ProgressFn = std::function<void(const core::DeployLogEntry&)>;

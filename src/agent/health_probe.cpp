@@ -34,7 +34,8 @@ std::string probe_once(const ProbeSpec& spec) {
   stream.expires_after(spec.attempt_timeout);
   stream.async_connect(endpoint, [&](boost::system::error_code ec) {
     if (ec) {
-      failure = "Connecting to port " + std::to_string(spec.port) + " failed: " + ec.message() + ".";
+      failure =
+          "Connecting to port " + std::to_string(spec.port) + " failed: " + ec.message() + ".";
       return;
     }
     if (spec.path.empty()) return;
@@ -43,15 +44,16 @@ std::string probe_once(const ProbeSpec& spec) {
         failure = "Sending the health request failed: " + wec.message() + ".";
         return;
       }
-      http::async_read_header(stream, buffer, parser, [&](boost::system::error_code rec, std::size_t) {
-        if (rec) {
-          failure = "Reading the health response failed: " + rec.message() + ".";
-          return;
-        }
-        const unsigned status = parser.get().result_int();
-        if (status < 200 || status >= 400)
-          failure = "GET " + spec.path + " answered " + std::to_string(status) + ".";
-      });
+      http::async_read_header(
+          stream, buffer, parser, [&](boost::system::error_code rec, std::size_t) {
+            if (rec) {
+              failure = "Reading the health response failed: " + rec.message() + ".";
+              return;
+            }
+            const unsigned status = parser.get().result_int();
+            if (status < 200 || status >= 400)
+              failure = "GET " + spec.path + " answered " + std::to_string(status) + ".";
+          });
     });
   });
   io.run();
@@ -85,7 +87,8 @@ ProbeOutcome AsioHealthProber::probe(const ProbeSpec& spec) {
     if (next >= until) break;
     std::this_thread::sleep_until(next);
   }
-  if (outcome.last_error.empty()) outcome.last_error = "The health threshold was not reached in time.";
+  if (outcome.last_error.empty())
+    outcome.last_error = "The health threshold was not reached in time.";
   return outcome;
 }
 

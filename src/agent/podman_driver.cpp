@@ -21,9 +21,9 @@ Result<ProcessOutput> call(const PodmanOptions& o, std::vector<std::string> args
   auto r = run_process(args, deadline);
   if (!r.ok()) return r.take_error();
   if (r->timed_out)
-    return make_error(ErrorCode::kDeadlineExceeded,
-                      "podman " + what + " did not finish within " +
-                          std::to_string(deadline.count() / 1000) + " s.");
+    return make_error(ErrorCode::kDeadlineExceeded, "podman " + what + " did not finish within " +
+                                                        std::to_string(deadline.count() / 1000) +
+                                                        " s.");
   if (r->exit_code != 0) {
     const std::string reason = podman_reason(r->err, "podman " + what + " failed");
     const bool missing = reason.find("no such container") != std::string::npos ||
@@ -84,9 +84,13 @@ Result<std::string> PodmanDriver::pull(const PullRequest& request) {
 }
 
 Result<std::string> PodmanDriver::run(const ContainerSpec& spec) {
-  std::vector<std::string> args{"run", "-d", "--name", spec.name, "-p",
-                                "127.0.0.1:" + std::to_string(spec.host_port) + ":" +
-                                    std::to_string(spec.container_port)};
+  std::vector<std::string> args{
+      "run",
+      "-d",
+      "--name",
+      spec.name,
+      "-p",
+      "127.0.0.1:" + std::to_string(spec.host_port) + ":" + std::to_string(spec.container_port)};
   for (const auto& [k, v] : spec.labels) {
     args.push_back("--label");
     args.push_back(k + "=" + v);

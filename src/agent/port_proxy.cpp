@@ -6,8 +6,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <map>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -76,8 +76,9 @@ class ProxyImpl final : public PortProxy {
       acceptor_.listen();
       port_ = acceptor_.local_endpoint().port();
     } catch (const boost::system::system_error& e) {
-      return make_error(ErrorCode::kUnavailable, "Could not listen on 127.0.0.1:" +
-                                                     std::to_string(port) + ": " + e.code().message() + ".");
+      return make_error(ErrorCode::kUnavailable,
+                        "Could not listen on 127.0.0.1:" + std::to_string(port) + ": " +
+                            e.code().message() + ".");
     }
     accept();
     thread_ = std::thread([this] { io_.run(); });
@@ -150,7 +151,8 @@ class ProxyImpl final : public PortProxy {
   int port_ = 0;
   mutable std::mutex mu_;
   std::map<int, int> counts_;  // guarded by mu_
-  std::set<std::weak_ptr<Session>, std::owner_less<std::weak_ptr<Session>>> sessions_;  // io thread + mu_
+  std::set<std::weak_ptr<Session>, std::owner_less<std::weak_ptr<Session>>>
+      sessions_;  // io thread + mu_
 };
 
 void Session::start() {
@@ -173,30 +175,31 @@ void Session::start() {
 }
 
 void Session::pump(tcp::socket& from, tcp::socket& to, std::vector<char>& buf) {
-  from.async_read_some(asio::buffer(buf), [self = shared_from_this(), &from, &to, &buf](
-                                              error_code ec, std::size_t n) {
-    if (ec) {
-      error_code ignored;
-      if (ec == asio::error::eof) {
-        // Half-close: the peer finished sending; tell the other side, keep the reverse open.
-        to.shutdown(tcp::socket::shutdown_send, ignored);
-      } else {
-        self->close();
-      }
-      self->direction_done();
-      return;
-    }
-    self->arm(self->owner_.options().idle_timeout);
-    asio::async_write(to, asio::buffer(buf.data(), n),
-                      [self, &from, &to, &buf](error_code wec, std::size_t) {
-                        if (wec) {
-                          self->close();
-                          self->direction_done();
-                          return;
-                        }
-                        self->pump(from, to, buf);
-                      });
-  });
+  from.async_read_some(asio::buffer(buf),
+                       [self = shared_from_this(), &from, &to, &buf](error_code ec, std::size_t n) {
+                         if (ec) {
+                           error_code ignored;
+                           if (ec == asio::error::eof) {
+                             // Half-close: the peer finished sending; tell the other side, keep the
+                             // reverse open.
+                             to.shutdown(tcp::socket::shutdown_send, ignored);
+                           } else {
+                             self->close();
+                           }
+                           self->direction_done();
+                           return;
+                         }
+                         self->arm(self->owner_.options().idle_timeout);
+                         asio::async_write(to, asio::buffer(buf.data(), n),
+                                           [self, &from, &to, &buf](error_code wec, std::size_t) {
+                                             if (wec) {
+                                               self->close();
+                                               self->direction_done();
+                                               return;
+                                             }
+                                             self->pump(from, to, buf);
+                                           });
+                       });
 }
 
 void Session::direction_done() {

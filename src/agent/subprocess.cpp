@@ -95,7 +95,8 @@ Result<ProcessOutput> run_process(const std::vector<std::string>& argv,
   bool out_open = true, err_open = true, exited = false;
   int status = 0;
   while (!exited) {
-    pollfd fds[2] = {{out_open ? out.fd[0] : -1, POLLIN, 0}, {err_open ? err.fd[0] : -1, POLLIN, 0}};
+    pollfd fds[2] = {{out_open ? out.fd[0] : -1, POLLIN, 0},
+                     {err_open ? err.fd[0] : -1, POLLIN, 0}};
     // Short polls: a grandchild (conmon) may keep the pipes open after podman itself exits,
     // so the exit of the direct child, not EOF, ends the call.
     ::poll(fds, 2, 50);
@@ -114,8 +115,10 @@ Result<ProcessOutput> run_process(const std::vector<std::string>& argv,
   }
   if (out_open) drain(out.fd[0], result.out, max_output);
   if (err_open) drain(err.fd[0], result.err, max_output);
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+  if (WIFEXITED(status))
+    result.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    result.exit_code = 128 + WTERMSIG(status);
   return result;
 }
 

@@ -16,7 +16,7 @@
 namespace berth::agent {
 
 struct ProcessOutput {
-  int exit_code = -1;      // the exit status, or 128+signal when killed by a signal
+  int exit_code = -1;  // the exit status, or 128+signal when killed by a signal
   bool timed_out = false;
   std::string out;
   std::string err;

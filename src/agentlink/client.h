@@ -43,7 +43,7 @@ struct ClientOptions {
   std::string ca_cert_pem;  // the controller CA
   std::string cert_pem;     // this agent's client certificate (CN = agent name)
   Secret key_pem;
-  std::function<Hello()> hello;                     // full observed state, at every connect
+  std::function<Hello()> hello;  // full observed state, at every connect
   std::function<void(const Message&)> on_message;
   Backoff backoff;
   std::chrono::milliseconds heartbeat_interval{10'000};

@@ -220,8 +220,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using ClosedHandler = std::function<void(Connection&)>;
 
   Connection(tcp::socket socket, ssl::context& ctx, Timeouts t)
-      : ws(std::move(socket), ctx), timeouts(t), setup_timer_(ws.get_executor()),
-        write_timer_(ws.get_executor()), heartbeat_timer_(ws.get_executor()) {}
+      : ws(std::move(socket), ctx),
+        timeouts(t),
+        setup_timer_(ws.get_executor()),
+        write_timer_(ws.get_executor()),
+        heartbeat_timer_(ws.get_executor()) {}
   Connection(net::any_io_executor ex, ssl::context& ctx, Timeouts t)
       : ws(ex, ctx), timeouts(t), setup_timer_(ex), write_timer_(ex), heartbeat_timer_(ex) {}
 
@@ -296,9 +299,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   void read() {
-    ws.async_read(buffer_, [self = shared_from_this()](error_code ec, std::size_t) {
-      self->on_read(ec);
-    });
+    ws.async_read(buffer_,
+                  [self = shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
@@ -317,8 +319,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     secure_wipe(bytes, data.size());
     buffer_.consume(buffer_.size());
     if (!message) {
-      log::warn("agent link frame refused",
-                {{"peer", peer}, {"error", message.error().message}, {"field", message.error().field}});
+      log::warn(
+          "agent link frame refused",
+          {{"peer", peer}, {"error", message.error().message}, {"field", message.error().field}});
       refuse(websocket::close_code::policy_error, "invalid frame");
       return;
     }
@@ -460,41 +463,41 @@ struct Server::Impl {
     conn->peer = std::move(peer);
     live[conn.get()] = conn;
     conn->arm_setup_deadline();
-    conn->ws.next_layer().async_handshake(
-        ssl::stream_base::server, [this, conn](error_code ec) {
-          if (ec) {
-            // The certificate check's own reason (expired, unknown CA, ...) is what an operator
-            // needs; the handshake error alone only says "verify failed".
-            const long verify = SSL_get_verify_result(conn->ws.next_layer().native_handle());
-            if (!stopping)
-              log::warn("agent link TLS handshake failed",
-                        {{"peer", conn->peer},
-                         {"error", ec.message()},
-                         {"certificate", verify == X509_V_OK ? "" : X509_verify_cert_error_string(verify)}});
-            forget(*conn);
-            conn->abort();
-            return;
-          }
-          auto id = peer_identity(conn->ws.next_layer().native_handle());
-          if (!id) {
-            log::warn("agent link peer has no usable certificate", {{"peer", conn->peer}});
-            forget(*conn);
-            conn->abort();
-            return;
-          }
-          conn->identity = std::move(*id);
-          conn->configure_websocket();
-          conn->ws.async_accept([this, conn](error_code aec) {
-            if (aec) {
-              log::warn("agent link upgrade failed", {{"peer", conn->peer}, {"error", aec.message()}});
-              forget(*conn);
-              conn->abort();
-              return;
-            }
-            conn->start_reading([this](Connection& c, Message&& m) { on_message(c, std::move(m)); },
-                                [this](Connection& c) { on_closed(c); });
-          });
-        });
+    conn->ws.next_layer().async_handshake(ssl::stream_base::server, [this, conn](error_code ec) {
+      if (ec) {
+        // The certificate check's own reason (expired, unknown CA, ...) is what an operator
+        // needs; the handshake error alone only says "verify failed".
+        const long verify = SSL_get_verify_result(conn->ws.next_layer().native_handle());
+        if (!stopping)
+          log::warn(
+              "agent link TLS handshake failed",
+              {{"peer", conn->peer},
+               {"error", ec.message()},
+               {"certificate", verify == X509_V_OK ? "" : X509_verify_cert_error_string(verify)}});
+        forget(*conn);
+        conn->abort();
+        return;
+      }
+      auto id = peer_identity(conn->ws.next_layer().native_handle());
+      if (!id) {
+        log::warn("agent link peer has no usable certificate", {{"peer", conn->peer}});
+        forget(*conn);
+        conn->abort();
+        return;
+      }
+      conn->identity = std::move(*id);
+      conn->configure_websocket();
+      conn->ws.async_accept([this, conn](error_code aec) {
+        if (aec) {
+          log::warn("agent link upgrade failed", {{"peer", conn->peer}, {"error", aec.message()}});
+          forget(*conn);
+          conn->abort();
+          return;
+        }
+        conn->start_reading([this](Connection& c, Message&& m) { on_message(c, std::move(m)); },
+                            [this](Connection& c) { on_closed(c); });
+      });
+    });
   }
 
   void on_message(Connection& c, Message&& m) {
@@ -505,15 +508,17 @@ struct Server::Impl {
     }
     const auto* hello = std::get_if<Hello>(&m);
     if (!c.accepted && hello == nullptr) {
-      log::warn("agent link first frame is not a hello", {{"peer", c.peer}, {"agent", c.identity.name}});
+      log::warn("agent link first frame is not a hello",
+                {{"peer", c.peer}, {"agent", c.identity.name}});
       c.refuse(websocket::close_code::policy_error, "hello expected");
       return;
     }
     // The identity is fixed by the certificate for the whole connection, so every hello (the
     // first and any refresh) must carry the certificate's name.
     if (hello != nullptr && hello->name != c.identity.name) {
-      log::warn("agent hello refused: name differs from certificate",
-                {{"peer", c.peer}, {"certificate_name", c.identity.name}, {"hello_name", hello->name}});
+      log::warn(
+          "agent hello refused: name differs from certificate",
+          {{"peer", c.peer}, {"certificate_name", c.identity.name}, {"hello_name", hello->name}});
       c.refuse(websocket::close_code::policy_error, "hello name does not match the certificate");
       return;
     }
@@ -533,11 +538,14 @@ struct Server::Impl {
     if (std::holds_alternative<Heartbeat>(m)) return;
     if (hello != nullptr) {
       if (options.on_hello)
-        callbacks.post([this, id = c.identity, h = std::move(std::get<Hello>(m))] { options.on_hello(id, h); });
+        callbacks.post([this, id = c.identity, h = std::move(std::get<Hello>(m))] {
+          options.on_hello(id, h);
+        });
       return;
     }
     if (options.on_message)
-      callbacks.post([this, name = c.identity.name, msg = std::move(m)] { options.on_message(name, msg); });
+      callbacks.post(
+          [this, name = c.identity.name, msg = std::move(m)] { options.on_message(name, msg); });
   }
 
   void register_agent(Connection& c) {
@@ -549,7 +557,8 @@ struct Server::Impl {
       slot = c.shared_from_this();
     }
     if (previous && previous.get() != &c) {
-      log::info("agent connection replaced by a newer one", {{"agent", c.identity.name}, {"peer", previous->peer}});
+      log::info("agent connection replaced by a newer one",
+                {{"agent", c.identity.name}, {"peer", previous->peer}});
       previous->abort();
     }
   }
@@ -581,7 +590,8 @@ Server::~Server() { stop(); }
 
 Status Server::start() {
   Impl& s = *impl_;
-  if (s.started) return make_error(ErrorCode::kFailedPrecondition, "agent link server already started");
+  if (s.started)
+    return make_error(ErrorCode::kFailedPrecondition, "agent link server already started");
   auto hp = split_host_port(s.options.listen);
   if (!hp) return hp.error();
   if (auto st = configure_tls(s.ctx, s.options.ca_cert_pem, s.options.server_cert_pem,
@@ -598,7 +608,8 @@ Status Server::start() {
     tcp::resolver resolver(s.ioc);
     auto results = resolver.resolve(hp->host, std::to_string(hp->port), ec);
     if (ec || results.empty())
-      return make_error(ErrorCode::kInvalidArgument, "cannot resolve the listen address " + hp->host);
+      return make_error(ErrorCode::kInvalidArgument,
+                        "cannot resolve the listen address " + hp->host);
     endpoint = results.begin()->endpoint();
   } else {
     endpoint = tcp::endpoint(address, hp->port);
@@ -619,7 +630,8 @@ Status Server::start() {
   s.work.emplace(s.ioc.get_executor());
   s.accept();
   s.io_thread = std::thread([&s] { s.ioc.run(); });
-  log::info("agent link listening", {{"address", endpoint.address().to_string()}, {"port", s.bound_port.load()}});
+  log::info("agent link listening",
+            {{"address", endpoint.address().to_string()}, {"port", s.bound_port.load()}});
   return Status::Ok();
 }
 
@@ -694,15 +706,18 @@ Result<Endpoint> parse_url(std::string_view url) {
     rest = rest.substr(0, slash);
   }
   auto hp = split_host_port(rest);
-  if (!hp) return make_error(ErrorCode::kInvalidArgument, "agent link URL: " + hp.error().message, "url");
-  if (hp->port == 0) return make_error(ErrorCode::kInvalidArgument, "agent link URL needs a port", "url");
+  if (!hp)
+    return make_error(ErrorCode::kInvalidArgument, "agent link URL: " + hp.error().message, "url");
+  if (hp->port == 0)
+    return make_error(ErrorCode::kInvalidArgument, "agent link URL needs a port", "url");
   ep.host = hp->host;
   ep.port = hp->port;
   return ep;
 }
 
 struct Client::Impl {
-  explicit Impl(ClientOptions o) : options(std::move(o)), retry_timer(ioc), rng(std::random_device{}()) {}
+  explicit Impl(ClientOptions o)
+      : options(std::move(o)), retry_timer(ioc), rng(std::random_device{}()) {}
 
   ClientOptions options;
   Endpoint endpoint;
@@ -716,8 +731,8 @@ struct Client::Impl {
   int attempt = 0;
   bool started = false;
   std::atomic<bool> stopping{false};
-  std::shared_ptr<Connection> current;             // I/O thread only
-  std::shared_ptr<tcp::resolver> resolver;         // I/O thread only
+  std::shared_ptr<Connection> current;      // I/O thread only
+  std::shared_ptr<tcp::resolver> resolver;  // I/O thread only
 
   mutable std::mutex mu;
   std::shared_ptr<Connection> accepted;  // the connection send() uses
@@ -751,24 +766,27 @@ struct Client::Impl {
           beast::get_lowest_layer(conn->ws).async_connect(
               results, [this, conn](error_code cec, const tcp::endpoint&) {
                 if (cec || conn->finished()) return failed(conn, "connect", cec);
-                conn->ws.next_layer().async_handshake(ssl::stream_base::client, [this, conn](error_code hec) {
-                  if (hec || conn->finished()) return failed(conn, "TLS handshake", hec);
-                  conn->configure_websocket();
-                  const std::string host = endpoint.host.find(':') != std::string::npos
-                                               ? "[" + endpoint.host + "]:" + std::to_string(endpoint.port)
-                                               : endpoint.host + ":" + std::to_string(endpoint.port);
-                  conn->ws.async_handshake(host, endpoint.target, [this, conn](error_code wec) {
-                    if (wec || conn->finished()) return failed(conn, "WebSocket upgrade", wec);
-                    on_open(conn);
-                  });
-                });
+                conn->ws.next_layer().async_handshake(
+                    ssl::stream_base::client, [this, conn](error_code hec) {
+                      if (hec || conn->finished()) return failed(conn, "TLS handshake", hec);
+                      conn->configure_websocket();
+                      const std::string host =
+                          endpoint.host.find(':') != std::string::npos
+                              ? "[" + endpoint.host + "]:" + std::to_string(endpoint.port)
+                              : endpoint.host + ":" + std::to_string(endpoint.port);
+                      conn->ws.async_handshake(host, endpoint.target, [this, conn](error_code wec) {
+                        if (wec || conn->finished()) return failed(conn, "WebSocket upgrade", wec);
+                        on_open(conn);
+                      });
+                    });
               });
         });
   }
 
   void failed(const std::shared_ptr<Connection>& conn, const char* step, error_code ec) {
     if (!stopping)
-      log::info("agent link connect failed", {{"controller", conn->peer},
+      log::info("agent link connect failed",
+                {{"controller", conn->peer},
                  {"step", step},
                  {"error", ec ? ec.message() : std::string("setup deadline exceeded")}});
     conn->abort();
@@ -784,7 +802,8 @@ struct Client::Impl {
 
   void on_message(Connection& c, Message&& m) {
     if (!controller_may_send(m)) {
-      log::warn("agent link message type not allowed from the controller", {{"controller", c.peer}});
+      log::warn("agent link message type not allowed from the controller",
+                {{"controller", c.peer}});
       c.refuse(websocket::close_code::policy_error, "message type not allowed");
       return;
     }
@@ -801,8 +820,7 @@ struct Client::Impl {
       log::info("agent link connected", {{"controller", c.peer}});
     }
     if (std::holds_alternative<Heartbeat>(m)) return;
-    if (options.on_message)
-      callbacks.post([this, msg = std::move(m)] { options.on_message(msg); });
+    if (options.on_message) callbacks.post([this, msg = std::move(m)] { options.on_message(msg); });
   }
 
   void on_closed(Connection& c) {
@@ -832,11 +850,13 @@ Client::~Client() { stop(); }
 
 Status Client::start() {
   Impl& c = *impl_;
-  if (c.started) return make_error(ErrorCode::kFailedPrecondition, "agent link client already started");
+  if (c.started)
+    return make_error(ErrorCode::kFailedPrecondition, "agent link client already started");
   auto ep = parse_url(c.options.url);
   if (!ep) return ep.error();
   c.endpoint = std::move(*ep);
-  if (auto st = configure_tls(c.ctx, c.options.ca_cert_pem, c.options.cert_pem, c.options.key_pem); !st)
+  if (auto st = configure_tls(c.ctx, c.options.ca_cert_pem, c.options.cert_pem, c.options.key_pem);
+      !st)
     return st;
   // The controller must present a certificate made for a server.
   SSL_CTX_set_purpose(c.ctx.native_handle(), X509_PURPOSE_SSL_SERVER);
@@ -871,9 +891,10 @@ Status Client::send(const Message& message) {
   }
   if (!conn || impl_->stopping)
     return make_error(ErrorCode::kUnavailable, "not connected to the controller");
-  net::post(conn->ws.get_executor(), [conn, frame = std::make_shared<Frame>(encode(message))]() mutable {
-    conn->enqueue(std::move(*frame));
-  });
+  net::post(conn->ws.get_executor(),
+            [conn, frame = std::make_shared<Frame>(encode(message))]() mutable {
+              conn->enqueue(std::move(*frame));
+            });
   return Status::Ok();
 }
 

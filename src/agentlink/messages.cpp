@@ -26,8 +26,8 @@ json health_to_json(const core::HealthCheck& h) {
 }
 
 json log_to_json(const core::DeployLogEntry& e) {
-  return json{{"step", e.step},         {"status", e.status},         {"message", e.message},
-              {"detail", e.detail},     {"started_at", e.started_at}, {"duration_ms", e.duration_ms}};
+  return json{{"step", e.step},     {"status", e.status},         {"message", e.message},
+              {"detail", e.detail}, {"started_at", e.started_at}, {"duration_ms", e.duration_ms}};
 }
 
 json app_to_json(const ObservedApp& a) {
@@ -42,7 +42,10 @@ json app_to_json(const ObservedApp& a) {
 json to_json(const Hello& m) {
   json apps = json::array();
   for (const auto& a : m.apps) apps.push_back(app_to_json(a));
-  return json{{"type", "hello"}, {"name", m.name}, {"zone", m.zone}, {"version", m.version},
+  return json{{"type", "hello"},
+              {"name", m.name},
+              {"zone", m.zone},
+              {"version", m.version},
               {"apps", std::move(apps)}};
 }
 json to_json(const DeployTask& m) {
@@ -135,7 +138,8 @@ class Obj {
   std::int64_t i64(const char* key) {
     json& v = at(key);
     if (v.is_number_unsigned()) {
-      if (v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      if (v.get<std::uint64_t>() >
+          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
         fail(path(key), "is out of range");
       return static_cast<std::int64_t>(v.get<std::uint64_t>());
     }
@@ -298,8 +302,8 @@ std::string encode(const Message& message) {
 
 Result<Message> decode(std::string_view frame) {
   if (frame.size() > kMaxFrameBytes) {
-    return make_error(ErrorCode::kPayloadTooLarge,
-                      "frame of " + std::to_string(frame.size()) + " bytes exceeds the 1 MiB limit");
+    return make_error(ErrorCode::kPayloadTooLarge, "frame of " + std::to_string(frame.size()) +
+                                                       " bytes exceeds the 1 MiB limit");
   }
   json j = json::parse(frame, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return make_error(ErrorCode::kInvalidArgument, "frame is not valid JSON");

@@ -33,12 +33,12 @@ struct RegistryAuth {
 // What the agent observes about one app it runs.
 struct ObservedApp {
   std::string service_id;
-  std::string revision_id;       // serving revision, empty when none
+  std::string revision_id;  // serving revision, empty when none
   std::string image_digest;
-  int stable_port = 0;           // the app's loopback port (the proxy)
-  std::string container;         // container name serving now
+  int stable_port = 0;    // the app's loopback port (the proxy)
+  std::string container;  // container name serving now
   bool healthy = false;
-  std::string last_task_id;      // last task applied for this app
+  std::string last_task_id;  // last task applied for this app
 };
 
 struct Hello {
@@ -96,8 +96,8 @@ struct Heartbeat {
   std::int64_t sent_at_ms = 0;
 };
 
-using Message = std::variant<Hello, DeployTask, RestartTask, RemoveTask, Ack, Progress, TaskResult,
-                             Heartbeat>;
+using Message =
+    std::variant<Hello, DeployTask, RestartTask, RemoveTask, Ack, Progress, TaskResult, Heartbeat>;
 
 // Encodes one message as a JSON text frame. The only function that ever writes a password
 // (DeployTask::auth) into bytes: the frame goes straight to the TLS stream and is wiped after.

@@ -22,20 +22,30 @@ constexpr const char* kChallenge = R"(Basic realm="berth", Bearer realm="berth")
 
 int http_status(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return 400;
-    case ErrorCode::kValidation: return 422;
-    case ErrorCode::kUnauthenticated: return 401;
-    case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kConflict: return 409;
-    case ErrorCode::kFailedPrecondition: return 422;
-    case ErrorCode::kPayloadTooLarge: return 413;
-    case ErrorCode::kUnsupportedMedia: return 415;
+    case ErrorCode::kInvalidArgument:
+      return 400;
+    case ErrorCode::kValidation:
+      return 422;
+    case ErrorCode::kUnauthenticated:
+      return 401;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kConflict:
+      return 409;
+    case ErrorCode::kFailedPrecondition:
+      return 422;
+    case ErrorCode::kPayloadTooLarge:
+      return 413;
+    case ErrorCode::kUnsupportedMedia:
+      return 415;
     case ErrorCode::kUnavailable:
     case ErrorCode::kDeadlineExceeded:
     case ErrorCode::kResourceExhausted:
-    case ErrorCode::kPermissionDenied: return 503;
+    case ErrorCode::kPermissionDenied:
+      return 503;
     case ErrorCode::kDataLoss:
-    case ErrorCode::kInternal: return 500;
+    case ErrorCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -126,21 +136,30 @@ Route route(const std::string& target) {
     return r;
   }
   const std::string sub = rest.substr(slash + 1);
-  if (sub == "deployments") r.kind = Route::Kind::kDeployments;
-  else if (sub == "rollback") r.kind = Route::Kind::kRollback;
-  else if (sub == "restart") r.kind = Route::Kind::kRestart;
+  if (sub == "deployments")
+    r.kind = Route::Kind::kDeployments;
+  else if (sub == "rollback")
+    r.kind = Route::Kind::kRollback;
+  else if (sub == "restart")
+    r.kind = Route::Kind::kRestart;
   return r;
 }
 
 const char* allowed_methods(Route::Kind k) {
   switch (k) {
-    case Route::Kind::kHealth: return "GET";
-    case Route::Kind::kCollection: return "GET, POST";
-    case Route::Kind::kItem: return "GET, PATCH, DELETE";
-    case Route::Kind::kDeployments: return "GET";
+    case Route::Kind::kHealth:
+      return "GET";
+    case Route::Kind::kCollection:
+      return "GET, POST";
+    case Route::Kind::kItem:
+      return "GET, PATCH, DELETE";
+    case Route::Kind::kDeployments:
+      return "GET";
     case Route::Kind::kRollback:
-    case Route::Kind::kRestart: return "POST";
-    case Route::Kind::kNone: return "";
+    case Route::Kind::kRestart:
+      return "POST";
+    case Route::Kind::kNone:
+      return "";
   }
   return "";
 }
@@ -182,7 +201,8 @@ void mark_awaiting_agent(core::AppService& s, core::UnixMillis now) {
   if (it == s.conditions.end()) {
     s.conditions.push_back(c);
   } else {
-    if (it->status == c.status && it->reason == c.reason) c.last_transition_time = it->last_transition_time;
+    if (it->status == c.status && it->reason == c.reason)
+      c.last_transition_time = it->last_transition_time;
     *it = c;
   }
 }
@@ -198,8 +218,8 @@ core::CredentialWrite to_write(const core::CredentialDecision& d,
       w.action = core::CredentialWrite::Action::kKeep;
       break;
     case core::CredentialAction::kNone:
-      w.action = stored ? core::CredentialWrite::Action::kRemove
-                        : core::CredentialWrite::Action::kKeep;
+      w.action =
+          stored ? core::CredentialWrite::Action::kRemove : core::CredentialWrite::Action::kKeep;
       break;
     case core::CredentialAction::kRemove:
       w.action = core::CredentialWrite::Action::kRemove;
@@ -278,8 +298,8 @@ class Call {
     service.created_at = now_;
     service.updated_at = now_;
 
-    auto decision = core::decide_credential(
-        std::nullopt, core::credential_request_for_create(request), now_);
+    auto decision =
+        core::decide_credential(std::nullopt, core::credential_request_for_create(request), now_);
     if (!decision) return from_error(decision.error());
 
     core::Change change;
@@ -488,7 +508,8 @@ HttpResponse Handler::handle(const HttpRequest& req) const {
   const Route r = route(req.target);
   if (r.kind == Route::Kind::kNone) return json_error(404, "no such endpoint");
   if (!method_allowed(r.kind, req.method)) {
-    HttpResponse res = json_error(405, "method " + req.method.substr(0, 16) + " is not allowed here");
+    HttpResponse res =
+        json_error(405, "method " + req.method.substr(0, 16) + " is not allowed here");
     res.headers["Allow"] = allowed_methods(r.kind);
     return res;
   }
@@ -510,9 +531,12 @@ HttpResponse Handler::handle(const HttpRequest& req) const {
       res = req.method == "GET" ? call.list() : call.create(req, changed);
       break;
     case Route::Kind::kItem:
-      if (req.method == "GET") res = call.get(r.id);
-      else if (req.method == "PATCH") res = call.patch(req, r.id, changed);
-      else res = call.remove(r.id, changed);
+      if (req.method == "GET")
+        res = call.get(r.id);
+      else if (req.method == "PATCH")
+        res = call.patch(req, r.id, changed);
+      else
+        res = call.remove(r.id, changed);
       break;
     case Route::Kind::kDeployments:
       res = call.deployments(r.id, query_flag(r.query, "all"));

@@ -27,8 +27,7 @@ struct HandlerOptions {
 
 class Handler {
  public:
-  Handler(HandlerOptions options, core::StateStore& store,
-          std::function<core::UnixMillis()> clock,
+  Handler(HandlerOptions options, core::StateStore& store, std::function<core::UnixMillis()> clock,
           std::function<void(const std::string& service_id)> on_change);
 
   HttpResponse handle(const HttpRequest& request) const;

@@ -8,8 +8,8 @@
 namespace berth::api {
 
 struct HttpRequest {
-  std::string method;   // upper case: GET, POST, ...
-  std::string target;   // path plus optional query, as sent ("/app-services/x?all=true")
+  std::string method;  // upper case: GET, POST, ...
+  std::string target;  // path plus optional query, as sent ("/app-services/x?all=true")
   // Header names lower-cased; a repeated header keeps its last value.
   std::map<std::string, std::string> headers;
   std::string body;

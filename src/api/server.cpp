@@ -57,9 +57,9 @@ bool is_parse_error(const beast::error_code& ec) {
 
 // Per-connection state shared with stop(): touched only on the connection's strand.
 struct ConnState {
-  asio::any_io_executor strand;   // the session's strand
-  bool busy = false;              // a request is being read past its header or handled
-  std::function<void()> cancel;   // closes the connection's socket; empty once it is gone
+  asio::any_io_executor strand;  // the session's strand
+  bool busy = false;             // a request is being read past its header or handled
+  std::function<void()> cancel;  // closes the connection's socket; empty once it is gone
 };
 
 }  // namespace
@@ -84,7 +84,7 @@ struct ApiServer::Impl {
   std::atomic<std::size_t> connections{0};
 
   std::mutex mu;
-  std::uint64_t next_conn = 0;                               // guarded by mu
+  std::uint64_t next_conn = 0;                                // guarded by mu
   std::map<std::uint64_t, std::shared_ptr<ConnState>> conns;  // guarded by mu
 
   Status load_tls();
@@ -312,8 +312,8 @@ asio::awaitable<void> ApiServer::Impl::serve(Stream& stream, ConnState& state) {
     HttpResponse out = dispatch(req);
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-    log::info("api request", {{"method", method}, {"path", path}, {"status", out.status},
-                              {"duration_ms", ms}});
+    log::info("api request",
+              {{"method", method}, {"path", path}, {"status", out.status}, {"duration_ms", ms}});
     const bool again = keep_alive && !stopping;
     auto res = to_beast(out, version, again);
     if (!co_await write(stream, res) || !again) co_return;
@@ -330,7 +330,8 @@ ApiServer::~ApiServer() { stop(); }
 
 Status ApiServer::start() {
   auto& d = *impl_;
-  if (d.started) return make_error(ErrorCode::kFailedPrecondition, "the API server is already started");
+  if (d.started)
+    return make_error(ErrorCode::kFailedPrecondition, "the API server is already started");
   beast::error_code ec;
   const auto address = asio::ip::make_address(d.opts.listen_host, ec);
   if (ec) {
@@ -361,10 +362,11 @@ Status ApiServer::start() {
   if (ec) {
     beast::error_code ignored;
     d.acceptor.close(ignored);
-    const auto code = ec == asio::error::address_in_use ? ErrorCode::kUnavailable
-                                                        : ErrorCode::kInvalidArgument;
-    return make_error(code, "cannot listen on " + d.opts.listen_host + ":" +
-                                std::to_string(d.opts.listen_port) + ": " + ec.message(),
+    const auto code =
+        ec == asio::error::address_in_use ? ErrorCode::kUnavailable : ErrorCode::kInvalidArgument;
+    return make_error(code,
+                      "cannot listen on " + d.opts.listen_host + ":" +
+                          std::to_string(d.opts.listen_port) + ": " + ec.message(),
                       "listen");
   }
   d.bound = d.acceptor.local_endpoint(ec);

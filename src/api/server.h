@@ -55,8 +55,7 @@ class ApiServer {
   // `store` must outlive the server. `clock` stamps created_at/updated_at. `on_change` is
   // called with the service id after every committed change (from a server thread; keep it
   // short and thread-safe).
-  ApiServer(ApiOptions options, core::StateStore& store,
-            std::function<core::UnixMillis()> clock,
+  ApiServer(ApiOptions options, core::StateStore& store, std::function<core::UnixMillis()> clock,
             std::function<void(const std::string& service_id)> on_change);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;

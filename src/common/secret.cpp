@@ -36,7 +36,8 @@ bool Secret::equals(const Secret& other) const {
   unsigned char diff = bytes_.size() == other.bytes_.size() ? 0 : 1;
   for (std::size_t i = 0; i < n; ++i) {
     const unsigned char a = i < bytes_.size() ? static_cast<unsigned char>(bytes_[i]) : 0;
-    const unsigned char b = i < other.bytes_.size() ? static_cast<unsigned char>(other.bytes_[i]) : 0;
+    const unsigned char b =
+        i < other.bytes_.size() ? static_cast<unsigned char>(other.bytes_[i]) : 0;
     diff |= static_cast<unsigned char>(a ^ b);
   }
   return diff == 0;

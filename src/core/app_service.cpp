@@ -225,7 +225,8 @@ bool valid_dns_label(std::string_view s, std::size_t min_len, std::size_t max_le
   for (char c : s) {
     if (!is_lower_alnum(c) && c != '-') return false;
   }
-  if (must_start_with_letter ? !(s.front() >= 'a' && s.front() <= 'z') : !is_lower_alnum(s.front())) {
+  if (must_start_with_letter ? !(s.front() >= 'a' && s.front() <= 'z')
+                             : !is_lower_alnum(s.front())) {
     return false;
   }
   return is_lower_alnum(s.back());
@@ -259,8 +260,8 @@ bool valid_env_name(std::string_view n) {
 
 Status validate_env(const std::map<std::string, std::string>& env) {
   if (env.size() > kMaxEnvVars) {
-    return invalid("app_config.env", "app_config.env may hold at most " +
-                                         std::to_string(kMaxEnvVars) + " variables");
+    return invalid("app_config.env",
+                   "app_config.env may hold at most " + std::to_string(kMaxEnvVars) + " variables");
   }
   std::size_t total = 0;
   for (const auto& [name, value] : env) {
@@ -271,8 +272,9 @@ Status validate_env(const std::map<std::string, std::string>& env) {
                             std::to_string(kMaxEnvNameLength) + " characters");
     }
     if (name.rfind("MDB_", 0) == 0) {
-      return invalid(p, "environment variable names starting with MDB_ are reserved by the "
-                        "platform");
+      return invalid(p,
+                     "environment variable names starting with MDB_ are reserved by the "
+                     "platform");
     }
     if (name == "DATABASE_URL") {
       return invalid(p, "environment variable DATABASE_URL is reserved by the platform");
@@ -296,8 +298,7 @@ Status validate_env(const std::map<std::string, std::string>& env) {
 Status validate_domains(const std::vector<std::string>& domains) {
   if (domains.size() > kMaxCustomDomains) {
     return invalid("app_config.custom_domains", "app_config.custom_domains may hold at most " +
-                                                    std::to_string(kMaxCustomDomains) +
-                                                    " domains");
+                                                    std::to_string(kMaxCustomDomains) + " domains");
   }
   std::set<std::string> seen;
   for (std::size_t i = 0; i < domains.size(); ++i) {
@@ -362,8 +363,8 @@ Status validate_username(std::string_view user) {
 
 Status validate_password(const std::optional<Secret>& pw, const std::string& field) {
   if (pw && pw->size() > kMaxRegistryPasswordLength) {
-    return invalid(field, field + " must be at most " +
-                              std::to_string(kMaxRegistryPasswordLength) + " bytes");
+    return invalid(
+        field, field + " must be at most " + std::to_string(kMaxRegistryPasswordLength) + " bytes");
   }
   return Status::Ok();
 }
@@ -422,8 +423,7 @@ Result<CreateRequest> parse_create_request(const json& body) {
     req.config.health.path = f.health_check_path.value_or("");
     req.config.health.interval_seconds = nonzero(f.interval).value_or(defaults.interval_seconds);
     req.config.health.timeout_seconds = nonzero(f.timeout).value_or(defaults.timeout_seconds);
-    req.config.health.healthy_threshold =
-        nonzero(f.threshold).value_or(defaults.healthy_threshold);
+    req.config.health.healthy_threshold = nonzero(f.threshold).value_or(defaults.healthy_threshold);
     return req;
   } catch (const json::exception& e) {
     // Only reachable through a bug in the type checks above; never a 5xx for bad input.
@@ -591,8 +591,7 @@ Status validate_create(const CreateRequest& request) {
     return s;
   }
   if (Status s = validate_app_config(request.config); !s) return s;
-  if (Status s = validate_password(request.registry_password, "app_config.registry_password");
-      !s) {
+  if (Status s = validate_password(request.registry_password, "app_config.registry_password"); !s) {
     return s;
   }
   const bool has_user = !request.config.registry_username.empty();
@@ -619,9 +618,14 @@ Result<AppConfig> apply_patch(const AppConfig& current, const AppConfigPatch& pa
   if (patch.env) next.env = *patch.env;
   if (patch.custom_domains) next.custom_domains = *patch.custom_domains;
   switch (patch.username) {
-    case AppConfigPatch::Username::kAbsent: break;
-    case AppConfigPatch::Username::kSet: next.registry_username = patch.registry_username; break;
-    case AppConfigPatch::Username::kRemove: next.registry_username.clear(); break;
+    case AppConfigPatch::Username::kAbsent:
+      break;
+    case AppConfigPatch::Username::kSet:
+      next.registry_username = patch.registry_username;
+      break;
+    case AppConfigPatch::Username::kRemove:
+      next.registry_username.clear();
+      break;
   }
   if (patch.health_check_path) next.health.path = *patch.health_check_path;
   if (patch.health_check_interval_seconds) {
@@ -642,8 +646,8 @@ Result<AppConfig> apply_patch(const AppConfig& current, const AppConfigPatch& pa
 
 Status check_patch_top_level(const AppService& current, const PatchRequest& patch) {
   auto immutable = [](const char* field) {
-    return invalid(field, std::string(field) +
-                              " cannot be changed by PATCH; only app_config can be updated");
+    return invalid(
+        field, std::string(field) + " cannot be changed by PATCH; only app_config can be updated");
   };
   if (patch.name && *patch.name != current.name) return immutable("name");
   if (patch.plan_name && *patch.plan_name != current.plan_name) return immutable("plan_name");

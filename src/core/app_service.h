@@ -54,8 +54,8 @@ struct CreateRequest {
 struct AppConfigPatch {
   std::optional<std::string> image_ref;
   std::optional<int> container_port;
-  std::optional<std::map<std::string, std::string>> env;         // replaces the whole map
-  std::optional<std::vector<std::string>> custom_domains;        // replaces the whole list
+  std::optional<std::map<std::string, std::string>> env;   // replaces the whole map
+  std::optional<std::vector<std::string>> custom_domains;  // replaces the whole list
   enum class Username { kAbsent, kSet, kRemove };
   Username username = Username::kAbsent;
   std::string registry_username;  // kSet only

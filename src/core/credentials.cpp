@@ -16,10 +16,14 @@ std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 const char* to_string(CredentialAction a) {
   switch (a) {
-    case CredentialAction::kNone: return "none";
-    case CredentialAction::kReuse: return "reuse";
-    case CredentialAction::kReplace: return "replace";
-    case CredentialAction::kRemove: return "remove";
+    case CredentialAction::kNone:
+      return "none";
+    case CredentialAction::kReuse:
+      return "reuse";
+    case CredentialAction::kReplace:
+      return "replace";
+    case CredentialAction::kRemove:
+      return "remove";
   }
   return "none";
 }
@@ -35,8 +39,7 @@ CredentialRequest credential_request_for_create(const CreateRequest& request) {
   return r;
 }
 
-CredentialRequest credential_request_for_patch(const AppConfig& next,
-                                               const AppConfigPatch& patch) {
+CredentialRequest credential_request_for_patch(const AppConfig& next, const AppConfigPatch& patch) {
   CredentialRequest r;
   r.operation = CredentialOperation::kPatch;
   r.image_ref = next.image_ref;
@@ -132,13 +135,14 @@ Result<CredentialDecision> decide_credential(const std::optional<StoredCredentia
         if (!current) {
           return invalid(password_field,
                          "registry_password is required to roll back: the target revision uses "
-                         "registry_username " + quoted(effective) +
-                         " and no credential is stored");
+                         "registry_username " +
+                             quoted(effective) + " and no credential is stored");
         }
         return invalid(password_field,
                        "registry_password is required to roll back: the target revision's "
-                       "registry_username " + quoted(effective) + " differs from the stored " +
-                       quoted(current->username));
+                       "registry_username " +
+                           quoted(effective) + " differs from the stored " +
+                           quoted(current->username));
       case CredentialOperation::kPatch:
       case CredentialOperation::kRestart:
         break;
@@ -148,18 +152,16 @@ Result<CredentialDecision> decide_credential(const std::optional<StoredCredentia
 
   // Reuse: only for the host the password was given for.
   if (current->registry_host != host) {
-    return invalid(password_field,
-                   "the stored registry credential belongs to " + current->registry_host +
-                       " and will not be sent to " + host +
-                       "; supply registry_password for " + host +
-                       " (or remove registry_username for a public image)");
+    return invalid(password_field, "the stored registry credential belongs to " +
+                                       current->registry_host + " and will not be sent to " + host +
+                                       "; supply registry_password for " + host +
+                                       " (or remove registry_username for a public image)");
   }
   if (current->expires_at) {
     if (*current->expires_at <= now) {
-      return invalid(password_field,
-                     "the stored ECR token for " + host + " expired at " +
-                         format_rfc3339(*current->expires_at) +
-                         "; supply a fresh registry_password with a PATCH");
+      return invalid(password_field, "the stored ECR token for " + host + " expired at " +
+                                         format_rfc3339(*current->expires_at) +
+                                         "; supply a fresh registry_password with a PATCH");
     }
     if (*current->expires_at - now <= kEcrExpiryWarningMs) {
       d.warnings.push_back("the stored ECR token for " + host + " expires at " +

@@ -53,8 +53,7 @@ class DigestResolver {
   virtual ~DigestResolver() = default;
   // The manifest digest of `image_ref`. kPermissionDenied: the registry refused the credential;
   // kNotFound: no such image or tag; kUnavailable / kDeadlineExceeded: try again later.
-  virtual Result<std::string> resolve(const std::string& image_ref,
-                                      const RegistryLogin* login) = 0;
+  virtual Result<std::string> resolve(const std::string& image_ref, const RegistryLogin* login) = 0;
 };
 
 // What an agent reports when it finishes a task.

@@ -19,7 +19,8 @@ class Conditions {
   void set(const std::string& type, const char* status, std::string reason, std::string message) {
     Condition c{type, status, std::move(reason), std::move(message), now_};
     for (const auto& old : previous_) {
-      if (old.type == type && old.status == c.status) c.last_transition_time = old.last_transition_time;
+      if (old.type == type && old.status == c.status)
+        c.last_transition_time = old.last_transition_time;
     }
     out_.push_back(std::move(c));
   }
@@ -87,11 +88,12 @@ Plan make(StepKind step, ServiceStatus status, std::string message, Conditions& 
 Plan plan_deleting(const PlanInput& in, Conditions& conds) {
   const auto& s = in.service;
   if (s.agent.empty()) {
-    return make(StepKind::kForget, ServiceStatus::kDeleting, "the service was never placed on an agent",
-                conds);
+    return make(StepKind::kForget, ServiceStatus::kDeleting,
+                "the service was never placed on an agent", conds);
   }
   if (!in.task || in.task->kind != TaskKind::kRemove) {
-    return make(StepKind::kForget, ServiceStatus::kDeleting, "the agent has removed the app", conds);
+    return make(StepKind::kForget, ServiceStatus::kDeleting, "the agent has removed the app",
+                conds);
   }
   conds.set("Ready", kFalse, "Deleting", "the app is being removed from agent " + s.agent);
   if (!in.assigned_agent_connected) {
@@ -100,8 +102,8 @@ Plan plan_deleting(const PlanInput& in, Conditions& conds) {
                 kWaitForAgentRequeueMs);
   }
   if (in.task->state == TaskState::kQueued) {
-    Plan p = make(StepKind::kDispatch, ServiceStatus::kDeleting, "sending the removal to agent " + s.agent,
-                  conds);
+    Plan p = make(StepKind::kDispatch, ServiceStatus::kDeleting,
+                  "sending the removal to agent " + s.agent, conds);
     p.task_id = in.task->id;
     return p;
   }
@@ -113,18 +115,30 @@ Plan plan_deleting(const PlanInput& in, Conditions& conds) {
 
 const char* to_string(StepKind k) {
   switch (k) {
-    case StepKind::kNothing: return "nothing";
-    case StepKind::kWaitForAgent: return "wait_for_agent";
-    case StepKind::kAssignAgent: return "assign_agent";
-    case StepKind::kWaitForReconnect: return "wait_for_reconnect";
-    case StepKind::kFailRevision: return "fail_revision";
-    case StepKind::kResolveDigest: return "resolve_digest";
-    case StepKind::kDispatch: return "dispatch";
-    case StepKind::kAwaitResult: return "await_result";
-    case StepKind::kAdoptObserved: return "adopt_observed";
-    case StepKind::kRedeployCurrent: return "redeploy_current";
-    case StepKind::kFinishTask: return "finish_task";
-    case StepKind::kForget: return "forget";
+    case StepKind::kNothing:
+      return "nothing";
+    case StepKind::kWaitForAgent:
+      return "wait_for_agent";
+    case StepKind::kAssignAgent:
+      return "assign_agent";
+    case StepKind::kWaitForReconnect:
+      return "wait_for_reconnect";
+    case StepKind::kFailRevision:
+      return "fail_revision";
+    case StepKind::kResolveDigest:
+      return "resolve_digest";
+    case StepKind::kDispatch:
+      return "dispatch";
+    case StepKind::kAwaitResult:
+      return "await_result";
+    case StepKind::kAdoptObserved:
+      return "adopt_observed";
+    case StepKind::kRedeployCurrent:
+      return "redeploy_current";
+    case StepKind::kFinishTask:
+      return "finish_task";
+    case StepKind::kForget:
+      return "forget";
   }
   return "nothing";
 }
@@ -190,15 +204,16 @@ Plan plan_next(const PlanInput& in) {
       std::string why;
       const bool credential_ok = credential_condition(in, rev, conds, why);
       if (in.observed && in.observed->revision_id == rev.id && in.observed->healthy) {
-        conds.set("Progressing", kFalse, "Adopted", "agent " + s.agent + " already serves revision " +
-                                                        std::to_string(rev.number));
+        conds.set("Progressing", kFalse, "Adopted",
+                  "agent " + s.agent + " already serves revision " + std::to_string(rev.number));
         return make(StepKind::kAdoptObserved, ServiceStatus::kRunning,
                     "agent " + s.agent + " reports the desired revision running", conds);
       }
       if (!credential_ok) {
-        return make(StepKind::kFailRevision,
-                    s.current_deployment_id.empty() ? ServiceStatus::kFailed : ServiceStatus::kRunning,
-                    why, conds);
+        return make(
+            StepKind::kFailRevision,
+            s.current_deployment_id.empty() ? ServiceStatus::kFailed : ServiceStatus::kRunning, why,
+            conds);
       }
       conds.set("Progressing", kTrue, "Deploying",
                 "rolling out revision " + std::to_string(rev.number) + " on agent " + s.agent);
@@ -207,8 +222,9 @@ Plan plan_next(const PlanInput& in) {
                     "resolving " + rev.config.image_ref + " to a digest", conds);
       }
       if (t.state == TaskState::kQueued) {
-        Plan p = make(StepKind::kDispatch, in_progress_status(s),
-                      "sending revision " + std::to_string(rev.number) + " to agent " + s.agent, conds);
+        Plan p =
+            make(StepKind::kDispatch, in_progress_status(s),
+                 "sending revision " + std::to_string(rev.number) + " to agent " + s.agent, conds);
         p.task_id = t.id;
         return p;
       }
@@ -220,8 +236,8 @@ Plan plan_next(const PlanInput& in) {
     conds.set("Progressing", kTrue, t.kind == TaskKind::kRestart ? "Restarting" : "Removing",
               std::string(to_string(t.kind)) + " on agent " + s.agent);
     if (t.state == TaskState::kQueued) {
-      Plan p = make(StepKind::kDispatch, s.status, std::string("sending ") + to_string(t.kind) +
-                                                       " to agent " + s.agent, conds);
+      Plan p = make(StepKind::kDispatch, s.status,
+                    std::string("sending ") + to_string(t.kind) + " to agent " + s.agent, conds);
       p.task_id = t.id;
       return p;
     }
@@ -243,9 +259,9 @@ Plan plan_next(const PlanInput& in) {
     return make(StepKind::kWaitForReconnect, s.status, why, conds, kWaitForAgentRequeueMs);
   }
   if (!in.observed || in.observed->revision_id != s.current_deployment_id) {
-    const std::string why = !in.observed
-                                ? "agent " + s.agent + " does not run the app; redeploying it"
-                                : "agent " + s.agent + " runs another revision; redeploying the current one";
+    const std::string why =
+        !in.observed ? "agent " + s.agent + " does not run the app; redeploying it"
+                     : "agent " + s.agent + " runs another revision; redeploying the current one";
     conds.set("Ready", kFalse, "Drifted", why);
     return make(StepKind::kRedeployCurrent, ServiceStatus::kPendingModification, why, conds);
   }

@@ -23,7 +23,7 @@ struct AgentView {
 
 // What the assigned agent reports about this app (from its hello or its last result).
 struct ObservedApp {
-  std::string revision_id;   // serving revision, empty when none
+  std::string revision_id;  // serving revision, empty when none
   std::string image_digest;
   int stable_port = 0;
   bool healthy = false;
@@ -32,36 +32,36 @@ struct ObservedApp {
 
 struct PlanInput {
   AppService service;
-  std::optional<Revision> desired;     // the revision service.desired_deployment_id names
-  std::optional<Task> task;            // oldest unfinished outbox task of this service
+  std::optional<Revision> desired;  // the revision service.desired_deployment_id names
+  std::optional<Task> task;         // oldest unfinished outbox task of this service
   std::optional<StoredCredential> credential;
   std::vector<AgentView> connected_agents;  // every connected agent (the planner filters by zone)
   bool assigned_agent_connected = false;
-  std::optional<ObservedApp> observed; // the assigned agent's report (nullopt: it does not run it)
+  std::optional<ObservedApp> observed;  // the assigned agent's report (nullopt: it does not run it)
   UnixMillis now = 0;
 };
 
 enum class StepKind {
-  kNothing,            // converged
-  kWaitForAgent,       // no connected agent in the zone: stay pending
-  kAssignAgent,        // place the service on `agent`
-  kWaitForReconnect,   // the assigned agent is offline: wait (services stay where they are)
-  kFailRevision,       // give up on the desired revision before dispatch (e.g. expired token)
-  kResolveDigest,      // ask the registry for the desired revision's digest
-  kDispatch,           // send `task_id` to the assigned agent
-  kAwaitResult,        // the task is with the agent; its result will come as an event
-  kAdoptObserved,      // the agent already serves the desired revision: record success
-  kRedeployCurrent,    // the agent lost an app it should run: queue a deploy of the current revision
-  kFinishTask,         // the task's revision already has an outcome: mark the task done
-  kForget,             // a removal finished (or the service was never placed): delete the record
+  kNothing,           // converged
+  kWaitForAgent,      // no connected agent in the zone: stay pending
+  kAssignAgent,       // place the service on `agent`
+  kWaitForReconnect,  // the assigned agent is offline: wait (services stay where they are)
+  kFailRevision,      // give up on the desired revision before dispatch (e.g. expired token)
+  kResolveDigest,     // ask the registry for the desired revision's digest
+  kDispatch,          // send `task_id` to the assigned agent
+  kAwaitResult,       // the task is with the agent; its result will come as an event
+  kAdoptObserved,     // the agent already serves the desired revision: record success
+  kRedeployCurrent,   // the agent lost an app it should run: queue a deploy of the current revision
+  kFinishTask,        // the task's revision already has an outcome: mark the task done
+  kForget,            // a removal finished (or the service was never placed): delete the record
 };
 const char* to_string(StepKind k);
 
 struct Plan {
   StepKind step = StepKind::kNothing;
-  std::string agent;            // kAssignAgent
-  std::string task_id;          // kDispatch
-  std::string message;          // why, one sentence (status condition / failure reason)
+  std::string agent;                  // kAssignAgent
+  std::string task_id;                // kDispatch
+  std::string message;                // why, one sentence (status condition / failure reason)
   std::int64_t requeue_after_ms = 0;  // 0: no timed requeue needed
   // Status the service should show now (the executor writes it when it differs).
   ServiceStatus status = ServiceStatus::kPending;

@@ -4,9 +4,12 @@ namespace berth::core {
 
 const char* to_string(TaskKind k) {
   switch (k) {
-    case TaskKind::kDeploy: return "deploy";
-    case TaskKind::kRestart: return "restart";
-    case TaskKind::kRemove: return "remove";
+    case TaskKind::kDeploy:
+      return "deploy";
+    case TaskKind::kRestart:
+      return "restart";
+    case TaskKind::kRemove:
+      return "remove";
   }
   return "deploy";
 }
@@ -20,9 +23,12 @@ std::optional<TaskKind> parse_task_kind(std::string_view text) {
 
 const char* to_string(TaskState s) {
   switch (s) {
-    case TaskState::kQueued: return "queued";
-    case TaskState::kSent: return "sent";
-    case TaskState::kDone: return "done";
+    case TaskState::kQueued:
+      return "queued";
+    case TaskState::kSent:
+      return "sent";
+    case TaskState::kDone:
+      return "done";
   }
   return "queued";
 }

@@ -36,12 +36,12 @@ std::optional<TaskState> parse_task_state(std::string_view text);
 // agent, delivers it at least once, and marks it done when the agent reports the result. It
 // never holds the password: the deploy message is built at send time from the sealed store.
 struct Task {
-  std::string id;           // UUID v4; the agent applies each id once
+  std::string id;  // UUID v4; the agent applies each id once
   std::string service_id;
   std::string revision_id;  // empty for remove
   TaskKind kind = TaskKind::kDeploy;
   TaskState state = TaskState::kQueued;
-  std::string agent;        // empty until the runtime assigns one
+  std::string agent;  // empty until the runtime assigns one
   int attempts = 0;
   UnixMillis created_at = 0;
   UnixMillis updated_at = 0;
@@ -62,8 +62,8 @@ struct CredentialWrite {
 // One accepted change, committed atomically: the new service record, its new revision (when
 // the change creates one), what happens to the credential, and the outbox task.
 struct Change {
-  AppService service;                 // full new record (status, generation, updated_at set)
-  std::optional<Revision> revision;   // the new pending revision, if any
+  AppService service;                // full new record (status, generation, updated_at set)
+  std::optional<Revision> revision;  // the new pending revision, if any
   CredentialWrite credential;
   std::optional<Task> task;
 };

@@ -66,8 +66,10 @@ ServiceStatus status_after_outcome(ServiceStatus current, bool had_serving_revis
                                    RevisionState outcome) {
   if (current == ServiceStatus::kDeleting) return current;
   switch (outcome) {
-    case RevisionState::kPending: return current;
-    case RevisionState::kSucceeded: return ServiceStatus::kRunning;
+    case RevisionState::kPending:
+      return current;
+    case RevisionState::kSucceeded:
+      return ServiceStatus::kRunning;
     case RevisionState::kFailed:
       return had_serving_revision ? ServiceStatus::kRunning : ServiceStatus::kFailed;
   }
@@ -78,8 +80,8 @@ void apply_outcome(AppService& service, const Revision& revision, UnixMillis now
   if (revision.state == RevisionState::kPending) return;
   // An outcome of a rollout that a newer change superseded must not overwrite the status of
   // the newer rollout; if it succeeded it is still what serves until the newer one switches.
-  const bool superseded = !service.desired_deployment_id.empty() &&
-                          revision.id != service.desired_deployment_id;
+  const bool superseded =
+      !service.desired_deployment_id.empty() && revision.id != service.desired_deployment_id;
   const bool had_serving = !service.current_deployment_id.empty();
   if (revision.state == RevisionState::kSucceeded) {
     service.current_deployment_id = revision.id;

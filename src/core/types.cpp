@@ -42,27 +42,32 @@ std::string format_rfc3339(UnixMillis t) {
     std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ",
                   static_cast<long long>(y), m, d, sod / 3600, (sod / 60) % 60, sod % 60, millis);
   } else {
-    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02dZ", static_cast<long long>(y),
-                  m, d, sod / 3600, (sod / 60) % 60, sod % 60);
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02dZ", static_cast<long long>(y), m,
+                  d, sod / 3600, (sod / 60) % 60, sod % 60);
   }
   return buf;
 }
 
 const char* to_string(ServiceStatus s) {
   switch (s) {
-    case ServiceStatus::kPending: return "Pending";
-    case ServiceStatus::kRunning: return "Running";
-    case ServiceStatus::kPendingModification: return "PendingModification";
-    case ServiceStatus::kFailed: return "Failed";
-    case ServiceStatus::kDeleting: return "Deleting";
+    case ServiceStatus::kPending:
+      return "Pending";
+    case ServiceStatus::kRunning:
+      return "Running";
+    case ServiceStatus::kPendingModification:
+      return "PendingModification";
+    case ServiceStatus::kFailed:
+      return "Failed";
+    case ServiceStatus::kDeleting:
+      return "Deleting";
   }
   return "Pending";
 }
 
 std::optional<ServiceStatus> parse_service_status(std::string_view text) {
-  for (auto s : {ServiceStatus::kPending, ServiceStatus::kRunning,
-                 ServiceStatus::kPendingModification, ServiceStatus::kFailed,
-                 ServiceStatus::kDeleting}) {
+  for (auto s :
+       {ServiceStatus::kPending, ServiceStatus::kRunning, ServiceStatus::kPendingModification,
+        ServiceStatus::kFailed, ServiceStatus::kDeleting}) {
     if (text == to_string(s)) return s;
   }
   return std::nullopt;
@@ -70,9 +75,12 @@ std::optional<ServiceStatus> parse_service_status(std::string_view text) {
 
 const char* to_string(RevisionState s) {
   switch (s) {
-    case RevisionState::kPending: return "pending";
-    case RevisionState::kSucceeded: return "succeeded";
-    case RevisionState::kFailed: return "failed";
+    case RevisionState::kPending:
+      return "pending";
+    case RevisionState::kSucceeded:
+      return "succeeded";
+    case RevisionState::kFailed:
+      return "failed";
   }
   return "pending";
 }

@@ -21,7 +21,7 @@ const char* to_string(ServiceStatus s);  // "Pending", "Running", ...
 std::optional<ServiceStatus> parse_service_status(std::string_view text);
 
 struct HealthCheck {
-  std::string path;               // empty: TCP connect probe
+  std::string path;  // empty: TCP connect probe
   int interval_seconds = 5;
   int timeout_seconds = 3;
   int healthy_threshold = 1;
@@ -59,15 +59,15 @@ struct AppService {
   int storage_size_gb = 10;
   std::string storage_tier = "standard";
   ServiceStatus status = ServiceStatus::kPending;
-  AppConfig config;                    // the desired configuration
-  std::string registry_host;           // derived from config.image_ref
-  std::string url;                     // where the app is served, empty until running
-  std::string current_deployment_id;   // revision serving now; empty before the first success
-  std::string desired_deployment_id;   // revision being (or last) rolled out
-  std::string agent;                   // assigned agent name, empty until placed
+  AppConfig config;                   // the desired configuration
+  std::string registry_host;          // derived from config.image_ref
+  std::string url;                    // where the app is served, empty until running
+  std::string current_deployment_id;  // revision serving now; empty before the first success
+  std::string desired_deployment_id;  // revision being (or last) rolled out
+  std::string agent;                  // assigned agent name, empty until placed
   std::vector<Condition> conditions;
   std::string last_error;
-  std::int64_t generation = 1;         // bumped on every accepted change
+  std::int64_t generation = 1;  // bumped on every accepted change
   UnixMillis created_at = 0;
   UnixMillis updated_at = 0;
 };
@@ -77,8 +77,8 @@ const char* to_string(RevisionState s);  // "pending" | "succeeded" | "failed"
 std::optional<RevisionState> parse_revision_state(std::string_view text);
 
 struct DeployLogEntry {
-  std::string step;     // pull, start, probe, switch, cleanup, ...
-  std::string status;   // "ok" | "failed" | "info"
+  std::string step;    // pull, start, probe, switch, cleanup, ...
+  std::string status;  // "ok" | "failed" | "info"
   std::string message;
   std::string detail;
   UnixMillis started_at = 0;
@@ -88,12 +88,12 @@ struct DeployLogEntry {
 
 // A revision (a "deployment" in the API): an immutable config plus its rollout outcome.
 struct Revision {
-  std::string id;          // UUID v4
+  std::string id;  // UUID v4
   std::string service_id;
-  std::int64_t number = 0; // 1, 2, ...
+  std::int64_t number = 0;  // 1, 2, ...
   AppConfig config;
   std::string registry_host;
-  std::string reason;      // "initial deployment" | "configuration update" | "rollback to <id>"
+  std::string reason;  // "initial deployment" | "configuration update" | "rollback to <id>"
   RevisionState state = RevisionState::kPending;
   std::string image_digest;  // sha256:..., resolved before dispatch
   std::vector<DeployLogEntry> deploy_logs;

@@ -19,12 +19,12 @@ struct PemPair {
 };
 
 struct CertRequest {
-  std::string common_name;              // agent name, or "berth-controller"
-  std::string zone;                     // agents: carried in the subject's OU
-  std::vector<std::string> dns_names;   // subjectAltName DNS entries
+  std::string common_name;                // agent name, or "berth-controller"
+  std::string zone;                       // agents: carried in the subject's OU
+  std::vector<std::string> dns_names;     // subjectAltName DNS entries
   std::vector<std::string> ip_addresses;  // subjectAltName IP entries ("127.0.0.1")
-  bool server = false;                  // extendedKeyUsage serverAuth
-  bool client = false;                  // extendedKeyUsage clientAuth
+  bool server = false;                    // extendedKeyUsage serverAuth
+  bool client = false;                    // extendedKeyUsage clientAuth
   // Validity relative to now, in seconds (tests make expired certificates with negatives).
   std::int64_t not_before_offset_s = -300;
   std::int64_t not_after_offset_s = 365LL * 24 * 3600;

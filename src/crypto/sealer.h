@@ -19,8 +19,8 @@
 namespace berth::crypto {
 
 struct SealedBlob {
-  std::string key_id;                  // which master key sealed it
-  std::vector<std::uint8_t> nonce;     // 12 bytes
+  std::string key_id;                    // which master key sealed it
+  std::vector<std::uint8_t> nonce;       // 12 bytes
   std::vector<std::uint8_t> ciphertext;  // ciphertext followed by the 16-byte GCM tag
 };
 

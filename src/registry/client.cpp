@@ -79,7 +79,8 @@ std::string sha256_hex(std::string_view data) {
 bool valid_digest(std::string_view d) {
   if (d.rfind("sha256:", 0) != 0 || d.size() != 71) return false;
   for (char c : d.substr(7)) {
-    if (!std::isxdigit(static_cast<unsigned char>(c)) || std::isupper(static_cast<unsigned char>(c)))
+    if (!std::isxdigit(static_cast<unsigned char>(c)) ||
+        std::isupper(static_cast<unsigned char>(c)))
       return false;
   }
   return true;
@@ -95,10 +96,7 @@ class Transport {
     asio::io_context ioc;
     auto result = std::make_shared<std::optional<Result<Response>>>();
     asio::co_spawn(
-        ioc,
-        [this, &req, result]() -> asio::awaitable<void> {
-          *result = co_await exchange(req);
-        },
+        ioc, [this, &req, result]() -> asio::awaitable<void> { *result = co_await exchange(req); },
         asio::detached);
     // The per-operation expiries of tcp_stream cover everything but DNS; this covers DNS too.
     ioc.run_until(deadline_);
@@ -131,9 +129,9 @@ class Transport {
       if (it == options_.ca_files.end()) continue;
       ctx.load_verify_file(it->second, ec);
       if (ec) {
-        return make_error(ErrorCode::kFailedPrecondition,
-                          "cannot load the CA file " + it->second + " for registry " + key + ": " +
-                              ec.message());
+        return make_error(
+            ErrorCode::kFailedPrecondition,
+            "cannot load the CA file " + it->second + " for registry " + key + ": " + ec.message());
       }
     }
     SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
@@ -262,15 +260,17 @@ class Resolver {
       info.digest = "sha256:" + sha256_hex(body->body);
       info.media_type = body->content_type;
     }
-    if (!ref_.digest.empty() && ref_.digest.rfind("sha256:", 0) == 0 && info.digest != ref_.digest) {
+    if (!ref_.digest.empty() && ref_.digest.rfind("sha256:", 0) == 0 &&
+        info.digest != ref_.digest) {
       return make_error(ErrorCode::kDataLoss, "registry " + ref_.registry_host +
-                                                  " answered with digest " + info.digest +
-                                                  " for " + ref_.normalized());
+                                                  " answered with digest " + info.digest + " for " +
+                                                  ref_.normalized());
     }
     auto semi = info.media_type.find(';');
     if (semi != std::string::npos) info.media_type.resize(semi);
-    log::debug("registry digest resolved",
-               {{"image", ref_.normalized()}, {"digest", info.digest}, {"media_type", info.media_type}});
+    log::debug(
+        "registry digest resolved",
+        {{"image", ref_.normalized()}, {"digest", info.digest}, {"media_type", info.media_type}});
     return info;
   }
 
@@ -295,8 +295,8 @@ class Resolver {
                                                      " answered HTTP " + std::to_string(status));
     }
     return make_error(ErrorCode::kFailedPrecondition,
-                      "registry " + ref_.registry_host + " answered HTTP " + std::to_string(status) +
-                          " for " + ref_.normalized());
+                      "registry " + ref_.registry_host + " answered HTTP " +
+                          std::to_string(status) + " for " + ref_.normalized());
   }
 
   std::string basic_header() const {
@@ -315,9 +315,9 @@ class Resolver {
     }
     if (challenge->scheme == "basic") {
       if (!cred_) {
-        return make_error(ErrorCode::kPermissionDenied,
-                          "registry " + ref_.registry_host + " requires credentials for " +
-                              ref_.name());
+        return make_error(
+            ErrorCode::kPermissionDenied,
+            "registry " + ref_.registry_host + " requires credentials for " + ref_.name());
       }
       if (registry.scheme != "https" && !is_loopback_host(registry.host)) {
         return make_error(ErrorCode::kFailedPrecondition, "refusing to send credentials over HTTP");
@@ -325,9 +325,9 @@ class Resolver {
       return basic_header();
     }
     if (challenge->scheme != "bearer") {
-      return make_error(ErrorCode::kFailedPrecondition,
-                        "registry " + ref_.registry_host + " asks for unsupported auth scheme " +
-                            challenge->scheme);
+      return make_error(ErrorCode::kFailedPrecondition, "registry " + ref_.registry_host +
+                                                            " asks for unsupported auth scheme " +
+                                                            challenge->scheme);
     }
     auto url = parse_url(token_url(*challenge, "repository:" + ref_.repository + ":pull"));
     if (!url) {
@@ -350,9 +350,9 @@ class Resolver {
     if (!resp.ok()) return resp.take_error();
     if (resp->status == 401 || resp->status == 403) {
       if (cred_) return make_error(ErrorCode::kPermissionDenied, refused_message());
-      return make_error(ErrorCode::kPermissionDenied,
-                        "registry " + ref_.registry_host + " refused an anonymous token for " +
-                            ref_.name());
+      return make_error(
+          ErrorCode::kPermissionDenied,
+          "registry " + ref_.registry_host + " refused an anonymous token for " + ref_.name());
     }
     if (resp->status < 200 || resp->status >= 300) {
       return make_error(resp->status == 429 || resp->status >= 500 ? ErrorCode::kUnavailable

@@ -15,8 +15,8 @@ std::string lower(std::string_view s) {
 void split_host_port(std::string_view authority, std::string& host, std::string& port) {
   if (!authority.empty() && authority.front() == '[') {
     auto close = authority.find(']');
-    host = std::string(authority.substr(1, close == std::string_view::npos ? std::string_view::npos
-                                                                          : close - 1));
+    host = std::string(
+        authority.substr(1, close == std::string_view::npos ? std::string_view::npos : close - 1));
     if (close != std::string_view::npos && close + 1 < authority.size() &&
         authority[close + 1] == ':') {
       port = std::string(authority.substr(close + 2));
@@ -56,8 +56,8 @@ bool is_loopback_host(std::string_view host) {
 
 Endpoint api_endpoint(std::string_view registry_host, bool plain_http_for_loopback) {
   // Docker Hub's references say docker.io, its API lives elsewhere (as in containers/image).
-  std::string_view authority = registry_host == "docker.io" ? "registry-1.docker.io"
-                                                             : registry_host;
+  std::string_view authority =
+      registry_host == "docker.io" ? "registry-1.docker.io" : registry_host;
   Endpoint probe = make_endpoint("https", authority);
   const bool plain = plain_http_for_loopback && is_loopback_host(probe.host);
   return make_endpoint(plain ? "http" : "https", authority);

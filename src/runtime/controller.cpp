@@ -55,7 +55,8 @@ void Controller::handle(const std::string& key) {
     outcome = reconcile_(key);
   } catch (const std::exception& e) {
     // A reconciler must not throw; treat it as a retryable failure so the key is not lost.
-    log::error("reconcile threw", {{"controller", options_.name}, {"key", key}, {"error", e.what()}});
+    log::error("reconcile threw",
+               {{"controller", options_.name}, {"key", key}, {"error", e.what()}});
     outcome = ReconcileOutcome::retry("reconciler threw an exception");
   }
   const double seconds =
@@ -64,10 +65,18 @@ void Controller::handle(const std::string& key) {
     std::lock_guard lock(counters_mu_);
     counters_.seconds_total += seconds;
     switch (outcome.kind) {
-      case ReconcileOutcome::Kind::kDone: ++counters_.success; break;
-      case ReconcileOutcome::Kind::kRequeueAfter: ++counters_.requeue_after; break;
-      case ReconcileOutcome::Kind::kRetry: ++counters_.error; break;
-      case ReconcileOutcome::Kind::kTerminal: ++counters_.terminal; break;
+      case ReconcileOutcome::Kind::kDone:
+        ++counters_.success;
+        break;
+      case ReconcileOutcome::Kind::kRequeueAfter:
+        ++counters_.requeue_after;
+        break;
+      case ReconcileOutcome::Kind::kRetry:
+        ++counters_.error;
+        break;
+      case ReconcileOutcome::Kind::kTerminal:
+        ++counters_.terminal;
+        break;
     }
   }
   switch (outcome.kind) {
@@ -79,14 +88,15 @@ void Controller::handle(const std::string& key) {
       queue_.add_after(key, outcome.after);
       break;
     case ReconcileOutcome::Kind::kRetry:
-      log::debug("reconcile will be retried",
-                 {{"controller", options_.name}, {"key", key}, {"reason", outcome.reason},
-                  {"failures", queue_.failures(key) + 1}});
+      log::debug("reconcile will be retried", {{"controller", options_.name},
+                                               {"key", key},
+                                               {"reason", outcome.reason},
+                                               {"failures", queue_.failures(key) + 1}});
       queue_.add_rate_limited(key);
       break;
     case ReconcileOutcome::Kind::kTerminal:
-      log::warn("reconcile gave up", {{"controller", options_.name}, {"key", key},
-                                      {"reason", outcome.reason}});
+      log::warn("reconcile gave up",
+                {{"controller", options_.name}, {"key", key}, {"reason", outcome.reason}});
       queue_.forget(key);
       break;
   }

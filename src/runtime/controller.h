@@ -34,7 +34,9 @@ struct ReconcileOutcome {
     return {Kind::kRequeueAfter, d, std::move(why)};
   }
   static ReconcileOutcome retry(std::string why) { return {Kind::kRetry, {}, std::move(why)}; }
-  static ReconcileOutcome terminal(std::string why) { return {Kind::kTerminal, {}, std::move(why)}; }
+  static ReconcileOutcome terminal(std::string why) {
+    return {Kind::kTerminal, {}, std::move(why)};
+  }
 };
 
 using ReconcileFn = std::function<ReconcileOutcome(const std::string& key)>;
@@ -47,11 +49,11 @@ struct ControllerOptions {
 };
 
 struct ReconcileCounters {
-  std::uint64_t success = 0;       // kDone
+  std::uint64_t success = 0;  // kDone
   std::uint64_t requeue_after = 0;
-  std::uint64_t error = 0;         // kRetry
+  std::uint64_t error = 0;  // kRetry
   std::uint64_t terminal = 0;
-  double seconds_total = 0;        // total time spent in reconcile
+  double seconds_total = 0;  // total time spent in reconcile
 };
 
 class Controller {

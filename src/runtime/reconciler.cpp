@@ -40,7 +40,10 @@ core::DeployLogEntry log_entry(std::string step, std::string status, std::string
 
 Reconciler::Reconciler(core::StateStore& store, core::AgentGateway& agents,
                        core::DigestResolver& resolver, WorkQueue& queue, ReconcilerOptions options)
-    : store_(store), gateway_(agents), resolver_(resolver), queue_(queue),
+    : store_(store),
+      gateway_(agents),
+      resolver_(resolver),
+      queue_(queue),
       options_(std::move(options)) {}
 
 Status Reconciler::prime() {
@@ -110,7 +113,8 @@ ReconcileOutcome Reconciler::reconcile(const std::string& service_id) {
   std::vector<core::Task> open_tasks = std::move(tasks).value();
   if (service.status == core::ServiceStatus::kDeleting) {
     // A removal supersedes whatever was still in flight: only the remove task matters now.
-    std::erase_if(open_tasks, [](const core::Task& t) { return t.kind != core::TaskKind::kRemove; });
+    std::erase_if(open_tasks,
+                  [](const core::Task& t) { return t.kind != core::TaskKind::kRemove; });
   }
   std::optional<core::Task> task = oldest_unfinished(std::move(open_tasks));
 
@@ -136,8 +140,9 @@ ReconcileOutcome Reconciler::reconcile(const std::string& service_id) {
       if (zone != zone_agents_.end()) {
         for (const auto& name : zone->second) {
           auto load = by_agent_.find(name);
-          in.connected_agents.push_back(core::AgentView{
-              name, service.zone, load == by_agent_.end() ? 0 : static_cast<int>(load->second.size())});
+          in.connected_agents.push_back(
+              core::AgentView{name, service.zone,
+                              load == by_agent_.end() ? 0 : static_cast<int>(load->second.size())});
         }
       }
     }
@@ -165,15 +170,15 @@ ReconcileOutcome Reconciler::reconcile(const std::string& service_id) {
   in.credential = std::move(credential).value();
 
   const core::Plan plan = core::plan_next(in);
-  log::debug("reconcile planned", {{"app", service_id},
-                                   {"step", core::to_string(plan.step)},
-                                   {"reason", plan.message}});
+  log::debug("reconcile planned",
+             {{"app", service_id}, {"step", core::to_string(plan.step)}, {"reason", plan.message}});
 
   if (plan.step != core::StepKind::kForget &&
       (service.status != plan.status || service.conditions != plan.conditions)) {
     service.status = plan.status;
     service.conditions = plan.conditions;
-    if (Status st = write_service(service); !st.ok()) return from_error(st.error(), "writing status");
+    if (Status st = write_service(service); !st.ok())
+      return from_error(st.error(), "writing status");
   }
   return execute(plan, service, desired, task);
 }
@@ -200,10 +205,9 @@ Status Reconciler::fail_revision(core::AppService& service, core::Revision& revi
     std::lock_guard lock(mu_);
     ++deploys_failed_;
   }
-  log::warn("revision failed", {{"app", service.id},
-                                {"revision", revision.number},
-                                {"step", step},
-                                {"error", message}});
+  log::warn(
+      "revision failed",
+      {{"app", service.id}, {"revision", revision.number}, {"step", step}, {"error", message}});
   return Status::Ok();
 }
 
@@ -223,7 +227,8 @@ Status Reconciler::dispatch(core::AppService& service, const std::optional<core:
       order.revision = rev.number;
       order.image_ref = rev.config.image_ref;
       order.image_digest = rev.image_digest;
-      order.pull_ref = rev.image_digest.empty() ? ref->with_default_tag() : ref->pinned(rev.image_digest);
+      order.pull_ref =
+          rev.image_digest.empty() ? ref->with_default_tag() : ref->pinned(rev.image_digest);
       order.container_port = rev.config.container_port;
       order.env = rev.config.env;
       order.health = rev.config.health;
@@ -262,8 +267,9 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
                                      std::optional<core::Task>& task) {
   using core::StepKind;
   const auto requeue = [&plan](const char* why) {
-    return plan.requeue_after_ms > 0 ? ReconcileOutcome::requeue_after(ms(plan.requeue_after_ms), why)
-                                     : ReconcileOutcome::done();
+    return plan.requeue_after_ms > 0
+               ? ReconcileOutcome::requeue_after(ms(plan.requeue_after_ms), why)
+               : ReconcileOutcome::done();
   };
   switch (plan.step) {
     case StepKind::kNothing: {
@@ -296,7 +302,8 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
 
     case StepKind::kFailRevision: {
       if (!desired) return ReconcileOutcome::terminal("no revision to fail");
-      if (Status st = fail_revision(service, *desired, task, "credentials", plan.message); !st.ok()) {
+      if (Status st = fail_revision(service, *desired, task, "credentials", plan.message);
+          !st.ok()) {
         return from_error(st.error(), "recording the failure");
       }
       return ReconcileOutcome::requeue_after(Duration::zero(), "revision failed");
@@ -320,8 +327,9 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
       auto digest = resolver_.resolve(desired->config.image_ref, login ? &*login : nullptr);
       if (!digest.ok()) {
         if (digest.error().retryable()) {
-          log::warn("digest resolution failed, will retry",
-                    {{"app", service.id}, {"revision", desired->number}, {"error", digest.error().message}});
+          log::warn("digest resolution failed, will retry", {{"app", service.id},
+                                                             {"revision", desired->number},
+                                                             {"error", digest.error().message}});
           return ReconcileOutcome::retry("registry unavailable: " + digest.error().message);
         }
         if (Status st = fail_revision(service, *desired, task, "resolve", digest.error().message);
@@ -331,8 +339,8 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
         return ReconcileOutcome::requeue_after(Duration::zero(), "image could not be resolved");
       }
       desired->image_digest = *digest;
-      core::DeployLogEntry entry = log_entry("resolve", "ok",
-                                             "resolved " + desired->config.image_ref, started);
+      core::DeployLogEntry entry =
+          log_entry("resolve", "ok", "resolved " + desired->config.image_ref, started);
       entry.detail = *digest;
       entry.duration_ms = options_.now() - started;
       desired->deploy_logs.push_back(entry);
@@ -361,9 +369,10 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
     case StepKind::kAdoptObserved: {
       if (!desired || !task) return ReconcileOutcome::terminal("nothing to adopt");
       const auto now = options_.now();
-      desired->deploy_logs.push_back(
-          log_entry("adopt", "info", "agent " + service.agent + " reported this revision serving", now));
-      if (Status st = core::finish_revision(*desired, core::RevisionState::kSucceeded, now); !st.ok()) {
+      desired->deploy_logs.push_back(log_entry(
+          "adopt", "info", "agent " + service.agent + " reported this revision serving", now));
+      if (Status st = core::finish_revision(*desired, core::RevisionState::kSucceeded, now);
+          !st.ok()) {
         return ReconcileOutcome::terminal(st.error().message);
       }
       core::apply_outcome(service, *desired, now);
@@ -373,7 +382,8 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
         if (a != agents_.end()) {
           auto app = a->second.apps.find(service.id);
           if (app != a->second.apps.end() && app->second.stable_port > 0) {
-            service.url = "http://" + options_.endpoint_host + ":" + std::to_string(app->second.stable_port);
+            service.url =
+                "http://" + options_.endpoint_host + ":" + std::to_string(app->second.stable_port);
           }
         }
       }
@@ -382,7 +392,8 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
       }
       task->state = core::TaskState::kDone;
       task->updated_at = now;
-      if (Status st = store_.update_task(*task); !st.ok()) return from_error(st.error(), "finishing the task");
+      if (Status st = store_.update_task(*task); !st.ok())
+        return from_error(st.error(), "finishing the task");
       return ReconcileOutcome::requeue_after(Duration::zero(), "adopted");
     }
 
@@ -416,7 +427,8 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
       if (Status st = store_.apply_change(change, expected); !st.ok()) {
         return from_error(st.error(), "queueing a redeploy");
       }
-      log::info("redeploying the current revision", {{"app", service.id}, {"agent", service.agent}});
+      log::info("redeploying the current revision",
+                {{"app", service.id}, {"agent", service.agent}});
       return ReconcileOutcome::requeue_after(Duration::zero(), "redeploy queued");
     }
 
@@ -424,12 +436,14 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
       if (!task) return ReconcileOutcome::done();
       task->state = core::TaskState::kDone;
       task->updated_at = options_.now();
-      if (Status st = store_.update_task(*task); !st.ok()) return from_error(st.error(), "finishing the task");
+      if (Status st = store_.update_task(*task); !st.ok())
+        return from_error(st.error(), "finishing the task");
       return ReconcileOutcome::requeue_after(Duration::zero(), "task finished");
     }
 
     case StepKind::kForget: {
-      if (Status st = store_.delete_service(service.id); !st.ok() && st.error().code != ErrorCode::kNotFound) {
+      if (Status st = store_.delete_service(service.id);
+          !st.ok() && st.error().code != ErrorCode::kNotFound) {
         return from_error(st.error(), "forgetting the service");
       }
       unindex(service.id);
@@ -440,8 +454,9 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
   return ReconcileOutcome::done();
 }
 
-void Reconciler::agent_connected(const std::string& name, const std::string& zone,
-                                 const std::vector<std::pair<std::string, core::ObservedApp>>& apps) {
+void Reconciler::agent_connected(
+    const std::string& name, const std::string& zone,
+    const std::vector<std::pair<std::string, core::ObservedApp>>& apps) {
   std::vector<std::string> keys;
   {
     std::lock_guard lock(mu_);
@@ -496,7 +511,8 @@ void Reconciler::task_result(const std::string& agent, const core::TaskOutcome& 
   {
     std::lock_guard lock(mu_);
     auto& a = agents_[agent];
-    if (outcome.ok && !outcome.revision_id.empty() && (!task || task->kind == core::TaskKind::kDeploy)) {
+    if (outcome.ok && !outcome.revision_id.empty() &&
+        (!task || task->kind == core::TaskKind::kDeploy)) {
       a.apps[service.id] = core::ObservedApp{outcome.revision_id, outcome.image_digest,
                                              outcome.stable_port, true, outcome.task_id};
     }
@@ -513,17 +529,20 @@ void Reconciler::task_result(const std::string& agent, const core::TaskOutcome& 
       core::Revision revision = std::move(rev).value();
       const bool was_pending = revision.state == core::RevisionState::kPending;
       if (was_pending) {
-        revision.deploy_logs.insert(revision.deploy_logs.end(), outcome.logs.begin(), outcome.logs.end());
+        revision.deploy_logs.insert(revision.deploy_logs.end(), outcome.logs.begin(),
+                                    outcome.logs.end());
         if (!outcome.image_digest.empty() && revision.image_digest.empty()) {
           revision.image_digest = outcome.image_digest;
         }
-        (void)core::finish_revision(revision, outcome.ok ? core::RevisionState::kSucceeded
-                                                         : core::RevisionState::kFailed, now);
+        (void)core::finish_revision(
+            revision, outcome.ok ? core::RevisionState::kSucceeded : core::RevisionState::kFailed,
+            now);
       }
       core::apply_outcome(service, revision, now);
       if (outcome.ok) {
         if (outcome.stable_port > 0) {
-          service.url = "http://" + options_.endpoint_host + ":" + std::to_string(outcome.stable_port);
+          service.url =
+              "http://" + options_.endpoint_host + ":" + std::to_string(outcome.stable_port);
         }
         service.last_error.clear();
       } else {
@@ -537,16 +556,25 @@ void Reconciler::task_result(const std::string& agent, const core::TaskOutcome& 
         return;  // the task stays sent; the agent answers the resent id with the same result
       }
       std::lock_guard lock(mu_);
-      if (outcome.ok) ++deploys_succeeded_; else ++deploys_failed_;
+      if (outcome.ok)
+        ++deploys_succeeded_;
+      else
+        ++deploys_failed_;
     }
     log::info(outcome.ok ? "deploy succeeded" : "deploy failed",
-              {{"app", service.id}, {"agent", agent}, {"task", outcome.task_id},
-               {"revision_id", outcome.revision_id}, {"error", outcome.error}});
+              {{"app", service.id},
+               {"agent", agent},
+               {"task", outcome.task_id},
+               {"revision_id", outcome.revision_id},
+               {"error", outcome.error}});
   } else if (!outcome.ok) {
     service.last_error = outcome.error;
     (void)write_service(service);
-    log::warn("task failed", {{"app", service.id}, {"agent", agent}, {"task", outcome.task_id},
-                              {"kind", core::to_string(task->kind)}, {"error", outcome.error}});
+    log::warn("task failed", {{"app", service.id},
+                              {"agent", agent},
+                              {"task", outcome.task_id},
+                              {"kind", core::to_string(task->kind)},
+                              {"error", outcome.error}});
   }
   task->state = core::TaskState::kDone;
   task->updated_at = now;

@@ -31,9 +31,9 @@ namespace berth::runtime {
 
 struct ReconcilerOptions {
   int keep_succeeded = 20;
-  std::function<core::UnixMillis()> now;     // wall clock, milliseconds since the epoch
-  std::function<std::string()> new_id;       // UUIDs for tasks
-  std::string endpoint_host = "127.0.0.1";   // host part of an app's url
+  std::function<core::UnixMillis()> now;    // wall clock, milliseconds since the epoch
+  std::function<std::string()> new_id;      // UUIDs for tasks
+  std::string endpoint_host = "127.0.0.1";  // host part of an app's url
 };
 
 struct ReconcilerStats {

@@ -36,8 +36,8 @@ struct BackoffPolicy {
 };
 
 struct QueueStats {
-  std::size_t depth = 0;          // keys ready to be handed out
-  std::size_t delayed = 0;        // keys waiting for their delay
+  std::size_t depth = 0;    // keys ready to be handed out
+  std::size_t delayed = 0;  // keys waiting for their delay
   std::size_t processing = 0;
   std::uint64_t adds_total = 0;
   std::uint64_t retries_total = 0;
@@ -46,8 +46,7 @@ struct QueueStats {
 class WorkQueue {
  public:
   // `uniform01` returns numbers in [0, 1) for jitter; defaults to a seeded PRNG.
-  WorkQueue(const Clock& clock, BackoffPolicy policy,
-            std::function<double()> uniform01 = nullptr);
+  WorkQueue(const Clock& clock, BackoffPolicy policy, std::function<double()> uniform01 = nullptr);
 
   void add(const std::string& key);
   void add_after(const std::string& key, Duration delay);
@@ -63,8 +62,8 @@ class WorkQueue {
   std::optional<std::string> try_get();
   void done(const std::string& key);
 
-  void shut_down();               // stop now: waiters return nullopt
-  void shut_down_with_drain();    // waiters get what is queued, then nullopt
+  void shut_down();             // stop now: waiters return nullopt
+  void shut_down_with_drain();  // waiters get what is queued, then nullopt
   bool shutting_down() const;
 
   QueueStats stats() const;

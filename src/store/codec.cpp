@@ -70,14 +70,11 @@ Result<std::map<std::string, std::string>> decode_env(std::string_view text) {
   });
 }
 
-std::string encode_strings(const std::vector<std::string>& values) {
-  return text(json(values));
-}
+std::string encode_strings(const std::vector<std::string>& values) { return text(json(values)); }
 
 Result<std::vector<std::string>> decode_strings(std::string_view text) {
-  return decode<std::vector<std::string>>(text, "list", [](const json& j) {
-    return j.get<std::vector<std::string>>();
-  });
+  return decode<std::vector<std::string>>(
+      text, "list", [](const json& j) { return j.get<std::vector<std::string>>(); });
 }
 
 std::string encode_health(const core::HealthCheck& health) { return text(health_json(health)); }

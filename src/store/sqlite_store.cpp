@@ -665,8 +665,8 @@ Result<std::vector<AppService>> SqliteStore::list_services(std::string_view acco
 Result<AppService> SqliteStore::load_service(std::string_view id) {
   return guarded(Context{}, [&]() -> Result<AppService> {
     std::lock_guard lock(impl_->mu);
-    SQLite::Statement st(*impl_->db, std::string("SELECT ") + kServiceColumns +
-                                         " FROM app_services WHERE id = ?");
+    SQLite::Statement st(
+        *impl_->db, std::string("SELECT ") + kServiceColumns + " FROM app_services WHERE id = ?");
     st.bind(1, std::string(id));
     if (!st.executeStep()) fail(ErrorCode::kNotFound, "the app service does not exist");
     return read_service(st);
@@ -749,8 +749,8 @@ Result<std::vector<Revision>> SqliteStore::list_revisions(std::string_view servi
                                                           bool include_failed) {
   return guarded(Context{}, [&]() -> Result<std::vector<Revision>> {
     std::lock_guard lock(impl_->mu);
-    std::string sql = std::string("SELECT ") + kRevisionColumns +
-                      " FROM revisions WHERE service_id = ?";
+    std::string sql =
+        std::string("SELECT ") + kRevisionColumns + " FROM revisions WHERE service_id = ?";
     if (!include_failed) sql += " AND state = 'succeeded'";
     sql += " ORDER BY number DESC";
     SQLite::Statement st(*impl_->db, sql);
@@ -883,9 +883,9 @@ Result<Secret> SqliteStore::unseal_password(std::string_view service_id) {
     blob.key_id = st.getColumn(2).getString();
     blob.nonce = column_blob(st.getColumn(3));
     blob.ciphertext = column_blob(st.getColumn(4));
-    auto plain = impl_->keyring->unseal(
-        blob, crypto::credential_aad(service_id, st.getColumn(0).getString(),
-                                     st.getColumn(1).getString()));
+    auto plain =
+        impl_->keyring->unseal(blob, crypto::credential_aad(service_id, st.getColumn(0).getString(),
+                                                            st.getColumn(1).getString()));
     if (!plain.ok()) {
       fail(ErrorCode::kDataLoss, "the stored registry password cannot be unsealed");
     }
@@ -952,8 +952,8 @@ Status SqliteStore::upsert_agent(const core::AgentRecord& agent) {
 Result<std::vector<core::AgentRecord>> SqliteStore::list_agents() {
   return guarded(Context{}, [&]() -> Result<std::vector<core::AgentRecord>> {
     std::lock_guard lock(impl_->mu);
-    SQLite::Statement st(*impl_->db,
-                         "SELECT name, zone, cert_fingerprint, last_seen FROM agents ORDER BY name");
+    SQLite::Statement st(
+        *impl_->db, "SELECT name, zone, cert_fingerprint, last_seen FROM agents ORDER BY name");
     std::vector<core::AgentRecord> out;
     while (st.executeStep()) {
       out.push_back(core::AgentRecord{st.getColumn(0).getString(), st.getColumn(1).getString(),

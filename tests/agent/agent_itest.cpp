@@ -28,10 +28,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-#define REQUIRE_PODMAN()                              \
-  if (!testenv::podman_usable()) {                    \
-    WARN(testenv::podman_unusable_reason());          \
-    return;                                           \
+#define REQUIRE_PODMAN()                     \
+  if (!testenv::podman_usable()) {           \
+    WARN(testenv::podman_unusable_reason()); \
+    return;                                  \
   }
 
 struct Live {
@@ -111,7 +111,8 @@ std::string slurp(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("Deploying v1 then v2 serves each at the same stable port and removes the old container", "[podman]") {
+TEST_CASE("Deploying v1 then v2 serves each at the same stable port and removes the old container",
+          "[podman]") {
   REQUIRE_PODMAN();
   Live live;
   auto r1 = live.deployer->deploy(live.task("it-1", 1, "v1", live.reg.password()), nullptr);
@@ -135,7 +136,10 @@ TEST_CASE("Deploying v1 then v2 serves each at the same stable port and removes 
   CHECK(fs::is_empty(live.dir + "/tmp"));
 }
 
-TEST_CASE("A wrong password fails with the registry's unauthorized reason, v1 keeps serving and no log line holds a password", "[podman]") {
+TEST_CASE(
+    "A wrong password fails with the registry's unauthorized reason, v1 keeps serving and no log "
+    "line holds a password",
+    "[podman]") {
   REQUIRE_PODMAN();
   std::vector<std::string> lines;
   std::mutex mu;
@@ -206,7 +210,10 @@ TEST_CASE("A green that never becomes healthy is removed while blue keeps servin
   CHECK(live.berth_containers() == blue);
 }
 
-TEST_CASE("During a pull the password is in no process's cmdline or environ, and the auth file is gone afterwards", "[podman]") {
+TEST_CASE(
+    "During a pull the password is in no process's cmdline or environ, and the auth file is gone "
+    "afterwards",
+    "[podman]") {
   REQUIRE_PODMAN();
   Live live;
   const std::string password = live.reg.password();
@@ -227,7 +234,8 @@ TEST_CASE("During a pull the password is in no process's cmdline or environ, and
       const std::string base = std::string("/proc/") + e->d_name;
       std::string cmdline = slurp(base + "/cmdline");
       const std::string environ = slurp(base + "/environ");
-      if (cmdline.find(password) != std::string::npos || environ.find(password) != std::string::npos)
+      if (cmdline.find(password) != std::string::npos ||
+          environ.find(password) != std::string::npos)
         ++leaks;
       std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
       if (cmdline.find(" pull ") != std::string::npos) {
@@ -253,7 +261,8 @@ TEST_CASE("During a pull the password is in no process's cmdline or environ, and
   CHECK_FALSE(fs::exists(fs::path(authfile_seen).parent_path()));
 }
 
-TEST_CASE("A new agent on the same data dir sees the app, keeps its stable port and serves it", "[podman]") {
+TEST_CASE("A new agent on the same data dir sees the app, keeps its stable port and serves it",
+          "[podman]") {
   REQUIRE_PODMAN();
   Live live;
   std::mutex mu;
@@ -277,7 +286,7 @@ TEST_CASE("A new agent on the same data dir sees the app, keeps its stable port 
     stable = r.stable_port;
     agent.stop();
   }
-  live.open();  // a fresh process: new proxies, state handle and deployer
+  live.open();                          // a fresh process: new proxies, state handle and deployer
   CHECK(http_get(stable).status == 0);  // nothing listens until the agent starts
   Agent again({"vm-1", "z1"}, *live.deployer, sender);
   REQUIRE(again.start().ok());

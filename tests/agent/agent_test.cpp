@@ -23,8 +23,13 @@ struct AgentRig {
   AgentRig() {
     dir = (std::filesystem::temp_directory_path() / "berth-agent-unit-XXXXXX").string();
     REQUIRE(::mkdtemp(dir.data()) != nullptr);
-    DeployerDeps d{&driver, &prober, &proxies, state.get(), [] { return core::UnixMillis{1}; },
-                   []() -> Result<int> { return 31000; }, [] { return std::string("x"); }};
+    DeployerDeps d{&driver,
+                   &prober,
+                   &proxies,
+                   state.get(),
+                   [] { return core::UnixMillis{1}; },
+                   []() -> Result<int> { return 31000; },
+                   [] { return std::string("x"); }};
     deployer = std::make_unique<Deployer>(DeployerOptions{dir}, d);
   }
   ~AgentRig() { std::filesystem::remove_all(dir); }
@@ -38,10 +43,14 @@ struct AgentRig {
     std::lock_guard lock(mu);
     std::vector<std::string> k;
     for (const auto& m : sent) {
-      if (std::holds_alternative<agentlink::Ack>(m)) k.push_back("ack");
-      else if (std::holds_alternative<agentlink::Progress>(m)) k.push_back("progress");
-      else if (std::holds_alternative<agentlink::TaskResult>(m)) k.push_back("result");
-      else k.push_back("other");
+      if (std::holds_alternative<agentlink::Ack>(m))
+        k.push_back("ack");
+      else if (std::holds_alternative<agentlink::Progress>(m))
+        k.push_back("progress");
+      else if (std::holds_alternative<agentlink::TaskResult>(m))
+        k.push_back("result");
+      else
+        k.push_back("other");
     }
     return k;
   }
@@ -76,13 +85,15 @@ TEST_CASE("The agent acks a task, reports progress, then its result", "[agent]")
   CHECK(std::get<agentlink::TaskResult>(rig.sent.back()).task_id == "t1");
 }
 
-TEST_CASE("A task id delivered again is acked and answered with the recorded result, not redone", "[agent]") {
+TEST_CASE("A task id delivered again is acked and answered with the recorded result, not redone",
+          "[agent]") {
   AgentRig rig;
   Agent agent({"vm", "z"}, *rig.deployer, rig.sender());
   REQUIRE(agent.start().ok());
   agent.handle(deploy_task("t1"));
   agent.wait_idle();
-  const auto runs = std::count(rig.driver.calls.begin(), rig.driver.calls.end(), "run berth-svc-r1-x");
+  const auto runs =
+      std::count(rig.driver.calls.begin(), rig.driver.calls.end(), "run berth-svc-r1-x");
   {
     std::lock_guard lock(rig.mu);
     rig.sent.clear();
@@ -109,7 +120,8 @@ TEST_CASE("Hello carries the agent's name, zone and every app it runs", "[agent]
   CHECK(h.apps[0].last_task_id == "t1");
 }
 
-TEST_CASE("Agent state survives reopening the database file and keeps no task beyond its record", "[agent-state]") {
+TEST_CASE("Agent state survives reopening the database file and keeps no task beyond its record",
+          "[agent-state]") {
   const std::string dir = [] {
     std::string d = (std::filesystem::temp_directory_path() / "berth-agent-unit-XXXXXX").string();
     REQUIRE(::mkdtemp(d.data()) != nullptr);

@@ -102,15 +102,18 @@ std::size_t index_of(const std::vector<std::string>& v, const std::string& x) {
 
 }  // namespace
 
-TEST_CASE("A first deploy pulls by digest, starts green on a fresh port, probes it, then opens the stable port", "[deployer]") {
+TEST_CASE(
+    "A first deploy pulls by digest, starts green on a fresh port, probes it, then opens the "
+    "stable port",
+    "[deployer]") {
   Rig rig;
   auto r = rig.deploy(rig.task("t1", 1));
   REQUIRE(r.ok);
   CHECK(r.error.empty());
   const std::string green = "berth-svc1-r1-s0";
-  CHECK(rig.driver.calls == std::vector<std::string>{
-                                "pull 127.0.0.1:5000/app@sha256:" + std::string(64, '1'),
-                                "run " + green, "probe 30000", "switch 30000"});
+  CHECK(rig.driver.calls ==
+        std::vector<std::string>{"pull 127.0.0.1:5000/app@sha256:" + std::string(64, '1'),
+                                 "run " + green, "probe 30000", "switch 30000"});
   CHECK(r.stable_port == 40000);
   CHECK(rig.proxies.routes["svc1"] == std::make_pair(40000, 30000));
   const auto& spec = rig.driver.specs[green];
@@ -119,7 +122,8 @@ TEST_CASE("A first deploy pulls by digest, starts green on a fresh port, probes 
   CHECK(spec.labels.at("berth.service") == "svc1");
   CHECK(spec.labels.at("berth.revision") == "rev1");
   CHECK(spec.labels.at("berth.task") == "t1");
-  CHECK(steps_of(r) == std::vector<std::string>{"pull:ok", "start:ok", "probe:ok", "switch:ok", "cleanup:ok"});
+  CHECK(steps_of(r) ==
+        std::vector<std::string>{"pull:ok", "start:ok", "probe:ok", "switch:ok", "cleanup:ok"});
   CHECK(rig.progress == r.logs);
   for (const auto& e : r.logs) CHECK(e.started_at > 0);
   auto app = rig.state->app("svc1");
@@ -131,7 +135,8 @@ TEST_CASE("A first deploy pulls by digest, starts green on a fresh port, probes 
   CHECK((*app)->stable_port == 40000);
 }
 
-TEST_CASE("A second deploy switches the stable port to green before stopping and removing blue", "[deployer]") {
+TEST_CASE("A second deploy switches the stable port to green before stopping and removing blue",
+          "[deployer]") {
   Rig rig;
   REQUIRE(rig.deploy(rig.task("t1", 1)).ok);
   rig.driver.calls.clear();
@@ -158,7 +163,8 @@ TEST_CASE("A second deploy switches the stable port to green before stopping and
   CHECK((*app)->previous_revision == "rev1");
 }
 
-TEST_CASE("A failed pull starts nothing, keeps blue serving and reports the registry's reason", "[deployer]") {
+TEST_CASE("A failed pull starts nothing, keeps blue serving and reports the registry's reason",
+          "[deployer]") {
   Rig rig;
   REQUIRE(rig.deploy(rig.task("t1", 1)).ok);
   rig.driver.calls.clear();
@@ -208,7 +214,8 @@ TEST_CASE("A green that fails to start is removed and blue keeps serving", "[dep
   CHECK(rig.proxies.routes["svc1"].second == 30000);
 }
 
-TEST_CASE("A stable port that cannot be opened fails the first deploy and removes green", "[deployer]") {
+TEST_CASE("A stable port that cannot be opened fails the first deploy and removes green",
+          "[deployer]") {
   Rig rig;
   rig.proxies.fail = true;
   auto r = rig.deploy(rig.task("t1", 1));
@@ -240,7 +247,8 @@ TEST_CASE("A repeated task id returns the recorded result without redoing the ta
   CHECK(rig.driver.calls == calls2);
 }
 
-TEST_CASE("The auth file exists only during the pull, 0600 in a 0700 directory, on every path", "[deployer][auth]") {
+TEST_CASE("The auth file exists only during the pull, 0600 in a 0700 directory, on every path",
+          "[deployer][auth]") {
   auto run = [](const std::string& which) {
     Rig rig;
     if (which == "pull") rig.driver.fail_pull = "unauthorized.";
@@ -254,9 +262,9 @@ TEST_CASE("The auth file exists only during the pull, 0600 in a 0700 directory, 
     CHECK(rig.driver.authfile_mode == 0600);
     CHECK(rig.driver.authfile_dir_mode == 0700);
     const std::string b64 = std::string(base64_secret(std::string("berth:") + kCanary).reveal());
-    CHECK(rig.driver.authfile_content ==
-          "{\"auths\":{\"docker.io\":{\"auth\":\"" + b64 +
-              "\"},\"https://index.docker.io/v1/\":{\"auth\":\"" + b64 + "\"}}}\n");
+    CHECK(rig.driver.authfile_content == "{\"auths\":{\"docker.io\":{\"auth\":\"" + b64 +
+                                             "\"},\"https://index.docker.io/v1/\":{\"auth\":\"" +
+                                             b64 + "\"}}}\n");
     CHECK_FALSE(fs::exists(rig.driver.authfile_seen));
     CHECK_FALSE(fs::exists(fs::path(rig.driver.authfile_seen).parent_path()));
     CHECK(rig.tmp_is_empty());
@@ -273,7 +281,8 @@ TEST_CASE("A public image is pulled without an auth file", "[deployer][auth]") {
   CHECK(rig.driver.authfile_seen.empty());
 }
 
-TEST_CASE("The password appears in no log line, progress entry or recorded result", "[deployer][auth]") {
+TEST_CASE("The password appears in no log line, progress entry or recorded result",
+          "[deployer][auth]") {
   std::vector<std::string> lines;
   auto previous = log::set_sink([&](std::string_view l) { lines.emplace_back(l); });
   auto prev_level = log::level();
@@ -303,7 +312,8 @@ TEST_CASE("The password appears in no log line, progress entry or recorded resul
   }
 }
 
-TEST_CASE("The container environment goes through a private env file that is gone after the start", "[deployer]") {
+TEST_CASE("The container environment goes through a private env file that is gone after the start",
+          "[deployer]") {
   Rig rig;
   auto t = rig.task("t1", 1);
   t.env = {{"GREETING", "hello world"}, {"MODE", "a=b"}};
@@ -339,7 +349,9 @@ TEST_CASE("Restart restarts the serving container and probes its port", "[deploy
   CHECK_THAT(missing.error, Catch::Contains("no running container"));
 }
 
-TEST_CASE("Remove stops and removes the app's containers, closes the stable port and forgets the app", "[deployer]") {
+TEST_CASE(
+    "Remove stops and removes the app's containers, closes the stable port and forgets the app",
+    "[deployer]") {
   Rig rig;
   REQUIRE(rig.deploy(rig.task("t1", 1)).ok);
   auto r = rig.deployer->remove({"t5", "svc1"}, nullptr);
@@ -352,7 +364,9 @@ TEST_CASE("Remove stops and removes the app's containers, closes the stable port
   CHECK(rig.deployer->remove({"t6", "svc1"}, nullptr).ok);
 }
 
-TEST_CASE("Reconcile after a crash mid-deploy removes the green and reopens the stable port on blue", "[deployer][reconcile]") {
+TEST_CASE(
+    "Reconcile after a crash mid-deploy removes the green and reopens the stable port on blue",
+    "[deployer][reconcile]") {
   Rig rig;
   REQUIRE(rig.deploy(rig.task("t1", 1)).ok);
   // A crash after green started: green exists and is recorded as pending; the proxy died.
@@ -394,7 +408,8 @@ TEST_CASE("The image to pull is pinned to the task's digest", "[deployer]") {
 }
 
 TEST_CASE("A podman failure becomes one sentence from its last stderr line", "[podman-driver]") {
-  CHECK(podman_reason("Trying to pull...\nError: initializing source docker://x: unauthorized: authentication required\n",
+  CHECK(podman_reason("Trying to pull...\nError: initializing source docker://x: unauthorized: "
+                      "authentication required\n",
                       "podman pull failed") ==
         "initializing source docker://x: unauthorized: authentication required.");
   CHECK(podman_reason("", "podman pull failed") == "podman pull failed.");

@@ -23,7 +23,7 @@ class FakeDriver final : public RuntimeDriver {
   std::vector<std::string> calls;  // "pull IMAGE", "run NAME", "stop NAME", "rm NAME", ...
   std::map<std::string, ContainerInfo> containers;
   std::map<std::string, ContainerSpec> specs;
-  std::string fail_pull;   // non-empty: pull fails with this reason
+  std::string fail_pull;  // non-empty: pull fails with this reason
   std::string fail_run;
   bool fail_remove = false;
   // What the auth file held at pull time (to check its content and mode).
@@ -58,7 +58,8 @@ class FakeDriver final : public RuntimeDriver {
       env_file_content = ss.str();
     }
     // podman creates the container even when starting it fails.
-    ContainerInfo c{"id-" + s.name, s.name, s.image, fail_run.empty() ? "running" : "created", s.labels};
+    ContainerInfo c{"id-" + s.name, s.name, s.image, fail_run.empty() ? "running" : "created",
+                    s.labels};
     containers[s.name] = c;
     specs[s.name] = s;
     if (!fail_run.empty()) return make_error(ErrorCode::kUnavailable, fail_run);
@@ -107,7 +108,8 @@ class FakeProber final : public HealthProber {
   ProbeOutcome probe(const ProbeSpec& spec) override {
     probes.push_back(spec);
     if (calls) calls->push_back("probe " + std::to_string(spec.port));
-    return healthy ? ProbeOutcome{true, 1, ""} : ProbeOutcome{false, 3, "GET /health answered 404."};
+    return healthy ? ProbeOutcome{true, 1, ""}
+                   : ProbeOutcome{false, 3, "GET /health answered 404."};
   }
 };
 
@@ -119,7 +121,9 @@ class FakeProxies final : public ProxySet {
   bool fail = false;
   Result<int> route(const std::string& id, int port, int backend) override {
     if (calls) calls->push_back("switch " + std::to_string(backend));
-    if (fail) return make_error(ErrorCode::kUnavailable, "Could not listen on 127.0.0.1:1: address in use.");
+    if (fail)
+      return make_error(ErrorCode::kUnavailable,
+                        "Could not listen on 127.0.0.1:1: address in use.");
     auto it = routes.find(id);
     if (it != routes.end()) {
       it->second.second = backend;

@@ -132,8 +132,8 @@ inline std::function<void(int)> http_responder(int status, std::string body) {
       if (n <= 0) return;
       req.append(buf, static_cast<std::size_t>(n));
     }
-    send_all(fd, "HTTP/1.0 " + std::to_string(status) + " X\r\nContent-Length: " +
-                     std::to_string(body.size()) + "\r\n\r\n" + body);
+    send_all(fd, "HTTP/1.0 " + std::to_string(status) +
+                     " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
   };
 }
 

@@ -55,7 +55,8 @@ TEST_CASE("An HTTP probe answered 404 fails with the status in its reason", "[pr
   CHECK_THAT(r.last_error, Catch::Contains("404"));
 }
 
-TEST_CASE("A TCP probe is healthy when the port accepts and fails when nothing listens", "[probe]") {
+TEST_CASE("A TCP probe is healthy when the port accepts and fails when nothing listens",
+          "[probe]") {
   TcpServer any([](int) {});
   AsioHealthProber prober;
   CHECK(prober.probe(fast_probe(any.port(), "")).healthy);
@@ -94,7 +95,8 @@ TEST_CASE("The proxy forwards a connection to the backend and the answer back", 
   CHECK(r.body == "blue");
 }
 
-TEST_CASE("After a switch new connections reach green while an open one finishes on blue", "[proxy]") {
+TEST_CASE("After a switch new connections reach green while an open one finishes on blue",
+          "[proxy]") {
   // blue answers only after the client sends "go", so the connection stays open across the switch.
   TcpServer blue([](int fd) {
     std::string got;
@@ -132,7 +134,8 @@ TEST_CASE("After a switch new connections reach green while an open one finishes
   CHECK((*proxy)->connections_to(blue.port()) == 0);
 }
 
-TEST_CASE("The proxy forwards a half-close: the backend sees EOF and its reply still arrives", "[proxy]") {
+TEST_CASE("The proxy forwards a half-close: the backend sees EOF and its reply still arrives",
+          "[proxy]") {
   // An uppercasing server that replies only after reading to EOF.
   TcpServer upper([](int fd) {
     timeval tv{3, 0};

@@ -43,7 +43,8 @@ crypto::PemPair server_cert(const crypto::PemPair& ca, const std::string& ip = "
   return issue(ca, req);
 }
 
-crypto::PemPair agent_cert(const crypto::PemPair& ca, const std::string& name, const std::string& zone) {
+crypto::PemPair agent_cert(const crypto::PemPair& ca, const std::string& name,
+                           const std::string& zone) {
   crypto::CertRequest req;
   req.common_name = name;
   req.zone = zone;
@@ -68,13 +69,22 @@ struct ServerLog {
   std::vector<std::pair<std::string, Message>> messages;
   std::vector<std::string> disconnects;
 
-  std::size_t hello_count() { std::lock_guard l(mu); return hellos.size(); }
-  std::size_t message_count() { std::lock_guard l(mu); return messages.size(); }
-  std::size_t disconnect_count() { std::lock_guard l(mu); return disconnects.size(); }
+  std::size_t hello_count() {
+    std::lock_guard l(mu);
+    return hellos.size();
+  }
+  std::size_t message_count() {
+    std::lock_guard l(mu);
+    return messages.size();
+  }
+  std::size_t disconnect_count() {
+    std::lock_guard l(mu);
+    return disconnects.size();
+  }
 };
 
-ServerOptions server_options(const crypto::PemPair& trusted_ca, const crypto::PemPair& cert, ServerLog& log,
-                             const std::string& listen = "127.0.0.1:0") {
+ServerOptions server_options(const crypto::PemPair& trusted_ca, const crypto::PemPair& cert,
+                             ServerLog& log, const std::string& listen = "127.0.0.1:0") {
   ServerOptions o;
   o.listen = listen;
   o.ca_cert_pem = trusted_ca.cert_pem;
@@ -103,11 +113,15 @@ struct AgentLog {
   std::mutex mu;
   std::vector<Message> messages;
   std::atomic<int> hello_calls{0};
-  std::size_t count() { std::lock_guard l(mu); return messages.size(); }
+  std::size_t count() {
+    std::lock_guard l(mu);
+    return messages.size();
+  }
 };
 
-ClientOptions client_options(std::uint16_t port, const crypto::PemPair& trusted_ca, const crypto::PemPair& cert,
-                             AgentLog& log, const std::string& hello_name = "vm-1") {
+ClientOptions client_options(std::uint16_t port, const crypto::PemPair& trusted_ca,
+                             const crypto::PemPair& cert, AgentLog& log,
+                             const std::string& hello_name = "vm-1") {
   ClientOptions o;
   o.url = "wss://127.0.0.1:" + std::to_string(port);
   o.ca_cert_pem = trusted_ca.cert_pem;
@@ -121,7 +135,9 @@ ClientOptions client_options(std::uint16_t port, const crypto::PemPair& trusted_
   o.write_timeout = 2s;
   o.hello = [&log, hello_name] {
     ++log.hello_calls;
-    return Hello{hello_name, "eu-1", "0.1.0",
+    return Hello{hello_name,
+                 "eu-1",
+                 "0.1.0",
                  {ObservedApp{"svc-1", "rev-1", "sha256:aa", 41000, "berth-svc-1", true, "t-0"}}};
   };
   o.on_message = [&log](const Message& m) {
@@ -210,8 +226,10 @@ TEST_CASE("An agent's hello reaches the controller with the identity from its ce
   CHECK(server.connected() == std::vector<std::string>{"vm-1"});
 }
 
-TEST_CASE("A deploy from the controller reaches the agent and the agent's ack and result reach the controller",
-          "[agentlink][integration]") {
+TEST_CASE(
+    "A deploy from the controller reaches the agent and the agent's ack and result reach the "
+    "controller",
+    "[agentlink][integration]") {
   auto ca = make_ca("berth test CA");
   auto srv = server_cert(ca);
   auto agent = agent_cert(ca, "vm-1", "eu-1");
@@ -247,7 +265,8 @@ TEST_CASE("A deploy from the controller reaches the agent and the agent's ack an
   CHECK(result.stable_port == 41000);
 }
 
-TEST_CASE("Heartbeats keep an idle connection open past the idle timeout", "[agentlink][integration]") {
+TEST_CASE("Heartbeats keep an idle connection open past the idle timeout",
+          "[agentlink][integration]") {
   auto ca = make_ca("berth test CA");
   auto srv = server_cert(ca);
   auto agent = agent_cert(ca, "vm-1", "eu-1");
@@ -365,7 +384,8 @@ TEST_CASE("Sending to an agent that is not connected is unavailable so the outbo
   CHECK(gone.error().code == ErrorCode::kUnavailable);
 }
 
-TEST_CASE("A client certificate from another CA is refused at the handshake", "[agentlink][integration]") {
+TEST_CASE("A client certificate from another CA is refused at the handshake",
+          "[agentlink][integration]") {
   auto ca = make_ca("berth test CA");
   auto rogue_ca = make_ca("rogue CA");
   auto srv = server_cert(ca);
@@ -403,7 +423,8 @@ TEST_CASE("An expired client certificate is refused at the handshake", "[agentli
   CHECK(logs.contains("agent link TLS handshake failed", "certificate has expired"));
 }
 
-TEST_CASE("A hello whose name differs from the certificate CN is refused", "[agentlink][integration]") {
+TEST_CASE("A hello whose name differs from the certificate CN is refused",
+          "[agentlink][integration]") {
   auto ca = make_ca("berth test CA");
   auto srv = server_cert(ca);
   auto agent = agent_cert(ca, "vm-1", "eu-1");
@@ -420,7 +441,8 @@ TEST_CASE("A hello whose name differs from the certificate CN is refused", "[age
   CHECK(logs.contains("name differs from certificate", "vm-2"));
 }
 
-TEST_CASE("The agent refuses a controller certificate from another CA", "[agentlink][integration]") {
+TEST_CASE("The agent refuses a controller certificate from another CA",
+          "[agentlink][integration]") {
   auto ca = make_ca("berth test CA");
   auto rogue_ca = make_ca("rogue CA");
   auto rogue_srv = server_cert(rogue_ca);
@@ -456,7 +478,8 @@ TEST_CASE("The agent refuses a controller certificate that does not name the dia
   CHECK(logs.contains("agent link connect failed", "TLS handshake"));
 }
 
-TEST_CASE("A plaintext client writing a WebSocket upgrade gets no WebSocket", "[agentlink][integration]") {
+TEST_CASE("A plaintext client writing a WebSocket upgrade gets no WebSocket",
+          "[agentlink][integration]") {
   auto ca = make_ca("berth test CA");
   auto srv = server_cert(ca);
   ServerLog slog;
@@ -509,7 +532,8 @@ TEST_CASE("A TLS 1.2 client is refused at the handshake", "[agentlink][integrati
   REQUIRE(SSL_CTX_set_max_proto_version(ctx.native_handle(), TLS1_2_VERSION) == 1);
   ctx.set_verify_mode(net::ssl::verify_none);
   ctx.use_certificate_chain(net::buffer(agent.cert_pem));
-  ctx.use_private_key(net::buffer(agent.key_pem.reveal().data(), agent.key_pem.size()), net::ssl::context::pem);
+  ctx.use_private_key(net::buffer(agent.key_pem.reveal().data(), agent.key_pem.size()),
+                      net::ssl::context::pem);
 
   net::io_context ioc;
   net::ssl::stream<tcp::socket> stream(ioc, ctx);
@@ -529,7 +553,8 @@ TEST_CASE("A TLS 1.2 client is refused at the handshake", "[agentlink][integrati
   net::ssl::context ctx13(net::ssl::context::tls_client);
   ctx13.set_verify_mode(net::ssl::verify_none);
   ctx13.use_certificate_chain(net::buffer(agent.cert_pem));
-  ctx13.use_private_key(net::buffer(agent.key_pem.reveal().data(), agent.key_pem.size()), net::ssl::context::pem);
+  ctx13.use_private_key(net::buffer(agent.key_pem.reveal().data(), agent.key_pem.size()),
+                        net::ssl::context::pem);
   net::ssl::stream<tcp::socket> stream13(ioc, ctx13);
   stream13.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
   done = false;

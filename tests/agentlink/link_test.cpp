@@ -6,7 +6,8 @@ using namespace berth;
 using namespace berth::agentlink;
 using std::chrono::milliseconds;
 
-TEST_CASE("Reconnect delay starts at 200 ms, doubles and is capped at 10 s", "[agentlink][backoff]") {
+TEST_CASE("Reconnect delay starts at 200 ms, doubles and is capped at 10 s",
+          "[agentlink][backoff]") {
   Backoff b;  // defaults: 200 ms, cap 10 s
   CHECK(reconnect_delay(b, 0, 0.0) == milliseconds(200));
   CHECK(reconnect_delay(b, 1, 0.0) == milliseconds(400));
@@ -16,7 +17,8 @@ TEST_CASE("Reconnect delay starts at 200 ms, doubles and is capped at 10 s", "[a
   CHECK(reconnect_delay(b, 1000, 0.0) == milliseconds(10'000));
 }
 
-TEST_CASE("Reconnect jitter shortens the delay by at most the jitter fraction", "[agentlink][backoff]") {
+TEST_CASE("Reconnect jitter shortens the delay by at most the jitter fraction",
+          "[agentlink][backoff]") {
   Backoff b;
   b.jitter = 0.5;
   CHECK(reconnect_delay(b, 0, 1.0) == milliseconds(100));
@@ -45,8 +47,9 @@ TEST_CASE("A wss URL parses into host, port and target", "[agentlink][url]") {
 }
 
 TEST_CASE("A plaintext or malformed agent link URL is refused", "[agentlink][url]") {
-  for (const char* url : {"ws://127.0.0.1:7443", "https://127.0.0.1:7443", "wss://127.0.0.1",
-                          "wss://127.0.0.1:0", "wss://127.0.0.1:99999", "wss://:7443", "wss://a:b"}) {
+  for (const char* url :
+       {"ws://127.0.0.1:7443", "https://127.0.0.1:7443", "wss://127.0.0.1", "wss://127.0.0.1:0",
+        "wss://127.0.0.1:99999", "wss://:7443", "wss://a:b"}) {
     auto ep = parse_url(url);
     CHECK_FALSE(ep.ok());
     if (!ep.ok()) CHECK(ep.error().field == "url");

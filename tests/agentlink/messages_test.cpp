@@ -44,8 +44,11 @@ std::string edited(const Message& m, const std::function<void(json&)>& edit) {
 
 }  // namespace
 
-TEST_CASE("A hello with observed apps survives encode and decode unchanged", "[agentlink][messages]") {
-  Hello h{"vm-1", "eu-1", "0.1.0",
+TEST_CASE("A hello with observed apps survives encode and decode unchanged",
+          "[agentlink][messages]") {
+  Hello h{"vm-1",
+          "eu-1",
+          "0.1.0",
           {ObservedApp{"svc-1", "rev-2", "sha256:aa", 41000, "berth-svc-1-2", true, "t-9"},
            ObservedApp{"svc-2", "", "", 0, "", false, ""}}};
   auto out = std::get<Hello>(roundtrip(h));
@@ -63,7 +66,8 @@ TEST_CASE("A hello with observed apps survives encode and decode unchanged", "[a
   CHECK_FALSE(out.apps[1].healthy);
 }
 
-TEST_CASE("A deploy task with credentials survives encode and decode unchanged", "[agentlink][messages]") {
+TEST_CASE("A deploy task with credentials survives encode and decode unchanged",
+          "[agentlink][messages]") {
   auto out = std::get<DeployTask>(roundtrip(sample_deploy(true)));
   CHECK(out.task_id == "t-1");
   CHECK(out.service_id == "svc-1");
@@ -104,7 +108,13 @@ TEST_CASE("Restart, remove, ack, progress, result and heartbeat survive encode a
   CHECK(progress.task_id == "t-5");
   CHECK(progress.entry == sample_log("pull"));
 
-  TaskResult r{"t-6", "svc-6", "rev-6", false, "health check failed", "sha256:ff", 41001,
+  TaskResult r{"t-6",
+               "svc-6",
+               "rev-6",
+               false,
+               "health check failed",
+               "sha256:ff",
+               41001,
                {sample_log("pull"), sample_log("probe")}};
   auto result = std::get<TaskResult>(roundtrip(r));
   CHECK(result.task_id == "t-6");
@@ -120,10 +130,14 @@ TEST_CASE("Restart, remove, ack, progress, result and heartbeat survive encode a
 }
 
 TEST_CASE("Every frame carries protocol version 1 and its type name", "[agentlink][messages]") {
-  const std::vector<std::pair<Message, std::string>> cases = {
-      {Hello{}, "hello"},           {sample_deploy(false), "deploy"}, {RestartTask{}, "restart"},
-      {RemoveTask{}, "remove"},     {Ack{}, "ack"},                   {Progress{}, "progress"},
-      {TaskResult{}, "result"},     {Heartbeat{}, "heartbeat"}};
+  const std::vector<std::pair<Message, std::string>> cases = {{Hello{}, "hello"},
+                                                              {sample_deploy(false), "deploy"},
+                                                              {RestartTask{}, "restart"},
+                                                              {RemoveTask{}, "remove"},
+                                                              {Ack{}, "ack"},
+                                                              {Progress{}, "progress"},
+                                                              {TaskResult{}, "result"},
+                                                              {Heartbeat{}, "heartbeat"}};
   for (const auto& [message, type] : cases) {
     json j = json::parse(encode(message));
     CHECK(j.at("v") == 1);
@@ -139,11 +153,17 @@ TEST_CASE("Only a deploy frame with credentials contains the password", "[agentl
   CHECK(json::parse(with_auth).at("auth").at("username") == "octocat");
 
   // Every other message, filled with everything an operator could put in it, never does.
-  Hello h{"vm-1", "eu-1", "0.1.0", {ObservedApp{"svc-1", "rev-1", "sha256:0123", 1, "c", true, "t-1"}}};
+  Hello h{
+      "vm-1", "eu-1", "0.1.0", {ObservedApp{"svc-1", "rev-1", "sha256:0123", 1, "c", true, "t-1"}}};
   TaskResult r{"t-1", "svc-1", "rev-1", true, "", "sha256:0123", 1, {sample_log("pull")}};
-  const std::vector<Message> others = {h, sample_deploy(false), RestartTask{"t-1", "svc-1"},
-                                       RemoveTask{"t-1", "svc-1"}, Ack{"t-1"},
-                                       Progress{"t-1", sample_log("pull")}, r, Heartbeat{5}};
+  const std::vector<Message> others = {h,
+                                       sample_deploy(false),
+                                       RestartTask{"t-1", "svc-1"},
+                                       RemoveTask{"t-1", "svc-1"},
+                                       Ack{"t-1"},
+                                       Progress{"t-1", sample_log("pull")},
+                                       r,
+                                       Heartbeat{5}};
   for (const auto& m : others) {
     const auto frame = encode(m);
     CHECK(frame.find("s3cr") == std::string::npos);
@@ -159,9 +179,11 @@ TEST_CASE("A frame with an unknown type is refused naming the type", "[agentlink
   CHECK(r.error().message.find("format-disk") != std::string::npos);
 }
 
-TEST_CASE("A frame with another protocol version is refused naming the version", "[agentlink][messages]") {
-  for (const char* frame : {R"({"v":2,"type":"ack","task_id":"t"})", R"({"v":"1","type":"ack","task_id":"t"})",
-                            R"({"type":"ack","task_id":"t"})"}) {
+TEST_CASE("A frame with another protocol version is refused naming the version",
+          "[agentlink][messages]") {
+  for (const char* frame :
+       {R"({"v":2,"type":"ack","task_id":"t"})", R"({"v":"1","type":"ack","task_id":"t"})",
+        R"({"type":"ack","task_id":"t"})"}) {
     auto r = decode(frame);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().field == "v");

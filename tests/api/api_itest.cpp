@@ -116,7 +116,8 @@ struct Fixture {
       headers["Authorization"] =
           berth::testing::basic_auth(user, password.empty() ? user + "-password" : password);
     }
-    if (!body.empty() && !headers.count("Content-Type")) headers["Content-Type"] = "application/json";
+    if (!body.empty() && !headers.count("Content-Type"))
+      headers["Content-Type"] = "application/json";
     auto r = berth::testing::http_request(client(), method, target, body, headers);
     REQUIRE(r.ok());
     responses.push_back(r);
@@ -171,7 +172,9 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("Creating an app service from the reference example returns 201 Pending without the password", "[api]") {
+TEST_CASE(
+    "Creating an app service from the reference example returns 201 Pending without the password",
+    "[api]") {
   Fixture f;
   auto r = f.create("my-api");
   REQUIRE(r.status == 201);
@@ -215,7 +218,8 @@ TEST_CASE("An app service without a zone gets the controller's default zone", "[
   berth::api::ApiOptions o;
   o.default_zone = "zone-x";
   Fixture f(o);
-  json body = {{"name", "public-app"}, {"plan_name", "tier-1"},
+  json body = {{"name", "public-app"},
+               {"plan_name", "tier-1"},
                {"app_config", {{"image_ref", "nginx:1.25"}, {"container_port", 80}}}};
   auto r = f.call("POST", "/app-services", body.dump());
   REQUIRE(r.status == 201);
@@ -226,7 +230,8 @@ TEST_CASE("An app service without a zone gets the controller's default zone", "[
   CHECK_FALSE(cred->has_value());
 }
 
-TEST_CASE("PATCH without a password reuses the stored one when the username is unchanged", "[api][credentials]") {
+TEST_CASE("PATCH without a password reuses the stored one when the username is unchanged",
+          "[api][credentials]") {
   Fixture f;
   const std::string id = f.create("my-api").json()["id"];
   json patch = {{"app_config",
@@ -247,7 +252,8 @@ TEST_CASE("PATCH without a password reuses the stored one when the username is u
   CHECK(all.json()["deployments"][0]["reason"] == "configuration update");
 }
 
-TEST_CASE("PATCH that changes the username without a password is 422 and deploys nothing", "[api][credentials]") {
+TEST_CASE("PATCH that changes the username without a password is 422 and deploys nothing",
+          "[api][credentials]") {
   Fixture f;
   const std::string id = f.create("my-api").json()["id"];
   auto before = f.call("GET", "/app-services/" + id, "").json();
@@ -263,11 +269,12 @@ TEST_CASE("PATCH that changes the username without a password is 422 and deploys
   CHECK(tasks->size() == 1);
 }
 
-TEST_CASE("PATCH with a new username and password replaces the stored credential", "[api][credentials]") {
+TEST_CASE("PATCH with a new username and password replaces the stored credential",
+          "[api][credentials]") {
   Fixture f;
   const std::string id = f.create("my-api").json()["id"];
-  json patch = {{"app_config",
-                 {{"registry_username", "other-bot"}, {"registry_password", kOtherCanary}}}};
+  json patch = {
+      {"app_config", {{"registry_username", "other-bot"}, {"registry_password", kOtherCanary}}}};
   auto r = f.call("PATCH", "/app-services/" + id, patch.dump());
   REQUIRE(r.status == 200);
   auto cred = f.store->get_credential(id);
@@ -277,7 +284,8 @@ TEST_CASE("PATCH with a new username and password replaces the stored credential
   CHECK(f.store->unseal_password(id)->reveal() == kOtherCanary);
 }
 
-TEST_CASE("PATCH with the Go SDK's zero values leaves image_ref and container_port unchanged", "[api][sdk]") {
+TEST_CASE("PATCH with the Go SDK's zero values leaves image_ref and container_port unchanged",
+          "[api][sdk]") {
   Fixture f;
   const std::string id = f.create("my-api").json()["id"];
   json patch = {{"app_config",
@@ -293,25 +301,26 @@ TEST_CASE("PATCH with the Go SDK's zero values leaves image_ref and container_po
 TEST_CASE("PATCH that changes container_port is 422", "[api]") {
   Fixture f;
   const std::string id = f.create("my-api").json()["id"];
-  auto r = f.call("PATCH", "/app-services/" + id,
-                  R"({"app_config": {"container_port": 9090}})");
+  auto r = f.call("PATCH", "/app-services/" + id, R"({"app_config": {"container_port": 9090}})");
   CHECK(r.status == 422);
   CHECK(r.json()["field"] == "app_config.container_port");
   CHECK(f.revision_count(id) == 1);
 }
 
-TEST_CASE("Rollback to a succeeded deployment reuses the stored password and records the reason", "[api][credentials]") {
+TEST_CASE("Rollback to a succeeded deployment reuses the stored password and records the reason",
+          "[api][credentials]") {
   Fixture f;
   auto created = f.create("my-api").json();
   const std::string id = created["id"];
   auto first = f.call("GET", "/app-services/" + id + "/deployments?all=true", "")
-                   .json()["deployments"][0]["id"].get<std::string>();
+                   .json()["deployments"][0]["id"]
+                   .get<std::string>();
   f.succeed(id, first);
   json patch = {{"app_config", {{"image_ref", "ghcr.io/acme/api:1.1.0"}}}};
   REQUIRE(f.call("PATCH", "/app-services/" + id, patch.dump()).status == 200);
 
-  auto r = f.call("POST", "/app-services/" + id + "/rollback",
-                  json{{"deployment_id", first}}.dump());
+  auto r =
+      f.call("POST", "/app-services/" + id + "/rollback", json{{"deployment_id", first}}.dump());
   REQUIRE(r.status == 200);
   CHECK(r.json()["status"] == "PendingModification");
   CHECK(r.json()["app_config"]["image_ref"] == "ghcr.io/acme/api:1.0.0");
@@ -341,7 +350,8 @@ TEST_CASE("Deployments are listed newest first and only succeeded ones unless al
                                 .json()["deployments"][0]["id"];
   f.succeed(id, first);
   REQUIRE(f.call("PATCH", "/app-services/" + id,
-                 R"({"app_config": {"image_ref": "ghcr.io/acme/api:2.0.0"}})").status == 200);
+                 R"({"app_config": {"image_ref": "ghcr.io/acme/api:2.0.0"}})")
+              .status == 200);
   auto ok_only = f.call("GET", "/app-services/" + id + "/deployments", "").json();
   REQUIRE(ok_only["deployments"].size() == 1);
   CHECK(ok_only["deployments"][0]["id"] == first);
@@ -366,7 +376,8 @@ TEST_CASE("Restart queues a restart task for the running deployment", "[api]") {
   auto tasks = f.store->pending_tasks(id);
   REQUIRE(tasks.ok());
   bool restart = false;
-  for (const auto& t : *tasks) restart |= t.kind == berth::core::TaskKind::kRestart && t.revision_id == first;
+  for (const auto& t : *tasks)
+    restart |= t.kind == berth::core::TaskKind::kRestart && t.revision_id == first;
   CHECK(restart);
   CHECK(f.revision_count(id) == 1);
 }
@@ -424,7 +435,8 @@ TEST_CASE("Two accounts see only their own app services", "[api][auth]") {
 
   CHECK(f.call("GET", "/app-services/" + alice_app, "", "bob").status == 404);
   CHECK(f.call("GET", "/app-services/" + alice_app + "/deployments", "", "bob").status == 404);
-  CHECK(f.call("PATCH", "/app-services/" + alice_app, R"({"app_config": {"env": {}}})", "bob").status == 404);
+  CHECK(f.call("PATCH", "/app-services/" + alice_app, R"({"app_config": {"env": {}}})", "bob")
+            .status == 404);
   CHECK(f.call("POST", "/app-services/" + alice_app + "/restart", "", "bob").status == 404);
   CHECK(f.call("DELETE", "/app-services/" + alice_app, "", "bob").status == 404);
   CHECK(f.call("GET", "/app-services/" + alice_app, "").status == 200);
@@ -438,7 +450,8 @@ TEST_CASE("Two accounts see only their own app services", "[api][auth]") {
   (void)bob_app;
 }
 
-TEST_CASE("Requests without valid credentials get 401 with Basic and Bearer challenges", "[api][auth]") {
+TEST_CASE("Requests without valid credentials get 401 with Basic and Bearer challenges",
+          "[api][auth]") {
   Fixture f;
   auto none = berth::testing::http_request(f.client(), "GET", "/app-services");
   REQUIRE(none.ok());
@@ -450,11 +463,14 @@ TEST_CASE("Requests without valid credentials get 401 with Basic and Bearer chal
 
   CHECK(f.call("GET", "/app-services", "", "alice", "wrong-password").status == 401);
   CHECK(f.call("GET", "/app-services", "", "nobody", "x").status == 401);
-  CHECK(f.call("GET", "/app-services", "", "alice", "", {{"Authorization", "Basic !!!"}}).status == 401);
+  CHECK(f.call("GET", "/app-services", "", "alice", "", {{"Authorization", "Basic !!!"}}).status ==
+        401);
   CHECK(f.call("GET", "/app-services", "", "alice", "",
-               {{"Authorization", "Bearer berth_0000000000000000_nope"}}).status == 401);
+               {{"Authorization", "Bearer berth_0000000000000000_nope"}})
+            .status == 401);
   // A rejected create changes nothing.
-  json body = {{"name", "x-app"}, {"plan_name", "tier-1"},
+  json body = {{"name", "x-app"},
+               {"plan_name", "tier-1"},
                {"app_config", {{"image_ref", "nginx"}, {"container_port", 80}}}};
   CHECK(f.call("POST", "/app-services", body.dump(), "alice", "wrong").status == 401);
   CHECK(f.store->list_services(f.alice_id)->empty());
@@ -463,8 +479,8 @@ TEST_CASE("Requests without valid credentials get 401 with Basic and Bearer chal
 TEST_CASE("A Bearer token authenticates as its account", "[api][auth]") {
   Fixture f;
   REQUIRE(f.create("my-api").status == 201);
-  auto r = f.call("GET", "/app-services", "", "", "",
-                  {{"Authorization", "Bearer " + f.alice_token}});
+  auto r =
+      f.call("GET", "/app-services", "", "", "", {{"Authorization", "Bearer " + f.alice_token}});
   REQUIRE(r.status == 200);
   CHECK(r.json()["app_services"].size() == 1);
 }
@@ -475,7 +491,8 @@ TEST_CASE("Bad requests get the documented 4xx and change nothing", "[api][error
   const auto services_before = f.store->list_services(f.alice_id)->size();
 
   SECTION("malformed JSON is 400 and does not echo the body") {
-    auto r = f.call("POST", "/app-services", "{\"app_config\": {\"registry_password\": \"" + kCanary);
+    auto r =
+        f.call("POST", "/app-services", "{\"app_config\": {\"registry_password\": \"" + kCanary);
     CHECK(r.status == 400);
     CHECK(r.json().contains("error"));
   }
@@ -487,7 +504,8 @@ TEST_CASE("Bad requests get the documented 4xx and change nothing", "[api][error
                     {{"Content-Type", "text/plain"}});
     CHECK(r.status == 415);
     CHECK(f.call("PATCH", "/app-services/" + id, R"({"app_config": {}})", "alice", "",
-                 {{"Content-Type", "application/x-www-form-urlencoded"}}).status == 415);
+                 {{"Content-Type", "application/x-www-form-urlencoded"}})
+              .status == 415);
   }
   SECTION("an unsupported method is 405 with Allow") {
     auto r = f.call("PUT", "/app-services/" + id, "{}");
@@ -503,16 +521,20 @@ TEST_CASE("Bad requests get the documented 4xx and change nothing", "[api][error
     CHECK(r.json()["field"] == "name");
   }
   SECTION("a misspelled registry_password is 422 and creates nothing") {
-    json body = {{"name", "typo-app"}, {"plan_name", "tier-2"},
-                 {"app_config", {{"image_ref", "ghcr.io/acme/api:1.0.0"}, {"container_port", 8080},
-                                 {"registry_username", "acme-bot"},
-                                 {"registry_pasword", kCanary}}}};
+    json body = {{"name", "typo-app"},
+                 {"plan_name", "tier-2"},
+                 {"app_config",
+                  {{"image_ref", "ghcr.io/acme/api:1.0.0"},
+                   {"container_port", 8080},
+                   {"registry_username", "acme-bot"},
+                   {"registry_pasword", kCanary}}}};
     auto r = f.call("POST", "/app-services", body.dump());
     CHECK(r.status == 422);
     CHECK(r.json()["field"].get<std::string>().find("registry_pasword") != std::string::npos);
   }
   SECTION("validation errors name the field") {
-    json body = {{"name", "ok-name"}, {"plan_name", "tier-99"},
+    json body = {{"name", "ok-name"},
+                 {"plan_name", "tier-99"},
                  {"app_config", {{"image_ref", "nginx"}, {"container_port", 80}}}};
     auto r = f.call("POST", "/app-services", body.dump());
     CHECK(r.status == 422);
@@ -540,19 +562,22 @@ TEST_CASE("A chunked body over 1 MiB is refused with 413", "[api][limits]") {
   std::string chunk(512 * 1024, 'a');
   char size_line[32];
   std::snprintf(size_line, sizeof size_line, "%zx\r\n", chunk.size());
-  std::string req = "POST /app-services HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    "Authorization: " + berth::testing::basic_auth("alice", "alice-password") +
-                    "\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string req =
+      "POST /app-services HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Authorization: " +
+      berth::testing::basic_auth("alice", "alice-password") +
+      "\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 3; ++i) req += size_line + chunk + "\r\n";
   req += "0\r\n\r\n";
-  auto r = berth::testing::raw_exchange("127.0.0.1", f.server->port(), req, std::chrono::seconds(5));
+  auto r =
+      berth::testing::raw_exchange("127.0.0.1", f.server->port(), req, std::chrono::seconds(5));
   CHECK(r.received.rfind("HTTP/1.1 413", 0) == 0);
 }
 
 TEST_CASE("An oversized header block is refused with 431", "[api][limits]") {
   Fixture f;
-  auto r = f.call("GET", "/app-services", "", "alice", "",
-                  {{"X-Padding", std::string(32 * 1024, 'p')}});
+  auto r =
+      f.call("GET", "/app-services", "", "alice", "", {{"X-Padding", std::string(32 * 1024, 'p')}});
   CHECK(r.status == 431);
 }
 
@@ -561,7 +586,8 @@ TEST_CASE("A client that trickles its request is cut off at the read deadline", 
   o.read_timeout = std::chrono::milliseconds(300);
   Fixture f(o);
   const auto start = std::chrono::steady_clock::now();
-  auto r = berth::testing::raw_exchange("127.0.0.1", f.server->port(), "GET /app-services HTTP/1.1\r\nHost: x\r\n",
+  auto r = berth::testing::raw_exchange("127.0.0.1", f.server->port(),
+                                        "GET /app-services HTTP/1.1\r\nHost: x\r\n",
                                         std::chrono::seconds(5));
   const auto elapsed = std::chrono::steady_clock::now() - start;
   CHECK(r.closed_by_peer);
@@ -611,7 +637,8 @@ TEST_CASE("Plain HTTP on a non-loopback address is refused unless allowed", "[ap
   berth::api::ApiOptions o;
   o.listen_host = "0.0.0.0";
   o.new_id = [] { return berth::crypto::random_uuid(); };
-  berth::api::ApiServer server(o, **store, [] { return 0; }, [](const std::string&) {});
+  berth::api::ApiServer server(
+      o, **store, [] { return 0; }, [](const std::string&) {});
   auto s = server.start();
   REQUIRE_FALSE(s.ok());
   CHECK(s.error().code == berth::ErrorCode::kInvalidArgument);

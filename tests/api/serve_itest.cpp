@@ -63,16 +63,17 @@ int wait_exit(pid_t pid, std::chrono::seconds limit) {
 
 }  // namespace
 
-TEST_CASE("serve listens on port 0, reports the port and stops cleanly on SIGTERM", "[api][serve]") {
+TEST_CASE("serve listens on port 0, reports the port and stops cleanly on SIGTERM",
+          "[api][serve]") {
   const char* bin_dir = std::getenv("BERTH_BIN_DIR");
   REQUIRE(bin_dir != nullptr);
   TempDir dir;
   const fs::path port_file = dir.path / "port";
   const fs::path log = dir.path / "serve.log";
-  const pid_t pid = spawn({std::string(bin_dir) + "/berth-controller", "serve", "--data-dir",
-                           (dir.path / "data").string(), "--listen", "127.0.0.1:0",
-                           "--port-file", port_file.string()},
-                          log);
+  const pid_t pid = spawn(
+      {std::string(bin_dir) + "/berth-controller", "serve", "--data-dir",
+       (dir.path / "data").string(), "--listen", "127.0.0.1:0", "--port-file", port_file.string()},
+      log);
   REQUIRE(pid > 0);
 
   int port = 0;
@@ -100,7 +101,8 @@ TEST_CASE("serve listens on port 0, reports the port and stops cleanly on SIGTER
   CHECK(text.find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
 }
 
-TEST_CASE("serve refuses plain HTTP on a non-loopback address without --insecure-http", "[api][serve]") {
+TEST_CASE("serve refuses plain HTTP on a non-loopback address without --insecure-http",
+          "[api][serve]") {
   const char* bin_dir = std::getenv("BERTH_BIN_DIR");
   REQUIRE(bin_dir != nullptr);
   TempDir dir;

@@ -172,7 +172,8 @@ TEST_CASE("Create requires app_config, image_ref, container_port, name and plan"
 
 TEST_CASE("Names must be DNS labels of 3 to 63 characters starting with a letter",
           "[app_service]") {
-  for (const char* good : {"abc", "my-api", "a1b", "a-------9", "x23456789012345678901234567890123456789012345678901234567890123"}) {
+  for (const char* good : {"abc", "my-api", "a1b", "a-------9",
+                           "x23456789012345678901234567890123456789012345678901234567890123"}) {
     CAPTURE(good);
     CHECK(core::validate_name(good).ok());
   }
@@ -188,8 +189,8 @@ TEST_CASE("Plans are tier-1 to tier-15", "[app_service]") {
     CAPTURE(good);
     CHECK(core::validate_plan_name(good).ok());
   }
-  for (const char* bad : {"", "tier-0", "tier-16", "tier-01", "tier-", "Tier-1", "tier-1a",
-                          "tier-100", "small"}) {
+  for (const char* bad :
+       {"", "tier-0", "tier-16", "tier-01", "tier-", "Tier-1", "tier-1a", "tier-100", "small"}) {
     CAPTURE(bad);
     require_rejected(core::validate_plan_name(bad), "plan_name");
   }
@@ -263,8 +264,7 @@ TEST_CASE("An invalid image reference is rejected on app_config.image_ref", "[ap
   require_rejected(core::validate_app_config(c), "app_config.image_ref");
 }
 
-TEST_CASE("Environment names are POSIX, not MDB_ prefixed and not DATABASE_URL",
-          "[app_service]") {
+TEST_CASE("Environment names are POSIX, not MDB_ prefixed and not DATABASE_URL", "[app_service]") {
   auto ok = valid_config();
   ok.env = {{"PORT", "8080"}, {"_private", ""}, {"a1_B2", "x"}, {"MDBX", "fine"}};
   CHECK(core::validate_app_config(ok).ok());
@@ -361,8 +361,7 @@ TEST_CASE("Health check fields are positive and bounded, timeout within interval
   }
 }
 
-TEST_CASE("Health check fields are read from create and zero means the default",
-          "[app_service]") {
+TEST_CASE("Health check fields are read from create and zero means the default", "[app_service]") {
   json body = valid_create_body();
   body["app_config"]["health_check_path"] = "/healthz";
   body["app_config"]["health_check_interval_seconds"] = 10;
@@ -520,9 +519,12 @@ TEST_CASE("PATCH top-level fields must equal the current values", "[app_service]
   svc.name = "my-api";
   svc.plan_name = "tier-2";
   svc.zone = "se-sto1";
-  auto same = core::parse_patch_request(
-      {{"name", "my-api"}, {"plan_name", "tier-2"}, {"zone", "se-sto1"}, {"storage_size_gb", 10},
-       {"storage_tier", "standard"}, {"app_config", json::object()}});
+  auto same = core::parse_patch_request({{"name", "my-api"},
+                                         {"plan_name", "tier-2"},
+                                         {"zone", "se-sto1"},
+                                         {"storage_size_gb", 10},
+                                         {"storage_tier", "standard"},
+                                         {"app_config", json::object()}});
   REQUIRE(same.ok());
   CHECK(core::check_patch_top_level(svc, *same).ok());
 
@@ -546,7 +548,8 @@ TEST_CASE("Rollback requires a deployment_id and may carry a password", "[app_se
   CHECK(plain->deployment_id == "rev-1");
   CHECK_FALSE(plain->registry_password.has_value());
 
-  auto with = core::parse_rollback_request({{"deployment_id", "rev-1"}, {"registry_password", "p"}});
+  auto with =
+      core::parse_rollback_request({{"deployment_id", "rev-1"}, {"registry_password", "p"}});
   REQUIRE(with.ok());
   REQUIRE(with->registry_password.has_value());
   CHECK(with->registry_password->reveal() == "p");
@@ -576,18 +579,18 @@ TEST_CASE("An AppService serialises to exactly the API shape without any passwor
   std::sort(keys.begin(), keys.end());
   CHECK(keys == std::vector<std::string>{"agent", "app_config", "conditions", "created_at",
                                          "current_deployment_id", "id", "last_error", "name",
-                                         "plan_name", "registry_host", "status",
-                                         "storage_size_gb", "storage_tier", "updated_at", "url",
-                                         "zone"});
+                                         "plan_name", "registry_host", "status", "storage_size_gb",
+                                         "storage_tier", "updated_at", "url", "zone"});
   std::vector<std::string> config_keys;
   for (auto it = j["app_config"].begin(); it != j["app_config"].end(); ++it) {
     config_keys.push_back(it.key());
   }
   std::sort(config_keys.begin(), config_keys.end());
-  CHECK(config_keys == std::vector<std::string>{
-                           "container_port", "custom_domains", "env", "health_check_healthy_threshold",
-                           "health_check_interval_seconds", "health_check_path",
-                           "health_check_timeout_seconds", "image_ref", "registry_username"});
+  CHECK(config_keys == std::vector<std::string>{"container_port", "custom_domains", "env",
+                                                "health_check_healthy_threshold",
+                                                "health_check_interval_seconds",
+                                                "health_check_path", "health_check_timeout_seconds",
+                                                "image_ref", "registry_username"});
   CHECK(j["status"] == "PendingModification");
   CHECK(j["created_at"] == "2024-05-01T12:00:00Z");
   CHECK(j["updated_at"] == "2024-05-01T12:00:00.250Z");
@@ -633,8 +636,7 @@ TEST_CASE("A revision serialises as a deployment with its logs", "[app_service]"
   CHECK_FALSE(has_password_key(j));
 }
 
-TEST_CASE("RFC 3339 formatting handles leap years, millis and times before 1970",
-          "[app_service]") {
+TEST_CASE("RFC 3339 formatting handles leap years, millis and times before 1970", "[app_service]") {
   CHECK(core::format_rfc3339(0) == "1970-01-01T00:00:00Z");
   CHECK(core::format_rfc3339(951782400000) == "2000-02-29T00:00:00Z");
   CHECK(core::format_rfc3339(4102444799999) == "2099-12-31T23:59:59.999Z");

@@ -82,10 +82,9 @@ TEST_CASE("Create takes username and password together or neither", "[credential
        request(Op::kCreate, "ghcr.io/acme/api:1.0.0", U::kSet, "acme-bot", false), Action::kNone,
        "", "", "app_config.registry_password", "registry_password is required"},
       {"password without username", std::nullopt,
-       request(Op::kCreate, "ghcr.io/acme/api:1.0.0", U::kRemove, "", true), Action::kNone, "",
-       "", "app_config.registry_username", "registry_username is required"},
-      {"create ignores a stale stored credential",
-       stored("ghcr.io", "acme-bot"),
+       request(Op::kCreate, "ghcr.io/acme/api:1.0.0", U::kRemove, "", true), Action::kNone, "", "",
+       "app_config.registry_username", "registry_username is required"},
+      {"create ignores a stale stored credential", stored("ghcr.io", "acme-bot"),
        request(Op::kCreate, "ghcr.io/acme/api:1.0.0", U::kSet, "acme-bot", false), Action::kNone,
        "", "", "app_config.registry_password", nullptr},
   };
@@ -120,26 +119,24 @@ TEST_CASE("PATCH with a changed username requires the password", "[credentials]"
        "", "", "app_config.registry_password",
        "registry_password is required when registry_username changes"},
       {"changed username with password", ghcr,
-       request(Op::kPatch, "ghcr.io/acme/api:1.1.0", U::kSet, "other-bot", true),
-       Action::kReplace, "ghcr.io", "other-bot", nullptr, nullptr},
+       request(Op::kPatch, "ghcr.io/acme/api:1.1.0", U::kSet, "other-bot", true), Action::kReplace,
+       "ghcr.io", "other-bot", nullptr, nullptr},
       {"first username on a public service without password", std::nullopt,
-       request(Op::kPatch, "ghcr.io/acme/api:1.1.0", U::kSet, "acme-bot", false), Action::kNone,
-       "", "", "app_config.registry_password",
+       request(Op::kPatch, "ghcr.io/acme/api:1.1.0", U::kSet, "acme-bot", false), Action::kNone, "",
+       "", "app_config.registry_password",
        "registry_password is required when registry_username changes"},
       {"first username on a public service with password", std::nullopt,
-       request(Op::kPatch, "ghcr.io/acme/api:1.1.0", U::kSet, "acme-bot", true),
-       Action::kReplace, "ghcr.io", "acme-bot", nullptr, nullptr},
+       request(Op::kPatch, "ghcr.io/acme/api:1.1.0", U::kSet, "acme-bot", true), Action::kReplace,
+       "ghcr.io", "acme-bot", nullptr, nullptr},
   };
   for (const auto& row : rows) check_row(row);
 }
 
-TEST_CASE("PATCH with an explicit empty or null username removes the credential",
-          "[credentials]") {
+TEST_CASE("PATCH with an explicit empty or null username removes the credential", "[credentials]") {
   const auto ghcr = stored("ghcr.io", "acme-bot");
   const std::vector<Row> rows = {
-      {"remove a stored credential", ghcr,
-       request(Op::kPatch, "nginx:1.25", U::kRemove, "", false), Action::kRemove, "", "", nullptr,
-       nullptr},
+      {"remove a stored credential", ghcr, request(Op::kPatch, "nginx:1.25", U::kRemove, "", false),
+       Action::kRemove, "", "", nullptr, nullptr},
       {"remove when nothing is stored is a no-op", std::nullopt,
        request(Op::kPatch, "nginx:1.25", U::kRemove, "", false), Action::kNone, "", "", nullptr,
        nullptr},
@@ -202,8 +199,8 @@ TEST_CASE("A stored credential is never reused for another registry host", "[cre
   const auto ghcr = stored("ghcr.io", "acme-bot");
   const std::vector<Row> rows = {
       {"image moved to GitLab without password", ghcr,
-       request(Op::kPatch, "registry.gitlab.com/acme/api:1", U::kAbsent, "", false),
-       Action::kNone, "", "", "app_config.registry_password", "registry.gitlab.com"},
+       request(Op::kPatch, "registry.gitlab.com/acme/api:1", U::kAbsent, "", false), Action::kNone,
+       "", "", "app_config.registry_password", "registry.gitlab.com"},
       {"image moved to Docker Hub, same username", ghcr,
        request(Op::kPatch, "acme/api:1", U::kSet, "acme-bot", false), Action::kNone, "", "",
        "app_config.registry_password", "docker.io"},
@@ -257,19 +254,18 @@ TEST_CASE("Rollback reuses the stored password only when the target's username m
   const std::vector<Case> cases = {
       {"same username: reuse", ghcr, target("ghcr.io/acme/api:1.0.0", "acme-bot"), false,
        Action::kReuse, "acme-bot", nullptr},
-      {"same username with password: replace", ghcr,
-       target("ghcr.io/acme/api:1.0.0", "acme-bot"), true, Action::kReplace, "acme-bot", nullptr},
+      {"same username with password: replace", ghcr, target("ghcr.io/acme/api:1.0.0", "acme-bot"),
+       true, Action::kReplace, "acme-bot", nullptr},
       {"other username without password: 422", ghcr, target("ghcr.io/acme/api:1.0.0", "old-bot"),
        false, Action::kNone, "", "registry_password"},
       {"other username with password: replace with the target's username", ghcr,
        target("ghcr.io/acme/api:1.0.0", "old-bot"), true, Action::kReplace, "old-bot", nullptr},
-      {"target without username: remove", ghcr, target("nginx:1.25", ""), false,
-       Action::kRemove, "", nullptr},
+      {"target without username: remove", ghcr, target("nginx:1.25", ""), false, Action::kRemove,
+       "", nullptr},
       {"target without username but a password: 422", ghcr, target("nginx:1.25", ""), true,
        Action::kNone, "", "registry_password"},
       {"nothing stored, target private, no password: 422", std::nullopt,
-       target("ghcr.io/acme/api:1.0.0", "acme-bot"), false, Action::kNone, "",
-       "registry_password"},
+       target("ghcr.io/acme/api:1.0.0", "acme-bot"), false, Action::kNone, "", "registry_password"},
       {"same username but another host: 422", ghcr,
        target("registry.gitlab.com/acme/api:1", "acme-bot"), false, Action::kNone, "",
        "registry_password"},
@@ -354,8 +350,8 @@ TEST_CASE("Reusing an expired ECR token fails fast with a clear 422", "[credenti
   CHECK(rb.error().field == "registry_password");
 
   // A PATCH that carries a fresh token refreshes it instead.
-  auto fresh = core::decide_credential(expired, request(Op::kPatch, image, U::kAbsent, "", true),
-                                       kNow);
+  auto fresh =
+      core::decide_credential(expired, request(Op::kPatch, image, U::kAbsent, "", true), kNow);
   REQUIRE(fresh.ok());
   CHECK(fresh->action == Action::kReplace);
   CHECK(fresh->expires_at == std::optional<core::UnixMillis>(kNow + 12 * kHour));
@@ -386,8 +382,8 @@ TEST_CASE("The reference page's ghcr.io acme-bot flow", "[credentials]") {
   })"));
   REQUIRE(create.ok());
   REQUIRE(core::validate_create(*create).ok());
-  auto first = core::decide_credential(std::nullopt, core::credential_request_for_create(*create),
-                                       kNow);
+  auto first =
+      core::decide_credential(std::nullopt, core::credential_request_for_create(*create), kNow);
   REQUIRE(first.ok());
   CHECK(first->action == Action::kReplace);
   CHECK(first->registry_host == "ghcr.io");

@@ -8,7 +8,8 @@ namespace {
 
 constexpr UnixMillis kNow = 1'800'000'000'000;
 
-Revision revision(std::string id, std::int64_t number, RevisionState state = RevisionState::kPending,
+Revision revision(std::string id, std::int64_t number,
+                  RevisionState state = RevisionState::kPending,
                   std::string digest = "sha256:aaaa") {
   Revision r;
   r.id = std::move(id);
@@ -182,7 +183,8 @@ TEST_CASE("A task for a superseded revision is finished", "[planner]") {
   CHECK(plan_next(in).step == StepKind::kFinishTask);
 }
 
-TEST_CASE("A deploy that needs a credential which is not stored fails before dispatch", "[planner]") {
+TEST_CASE("A deploy that needs a credential which is not stored fails before dispatch",
+          "[planner]") {
   auto in = first_deploy();
   in.desired->config.registry_username = "acme-bot";
   Plan p = plan_next(in);
@@ -200,15 +202,16 @@ TEST_CASE("A stored credential for another registry host is never used", "[plann
   CHECK(find(p, "CredentialsResolved")->reason == "CredentialHostMismatch");
 }
 
-TEST_CASE("An expired ECR token fails the deploy fast and keeps the old revision running", "[planner]") {
+TEST_CASE("An expired ECR token fails the deploy fast and keeps the old revision running",
+          "[planner]") {
   auto in = steady();
   in.service.desired_deployment_id = "r2";
   in.desired = revision("r2", 2);
   in.desired->config.registry_username = "AWS";
   in.desired->registry_host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
   in.task = task("t2", "r2");
-  in.credential = StoredCredential{in.desired->registry_host, "AWS", kNow - 13 * 3600'000LL,
-                                   kNow - 3600'000LL};
+  in.credential =
+      StoredCredential{in.desired->registry_host, "AWS", kNow - 13 * 3600'000LL, kNow - 3600'000LL};
   Plan p = plan_next(in);
   CHECK(p.step == StepKind::kFailRevision);
   CHECK(p.status == ServiceStatus::kRunning);

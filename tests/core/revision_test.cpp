@@ -56,8 +56,8 @@ TEST_CASE("A rollback revision's reason names the target", "[revision]") {
 }
 
 TEST_CASE("A revision with an unparsable image is refused", "[revision]") {
-  auto r = core::make_revision("rev-1", "svc-1", 1, config("not a valid ref"), core::kReasonInitial,
-                               0);
+  auto r =
+      core::make_revision("rev-1", "svc-1", 1, config("not a valid ref"), core::kReasonInitial, 0);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == ErrorCode::kValidation);
   CHECK(r.error().field == "app_config.image_ref");
@@ -120,8 +120,8 @@ TEST_CASE("Pruning keeps the newest N succeeded revisions and never pending or f
     int keep;
     std::size_t expected;
   };
-  for (const Case& c : {Case{25, 0}, Case{30, 0}, Case{24, 1}, Case{1, 24}, Case{0, 24},
-                        Case{-3, 24}}) {
+  for (const Case& c :
+       {Case{25, 0}, Case{30, 0}, Case{24, 1}, Case{1, 24}, Case{0, 24}, Case{-3, 24}}) {
     CAPTURE(c.keep);
     CHECK(core::revisions_to_prune(history, c.keep).size() == c.expected);
   }
@@ -181,8 +181,7 @@ TEST_CASE("A first deploy that fails leaves the service Failed with the failed s
   CHECK(svc.updated_at == 7000);
 }
 
-TEST_CASE("A later deploy that fails keeps the service Running on the old revision",
-          "[revision]") {
+TEST_CASE("A later deploy that fails keeps the service Running on the old revision", "[revision]") {
   core::AppService svc;
   svc.status = SS::kPendingModification;
   svc.current_deployment_id = "rev-1";

@@ -30,21 +30,26 @@ void wait_containers(e2e::Stack& stack, const std::string& id, std::size_t n, e2
     if (seen == n) return;
     std::this_thread::sleep_for(100ms);
   }
-  FAIL("waiting for " << what << ": " << seen << " containers, wanted " << n << "\ncontroller log:\n"
-                      << stack.controller_log() << "\nagent log:\n" << stack.agent_log());
+  FAIL("waiting for " << what << ": " << seen << " containers, wanted " << n
+                      << "\ncontroller log:\n"
+                      << stack.controller_log() << "\nagent log:\n"
+                      << stack.agent_log());
 }
 
 }  // namespace
 
-TEST_CASE("An agent killed with SIGKILL mid-deploy converges after its restart without a duplicate container",
-          "[e2e][crash]") {
+TEST_CASE(
+    "An agent killed with SIGKILL mid-deploy converges after its restart without a duplicate "
+    "container",
+    "[e2e][crash]") {
   if (!testenv::podman_usable()) {
     WARN(testenv::podman_unusable_reason());
     return;
   }
   e2e::Stack stack({.separate_agent = true});
   stack.start();
-  const json created = stack.create_service(e2e::unique_name("agentkill"), "v1", std::nullopt, kSlowProbe);
+  const json created =
+      stack.create_service(e2e::unique_name("agentkill"), "v1", std::nullopt, kSlowProbe);
   const std::string id = created["id"];
   const json v1 = stack.wait_running(id, 1);
   const std::string url = v1["url"];
@@ -67,15 +72,18 @@ TEST_CASE("An agent killed with SIGKILL mid-deploy converges after its restart w
   CHECK(all.size() == 1);
 }
 
-TEST_CASE("A controller killed with SIGKILL mid-rollout converges from the agent's report after a restart",
-          "[e2e][crash]") {
+TEST_CASE(
+    "A controller killed with SIGKILL mid-rollout converges from the agent's report after a "
+    "restart",
+    "[e2e][crash]") {
   if (!testenv::podman_usable()) {
     WARN(testenv::podman_unusable_reason());
     return;
   }
   e2e::Stack stack({.separate_agent = true});
   stack.start();
-  const json created = stack.create_service(e2e::unique_name("ctlkill"), "v1", std::nullopt, kSlowProbe);
+  const json created =
+      stack.create_service(e2e::unique_name("ctlkill"), "v1", std::nullopt, kSlowProbe);
   const std::string id = created["id"];
   const json v1 = stack.wait_running(id, 1);
   const std::string url = v1["url"];

@@ -75,8 +75,9 @@ TEST_CASE("A PATCH with a wrong registry password fails the new revision while v
   }
 }
 
-TEST_CASE("A revision that never becomes healthy fails with the probe's reason and v1 keeps serving",
-          "[e2e][rollout]") {
+TEST_CASE(
+    "A revision that never becomes healthy fails with the probe's reason and v1 keeps serving",
+    "[e2e][rollout]") {
   if (!testenv::podman_usable()) {
     WARN(testenv::podman_unusable_reason());
     return;
@@ -86,7 +87,8 @@ TEST_CASE("A revision that never becomes healthy fails with the probe's reason a
   stack.start();
   // An HTTP check: "broken" has no server, so GET / can never answer whatever the port
   // forwarding does with a connect.
-  const json health = {{"health_check_path", "/"}, {"health_check_interval_seconds", 1},
+  const json health = {{"health_check_path", "/"},
+                       {"health_check_interval_seconds", 1},
                        {"health_check_timeout_seconds", 1}};
   const json created = stack.create_service(e2e::unique_name("broken"), "v1", std::nullopt, health);
   const std::string id = created["id"];
@@ -98,7 +100,8 @@ TEST_CASE("A revision that never becomes healthy fails with the probe's reason a
   const auto patched_at = e2e::Clock::now();
   stack.patch_image(id, "broken");
   const json failed = stack.wait_revision_done(id, 2, 60s);
-  const auto took = std::chrono::duration_cast<std::chrono::seconds>(e2e::Clock::now() - patched_at);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::seconds>(e2e::Clock::now() - patched_at);
   INFO(failed.dump(2));
   CHECK(failed["state"] == "failed");
   CHECK(has_failed_entry(failed, "did not become healthy"));

@@ -25,22 +25,22 @@ TEST_CASE("hack/run.sh walks the private-registry story to the end and exits 0",
   } cleanup{run_dir};
 
   std::string out;
-  const int rc = testenv::run_command(
-      {testenv::source_dir() + "/hack/run.sh", "--exit"}, &out,
-      {"BERTH_BIN_DIR=" + e2e::bin_dir(), "BERTH_RUN_DIR=" + run_dir,
-       "BERTH_API_PORT=" + std::to_string(e2e::free_port()),
-       "BERTH_AGENT_PORT=" + std::to_string(e2e::free_port())},
-      240);
+  const int rc =
+      testenv::run_command({testenv::source_dir() + "/hack/run.sh", "--exit"}, &out,
+                           {"BERTH_BIN_DIR=" + e2e::bin_dir(), "BERTH_RUN_DIR=" + run_dir,
+                            "BERTH_API_PORT=" + std::to_string(e2e::free_port()),
+                            "BERTH_AGENT_PORT=" + std::to_string(e2e::free_port())},
+                           240);
   INFO(out);
   INFO("berth.log:\n" << e2e::read_file(run_dir + "/berth.log"));
   CHECK(rc == 0);
   // Each step announces itself and checks its own outcome (the script dies otherwise).
-  for (const char* line : {"==> private registry (htpasswd + TLS) on loopback",
-                           "==> 1. create my-api from ", "==> 2. PATCH to v2 without the password",
-                           "==> 3. PATCH with a new username and no password is refused",
-                           "==> 4. roll back to the first deployment",
-                           "==> the story is done: v1 -> v2 -> 422 -> rollback to v1",
-                           "==> stopping"}) {
+  for (const char* line :
+       {"==> private registry (htpasswd + TLS) on loopback", "==> 1. create my-api from ",
+        "==> 2. PATCH to v2 without the password",
+        "==> 3. PATCH with a new username and no password is refused",
+        "==> 4. roll back to the first deployment",
+        "==> the story is done: v1 -> v2 -> 422 -> rollback to v1", "==> stopping"}) {
     CHECK(out.find(line) != std::string::npos);
   }
   CHECK(out.find("Running at http://127.0.0.1:") != std::string::npos);

@@ -86,8 +86,9 @@ class ProcScanner {
 
 }  // namespace
 
-TEST_CASE("The registry password never shows in any process's argv or environment, file, log or response",
-          "[e2e][secrets]") {
+TEST_CASE(
+    "The registry password never shows in any process's argv or environment, file, log or response",
+    "[e2e][secrets]") {
   if (!testenv::podman_usable()) {
     WARN(testenv::podman_unusable_reason());
     return;
@@ -100,8 +101,8 @@ TEST_CASE("The registry password never shows in any process's argv or environmen
   // The scanner must be able to see what it looks for: a child of ours carries a sentinel in
   // its environment and on its command line.
   const std::string sentinel = e2e::unique_name("sentinel") + "-proc-scan";
-  e2e::ChildProcess planted({"/bin/sh", "-c", "sleep 30; true", sentinel}, stack.dir() + "/planted.log",
-                            {"E2E_SENTINEL=" + sentinel});
+  e2e::ChildProcess planted({"/bin/sh", "-c", "sleep 30; true", sentinel},
+                            stack.dir() + "/planted.log", {"E2E_SENTINEL=" + sentinel});
   REQUIRE(planted.started());
 
   ProcScanner scanner({canary, sentinel});

@@ -70,8 +70,7 @@ void kill_processes_naming(const std::string& dir) {
     const long pid = std::strtol(e->d_name, &end, 10);
     if (pid <= 0 || *end != '\0' || pid == self) continue;
     std::string cmdline = read_file("/proc/" + std::string(e->d_name) + "/cmdline");
-    if (cmdline.find(dir) != std::string::npos &&
-        cmdline.find("berth-") != std::string::npos) {
+    if (cmdline.find(dir) != std::string::npos && cmdline.find("berth-") != std::string::npos) {
       ::kill(static_cast<pid_t>(pid), SIGKILL);
     }
   }
@@ -110,7 +109,8 @@ std::string read_file(const std::string& path) {
 std::vector<std::string> files_containing(const std::string& root, const std::string& needle) {
   std::vector<std::string> hits;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           root, fs::directory_options::skip_permission_denied, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
     if (read_file(it->path().string()).find(needle) != std::string::npos) {
@@ -239,8 +239,9 @@ Stack::Stack(StackOptions options) : options_(options) {
   account_password_ = "e2e-account-" + random_hex(12);
   const std::string pw_file = dir_ + "/account-password";
   write_private(pw_file, account_password_ + "\n");
-  ChildProcess add({bin_dir() + "/berth-controller", "account", "add", account_, "--data-dir", data_dir_},
-                   dir_ + "/account.log", {}, pw_file);
+  ChildProcess add(
+      {bin_dir() + "/berth-controller", "account", "add", account_, "--data-dir", data_dir_},
+      dir_ + "/account.log", {}, pw_file);
   REQUIRE(add.started());
   const int rc = add.wait(60s);
   INFO(read_file(dir_ + "/account.log"));
@@ -292,11 +293,18 @@ void Stack::start_controller() {
   REQUIRE_FALSE(controller_.running());
   std::error_code ec;
   fs::remove(dir_ + "/api-port", ec);
-  std::vector<std::string> argv = {bin_dir() + "/berth-controller", "serve", "--data-dir", data_dir_,
-                                   "--listen", "127.0.0.1:0",
-                                   "--agent-listen", "127.0.0.1:" + std::to_string(agent_port_),
-                                   "--registry-ca", registry_->host() + "=" + registry_->ca_file(),
-                                   "--port-file", dir_ + "/api-port"};
+  std::vector<std::string> argv = {bin_dir() + "/berth-controller",
+                                   "serve",
+                                   "--data-dir",
+                                   data_dir_,
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--agent-listen",
+                                   "127.0.0.1:" + std::to_string(agent_port_),
+                                   "--registry-ca",
+                                   registry_->host() + "=" + registry_->ca_file(),
+                                   "--port-file",
+                                   dir_ + "/api-port"};
   if (!options_.separate_agent) argv.push_back("--local-agent");
   controller_ = ChildProcess(argv, controller_log_path());
   REQUIRE(controller_.started());
@@ -322,11 +330,16 @@ void Stack::start_agent() {
   REQUIRE(options_.separate_agent);
   REQUIRE_FALSE(agent_.running());
   std::vector<std::string> argv = {bin_dir() + "/berth-agent",
-                                   "--controller", "wss://127.0.0.1:" + std::to_string(agent_port_),
-                                   "--credentials", agent_credentials_,
-                                   "--data-dir", agent_data_dir_,
-                                   "--zone", "local",
-                                   "--registry-ca", registry_->host() + "=" + registry_->ca_file()};
+                                   "--controller",
+                                   "wss://127.0.0.1:" + std::to_string(agent_port_),
+                                   "--credentials",
+                                   agent_credentials_,
+                                   "--data-dir",
+                                   agent_data_dir_,
+                                   "--zone",
+                                   "local",
+                                   "--registry-ca",
+                                   registry_->host() + "=" + registry_->ca_file()};
   if (options_.probe_deadline_seconds > 0) {
     argv.push_back("--probe-deadline");
     argv.push_back(std::to_string(options_.probe_deadline_seconds));
@@ -349,8 +362,9 @@ void Stack::wait_log(const std::string& needle, int count, Seconds limit) {
     if (found >= count) return;
     std::this_thread::sleep_for(100ms);
   }
-  FAIL("the controller log never showed " << needle << " x" << count << ":\n" << tail(log)
-                                          << "\nagent log:\n" << tail(agent_log()));
+  FAIL("the controller log never showed " << needle << " x" << count << ":\n"
+                                          << tail(log) << "\nagent log:\n"
+                                          << tail(agent_log()));
 }
 
 testing::HttpResult Stack::api(const std::string& method, const std::string& path,
@@ -361,8 +375,8 @@ testing::HttpResult Stack::api(const std::string& method, const std::string& pat
   std::map<std::string, std::string> headers = {
       {"Authorization", testing::basic_auth(account_, account_password_)},
       {"Content-Type", "application/json"}};
-  auto r = testing::http_request(o, method, path, body.is_null() ? std::string() : body.dump(),
-                                 headers);
+  auto r =
+      testing::http_request(o, method, path, body.is_null() ? std::string() : body.dump(), headers);
   bodies_.push_back(r.body);
   return r;
 }
@@ -435,9 +449,10 @@ nlohmann::json Stack::wait_service(const std::string& id,
   if (auto r = api("GET", "/app-services/" + id + "/deployments?all=true"); r.ok()) {
     deployments = r.body;
   }
-  FAIL("timed out after " << limit.count() << " s waiting for " << what << "\nlast service: " << last
-                          << "\ndeployments: " << deployments << "\ncontroller log:\n"
-                          << tail(controller_log()) << "\nagent log:\n" << tail(agent_log()));
+  FAIL("timed out after " << limit.count() << " s waiting for " << what << "\nlast service: "
+                          << last << "\ndeployments: " << deployments << "\ncontroller log:\n"
+                          << tail(controller_log()) << "\nagent log:\n"
+                          << tail(agent_log()));
   return nullptr;
 }
 
@@ -450,7 +465,8 @@ nlohmann::json Stack::wait_revision_done(const std::string& id, int revision, Se
     std::this_thread::sleep_for(250ms);
   }
   FAIL("revision " << revision << " still pending after " << limit.count() << " s: " << last.dump()
-                   << "\ncontroller log:\n" << tail(controller_log()) << "\nagent log:\n"
+                   << "\ncontroller log:\n"
+                   << tail(controller_log()) << "\nagent log:\n"
                    << tail(agent_log()));
   return nullptr;
 }
@@ -462,7 +478,8 @@ nlohmann::json Stack::wait_running(const std::string& id, int revision, Seconds 
     auto d = deployment(id, revision);
     if (!d.is_null() && d.value("state", "") == "failed") {
       FAIL("revision " << revision << " failed: " << d.dump() << "\ncontroller log:\n"
-                       << tail(controller_log()) << "\nagent log:\n" << tail(agent_log()));
+                       << tail(controller_log()) << "\nagent log:\n"
+                       << tail(agent_log()));
     }
     auto r = api("GET", "/app-services/" + id);
     last = r.ok() ? std::to_string(r.status) + " " + r.body : r.error;
@@ -479,7 +496,8 @@ nlohmann::json Stack::wait_running(const std::string& id, int revision, Seconds 
   FAIL("timed out after " << limit.count() << " s waiting for revision " << revision
                           << " to run\nlast service: " << last << "\ndeployments: "
                           << all_deployments(id).dump() << "\ncontroller log:\n"
-                          << tail(controller_log()) << "\nagent log:\n" << tail(agent_log()));
+                          << tail(controller_log()) << "\nagent log:\n"
+                          << tail(agent_log()));
   return nullptr;
 }
 
@@ -507,8 +525,8 @@ void Stack::wait_page(const std::string& url, const std::string& expected, Secon
 }
 
 std::vector<std::string> Stack::containers(const std::string& service_id, bool all) {
-  std::vector<std::string> argv = {"podman", "ps", "--filter", "label=berth.service=" + service_id,
-                                   "--format", "{{.ID}}"};
+  std::vector<std::string> argv = {
+      "podman", "ps", "--filter", "label=berth.service=" + service_id, "--format", "{{.ID}}"};
   if (all) argv.insert(argv.begin() + 2, "-a");
   std::string out;
   const int rc = testenv::run_command(argv, &out, podman_->env(), 60);

@@ -104,7 +104,7 @@ class Stack {
   testenv::Registry& registry() { return *registry_; }
   const testenv::PodmanEnv& podman() const { return *podman_; }
   const std::string& dir() const { return dir_; }
-  const std::string& data_dir() const { return data_dir_; }         // the controller's
+  const std::string& data_dir() const { return data_dir_; }              // the controller's
   const std::string& agent_data_dir() const { return agent_data_dir_; }  // the separate agent's
   std::string controller_log_path() const { return dir_ + "/controller.log"; }
   std::string agent_log_path() const { return dir_ + "/agent.log"; }
@@ -117,11 +117,11 @@ class Stack {
   // `serve` on the same data dir and agent port; a fresh API port (port file). Waits for
   // /healthz. The agent link port stays the same so a running agent reconnects.
   void start_controller();
-  void kill_controller();               // SIGKILL
-  void stop_controller();               // SIGTERM
+  void kill_controller();  // SIGKILL
+  void stop_controller();  // SIGTERM
   ChildProcess& controller() { return controller_; }
-  void start_agent();                   // separate_agent only
-  void kill_agent();                    // SIGKILL (separate agent)
+  void start_agent();  // separate_agent only
+  void kill_agent();   // SIGKILL (separate agent)
   ChildProcess& agent() { return agent_; }
   // Waits until `needle` appears in the controller log at least `count` times.
   void wait_log(const std::string& needle, int count, Seconds limit);

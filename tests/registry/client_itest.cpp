@@ -34,8 +34,7 @@ RegistryOptions options_for(const testenv::Registry& reg) {
   return options;
 }
 
-std::optional<RegistryCredential> cred(const testenv::Registry& reg,
-                                       const std::string& password) {
+std::optional<RegistryCredential> cred(const testenv::Registry& reg, const std::string& password) {
   return RegistryCredential{reg.username(), Secret(password)};
 }
 
@@ -79,14 +78,16 @@ TEST_CASE("The resolved digest of a tag equals the one skopeo inspect reports", 
     SECTION(mode_name(mode)) {
       auto& reg = testenv::Registry::shared(mode);
       LogCapture logs;
-      auto info = resolve_digest(image_ref(reg.image("v1")), cred(reg, reg.password()), options_for(reg));
+      auto info =
+          resolve_digest(image_ref(reg.image("v1")), cred(reg, reg.password()), options_for(reg));
       INFO((info.ok() ? std::string() : info.error().message));
       REQUIRE(info.ok());
       auto expected = reg.skopeo_digest("v1");
       REQUIRE(expected.ok());
       CHECK(info->digest == *expected);
       CHECK(info->media_type == "application/vnd.oci.image.manifest.v1+json");
-      auto v2 = resolve_digest(image_ref(reg.image("v2")), cred(reg, reg.password()), options_for(reg));
+      auto v2 =
+          resolve_digest(image_ref(reg.image("v2")), cred(reg, reg.password()), options_for(reg));
       REQUIRE(v2.ok());
       CHECK(v2->digest == reg.digest("v2"));
       CHECK(v2->digest != info->digest);
@@ -103,8 +104,7 @@ TEST_CASE("A reference pinned by digest resolves to that digest", "[registry]") 
   CHECK(info->digest == reg.digest("v2"));
 }
 
-TEST_CASE("A wrong password is reported as refused credentials naming the user",
-          "[registry]") {
+TEST_CASE("A wrong password is reported as refused credentials naming the user", "[registry]") {
   for (auto mode : {testenv::Mode::kHtpasswd, testenv::Mode::kToken}) {
     SECTION(mode_name(mode)) {
       auto& reg = testenv::Registry::shared(mode);
@@ -208,8 +208,8 @@ TEST_CASE("A public image behind a token registry resolves anonymously", "[regis
   auto reg = testenv::Registry::start(testenv::Mode::kToken);
   REQUIRE(reg.ok());
   reg->push_samples("public/sample");
-  auto info = resolve_digest(image_ref(reg->image("v1", "public/sample")), std::nullopt,
-                             options_for(*reg));
+  auto info =
+      resolve_digest(image_ref(reg->image("v1", "public/sample")), std::nullopt, options_for(*reg));
   INFO((info.ok() ? std::string() : info.error().message));
   REQUIRE(info.ok());
   CHECK(info->digest == reg->digest("v1"));

@@ -66,7 +66,8 @@ TEST_CASE("A Bearer challenge yields realm, service and scope", "[registry]") {
   CHECK(c->params["service"] == "registry.docker.io");
   CHECK(c->params["scope"] == "repository:library/nginx:pull");
   CHECK(token_url(*c, "ignored") ==
-        "https://auth.docker.io/token?service=registry.docker.io&scope=repository%3Alibrary%2Fnginx%3Apull");
+        "https://auth.docker.io/"
+        "token?service=registry.docker.io&scope=repository%3Alibrary%2Fnginx%3Apull");
 }
 
 TEST_CASE("A Basic challenge is recognised whatever its case and spacing", "[registry]") {
@@ -79,7 +80,8 @@ TEST_CASE("A Basic challenge is recognised whatever its case and spacing", "[reg
 
 TEST_CASE("The token URL uses the default scope and keeps an existing query", "[registry]") {
   Challenge c{"bearer", {{"realm", "https://h/token?x=1"}}};
-  CHECK(token_url(c, "repository:a/b:pull") == "https://h/token?x=1&scope=repository%3Aa%2Fb%3Apull");
+  CHECK(token_url(c, "repository:a/b:pull") ==
+        "https://h/token?x=1&scope=repository%3Aa%2Fb%3Apull");
 }
 
 TEST_CASE("Only absolute http and https URLs are accepted as token realms", "[registry]") {

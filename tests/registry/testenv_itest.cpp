@@ -86,8 +86,8 @@ TEST_CASE("A sample image pulled from the test registry serves its version over 
   const std::string addr = out.substr(0, out.find('\n'));
   std::string body;
   for (int i = 0; i < 50; ++i) {
-    if (testenv::run_command({"curl", "-sf", "--max-time", "1", "http://" + addr + "/"}, &body,
-                             {}, 5) == 0) {
+    if (testenv::run_command({"curl", "-sf", "--max-time", "1", "http://" + addr + "/"}, &body, {},
+                             5) == 0) {
       break;
     }
     testenv::run_command({"sleep", "0.1"}, nullptr);

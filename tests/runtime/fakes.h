@@ -52,7 +52,8 @@ class FakeStore : public core::StateStore {
   Status apply_change(const core::Change& c, std::int64_t expected) override {
     auto it = services.find(c.service.id);
     if (it == services.end()) return make_error(ErrorCode::kNotFound, "no such service");
-    if (it->second.generation != expected) return make_error(ErrorCode::kConflict, "generation moved");
+    if (it->second.generation != expected)
+      return make_error(ErrorCode::kConflict, "generation moved");
     it->second = c.service;
     apply_rest(c);
     return Status::Ok();

@@ -20,10 +20,10 @@ struct Harness {
   FakeResolver resolver;
   core::UnixMillis now = 1'800'000'000'000;
   int ids = 0;
-  Reconciler reconciler{store, gateway, resolver, queue,
-                        ReconcilerOptions{20, [this] { return now; },
-                                          [this] { return "task-" + std::to_string(++ids); },
-                                          "127.0.0.1"}};
+  Reconciler reconciler{
+      store, gateway, resolver, queue,
+      ReconcilerOptions{20, [this] { return now; },
+                        [this] { return "task-" + std::to_string(++ids); }, "127.0.0.1"}};
   Controller controller{queue, [this](const std::string& k) { return reconciler.reconcile(k); },
                         ControllerOptions{}};
 
@@ -62,7 +62,8 @@ struct Harness {
     c.task = t;
     REQUIRE(store.create_service(c).ok());
     if (!username.empty()) {
-      store.credentials["svc"] = core::StoredCredential{"127.0.0.1:5000", username, now, std::nullopt};
+      store.credentials["svc"] =
+          core::StoredCredential{"127.0.0.1:5000", username, now, std::nullopt};
       store.passwords["svc"] = "canary-Zq8";
     }
     queue.add("svc");
@@ -160,7 +161,8 @@ TEST_CASE("An unreachable registry is retried with backoff, not failed", "[recon
   CHECK(h.gateway.sent.size() == 1);
 }
 
-TEST_CASE("A task sent before the agent reconnected is sent again with the same id", "[reconciler]") {
+TEST_CASE("A task sent before the agent reconnected is sent again with the same id",
+          "[reconciler]") {
   Harness h;
   h.add_service();
   h.reconciler.agent_connected("vm-1", "local", {});
@@ -228,7 +230,8 @@ TEST_CASE("A failed rollout leaves the old revision serving and Running", "[reco
   r2.state = core::RevisionState::kPending;
   r2.image_digest.clear();
   r2.deploy_logs.clear();
-  core::Task t2{"t2", "svc", "r2", core::TaskKind::kDeploy, core::TaskState::kQueued, "", 0, h.now, h.now};
+  core::Task t2{"t2", "svc", "r2", core::TaskKind::kDeploy, core::TaskState::kQueued, "",
+                0,    h.now, h.now};
   const auto gen = s.generation;
   s.desired_deployment_id = "r2";
   s.status = core::ServiceStatus::kPendingModification;
@@ -264,7 +267,8 @@ TEST_CASE("Deleting a placed service removes it on the agent and then forgets it
   s.generation += 1;
   core::Change c;
   c.service = s;
-  c.task = core::Task{"t9", "svc", "", core::TaskKind::kRemove, core::TaskState::kQueued, "", 0, h.now, h.now};
+  c.task = core::Task{"t9", "svc", "",   core::TaskKind::kRemove, core::TaskState::kQueued, "",
+                      0,    h.now, h.now};
   REQUIRE(h.store.apply_change(c, gen).ok());
   h.queue.add("svc");
   h.settle();
@@ -292,8 +296,9 @@ TEST_CASE("Deleting during a rollout still removes the app on the agent before f
   s.generation += 1;
   core::Change c;
   c.service = s;
-  c.task = core::Task{"t9", "svc", "", core::TaskKind::kRemove, core::TaskState::kQueued, "", 0,
-                      h.now + 1, h.now + 1};
+  c.task =
+      core::Task{"t9", "svc",     "",       core::TaskKind::kRemove, core::TaskState::kQueued, "",
+                 0,    h.now + 1, h.now + 1};
   REQUIRE(h.store.apply_change(c, gen).ok());
   h.queue.add("svc");
   h.settle();

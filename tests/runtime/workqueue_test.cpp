@@ -130,10 +130,13 @@ TEST_CASE("The controller forgets failures when a reconcile succeeds", "[control
   ManualClock clock;
   WorkQueue q(clock, no_jitter());
   int calls = 0;
-  Controller c(q, [&](const std::string&) {
-    ++calls;
-    return calls < 3 ? ReconcileOutcome::retry("not yet") : ReconcileOutcome::done();
-  }, ControllerOptions{});
+  Controller c(
+      q,
+      [&](const std::string&) {
+        ++calls;
+        return calls < 3 ? ReconcileOutcome::retry("not yet") : ReconcileOutcome::done();
+      },
+      ControllerOptions{});
   q.add("a");
   CHECK(c.process_one());
   CHECK(q.failures("a") == 1);
@@ -153,8 +156,9 @@ TEST_CASE("The controller forgets failures when a reconcile succeeds", "[control
 TEST_CASE("A terminal outcome is not retried", "[controller]") {
   ManualClock clock;
   WorkQueue q(clock, no_jitter());
-  Controller c(q, [](const std::string&) { return ReconcileOutcome::terminal("bad spec"); },
-               ControllerOptions{});
+  Controller c(
+      q, [](const std::string&) { return ReconcileOutcome::terminal("bad spec"); },
+      ControllerOptions{});
   q.add("a");
   CHECK(c.process_one());
   clock.advance(1h);
@@ -166,10 +170,13 @@ TEST_CASE("RequeueAfter brings the key back after the requested delay", "[contro
   ManualClock clock;
   WorkQueue q(clock, no_jitter());
   int calls = 0;
-  Controller c(q, [&](const std::string&) {
-    ++calls;
-    return ReconcileOutcome::requeue_after(30s, "waiting for the agent");
-  }, ControllerOptions{});
+  Controller c(
+      q,
+      [&](const std::string&) {
+        ++calls;
+        return ReconcileOutcome::requeue_after(30s, "waiting for the agent");
+      },
+      ControllerOptions{});
   q.add("a");
   CHECK(c.process_one());
   clock.advance(29s);
@@ -185,10 +192,13 @@ TEST_CASE("Resync re-adds every listed key once", "[controller]") {
   ControllerOptions opts;
   opts.list_keys = [] { return std::vector<std::string>{"a", "b", "a"}; };
   std::multiset<std::string> seen;
-  Controller c(q, [&](const std::string& k) {
-    seen.insert(k);
-    return ReconcileOutcome::done();
-  }, opts);
+  Controller c(
+      q,
+      [&](const std::string& k) {
+        seen.insert(k);
+        return ReconcileOutcome::done();
+      },
+      opts);
   c.resync_now();
   while (c.process_one()) {
   }
@@ -204,15 +214,18 @@ TEST_CASE("Workers never reconcile the same key at the same time", "[controller]
   ControllerOptions opts;
   opts.workers = 4;
   opts.resync_period = Duration::zero();
-  Controller c(q, [&](const std::string& k) {
-    if (k == "a") {
-      if (in_flight_a.fetch_add(1) != 0) overlap = true;
-      std::this_thread::sleep_for(1ms);
-      in_flight_a.fetch_sub(1);
-    }
-    calls.fetch_add(1);
-    return ReconcileOutcome::done();
-  }, opts);
+  Controller c(
+      q,
+      [&](const std::string& k) {
+        if (k == "a") {
+          if (in_flight_a.fetch_add(1) != 0) overlap = true;
+          std::this_thread::sleep_for(1ms);
+          in_flight_a.fetch_sub(1);
+        }
+        calls.fetch_add(1);
+        return ReconcileOutcome::done();
+      },
+      opts);
   c.start();
   for (int i = 0; i < 200; ++i) {
     q.add("a");

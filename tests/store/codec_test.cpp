@@ -43,10 +43,12 @@ TEST_CASE("text the store did not write decodes as data loss, not an exception",
 }
 
 TEST_CASE("invalid UTF-8 in a field is replaced instead of failing the write", "[store][codec]") {
-  const std::string text = store::encode_env({{"K", std::string("a\xff" "b")}});
+  const std::string text = store::encode_env({{"K", std::string("a\xff"
+                                                                "b")}});
   auto env = store::decode_env(text);
   REQUIRE(env.ok());
-  CHECK(env->at("K") != std::string("a\xff" "b"));
+  CHECK(env->at("K") != std::string("a\xff"
+                                    "b"));
   CHECK(env->at("K").front() == 'a');
 }
 

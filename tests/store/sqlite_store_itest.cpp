@@ -14,8 +14,8 @@
 #include <set>
 #include <string>
 
-#include <catch2/catch.hpp>
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <catch2/catch.hpp>
 
 #include "crypto/password.h"
 #include "crypto/sealer.h"
@@ -227,7 +227,8 @@ TEST_CASE("every port method round-trips through a real database file", "[store]
   core::Revision done = *rev;
   done.state = core::RevisionState::kSucceeded;
   done.image_digest = "sha256:" + std::string(64, 'a');
-  done.deploy_logs = {{"pull", "ok", "pulled", "", 1100, 900}, {"switch", "ok", "live", "", 2000, 5}};
+  done.deploy_logs = {{"pull", "ok", "pulled", "", 1100, 900},
+                      {"switch", "ok", "live", "", 2000, 5}};
   done.finished_at = 2100;
   core::AppService observed = *got;
   observed.status = core::ServiceStatus::kRunning;
@@ -441,8 +442,7 @@ TEST_CASE("rotating the master key re-seals every credential and retires the old
     SQLite::Database db((tmp.data() / "berth.db").string(), SQLite::OPEN_READONLY);
     CHECK(db.execAndGet("SELECT count(*) FROM credentials WHERE key_id = '" + old_id + "'")
               .getInt() == 0);
-    CHECK(db.execAndGet("SELECT count(*) FROM credentials WHERE key_id = '" + rot->new_key_id +
-                        "'")
+    CHECK(db.execAndGet("SELECT count(*) FROM credentials WHERE key_id = '" + rot->new_key_id + "'")
               .getInt() == 3);
   }
   auto ring = crypto::Keyring::load(tmp.data() / "master.key");

@@ -55,9 +55,7 @@ struct HttpConnection::Impl {
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
   beast::flat_buffer buffer;
 
-  beast::tcp_stream& lowest() {
-    return secure ? beast::get_lowest_layer(*secure) : *plain;
-  }
+  beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
 
   // Runs the io_context until the started operation completes (its deadline is the stream's).
   void drive() {
@@ -121,7 +119,8 @@ struct HttpConnection::Impl {
     }
     auto res = parser.release();
     out.status = static_cast<int>(res.result_int());
-    for (const auto& f : res) out.headers[lower(std::string(f.name_string()))] = std::string(f.value());
+    for (const auto& f : res)
+      out.headers[lower(std::string(f.name_string()))] = std::string(f.value());
     out.body = std::move(res.body());
     if (!res.keep_alive()) reset();
     return out;

@@ -21,7 +21,7 @@ struct HttpClientOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
   bool tls = false;
-  std::string ca_pem;       // trusted CA (PEM) when tls
+  std::string ca_pem;                        // trusted CA (PEM) when tls
   std::chrono::milliseconds timeout{10000};  // per request: connect + write + read
 };
 
@@ -29,7 +29,7 @@ struct HttpResult {
   int status = 0;                              // 0 when `error` is set
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
-  std::string error;                           // transport failure, empty on success
+  std::string error;  // transport failure, empty on success
 
   bool ok() const { return error.empty(); }
   std::string header(const std::string& lower_name) const;

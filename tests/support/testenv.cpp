@@ -71,7 +71,8 @@ std::string base64(const std::string& in) {
   std::size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
     unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
     out += table[(n >> 18) & 63];
     out += table[(n >> 12) & 63];
     out += table[(n >> 6) & 63];
@@ -83,7 +84,8 @@ std::string base64(const std::string& in) {
     out += table[(n >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    unsigned n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    unsigned n =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += table[(n >> 18) & 63];
     out += table[(n >> 12) & 63];
     out += table[(n >> 6) & 63];
@@ -158,7 +160,8 @@ int run_command(const std::vector<std::string>& argv, std::string* output,
   char buf[4096];
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now()).count();
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0) {
       ::kill(pid, SIGKILL);
       killed = true;
@@ -200,11 +203,12 @@ Result<Registry> Registry::start(Mode mode) {
     return make_error(ErrorCode::kUnavailable, "cannot write the test registry password file");
   }
   std::string out;
-  int rc = run_command({script("registry.sh"), "start", reg.dir_, "--auth",
-                        mode == Mode::kToken ? "token" : "htpasswd"},
-                       &out, {"BERTH_REGISTRY_USER=" + reg.username_,
-                              "BERTH_REGISTRY_PASSWORD_FILE=" + pwfile,
-                              "BERTH_TESTENV_OWNER_PID=" + std::to_string(::getpid())});
+  int rc =
+      run_command({script("registry.sh"), "start", reg.dir_, "--auth",
+                   mode == Mode::kToken ? "token" : "htpasswd"},
+                  &out,
+                  {"BERTH_REGISTRY_USER=" + reg.username_, "BERTH_REGISTRY_PASSWORD_FILE=" + pwfile,
+                   "BERTH_TESTENV_OWNER_PID=" + std::to_string(::getpid())});
   if (rc != 0) {
     return make_error(ErrorCode::kUnavailable, "test registry did not start: " + out);
   }
@@ -277,8 +281,8 @@ std::string Registry::image(const std::string& tag, const std::string& repositor
 }
 
 void Registry::write_authfile(const std::string& path) const {
-  std::string json = "{\"auths\":{\"" + host_ + "\":{\"auth\":\"" +
-                     base64(username_ + ":" + password_) + "\"}}}";
+  std::string json =
+      "{\"auths\":{\"" + host_ + "\":{\"auth\":\"" + base64(username_ + ":" + password_) + "\"}}}";
   if (!write_private(path, json)) throw std::runtime_error("cannot write auth file " + path);
 }
 

@@ -41,7 +41,7 @@ class Registry {
   ~Registry();
 
   Mode mode() const { return mode_; }
-  const std::string& host() const { return host_; }          // "127.0.0.1:PORT"
+  const std::string& host() const { return host_; }  // "127.0.0.1:PORT"
   const std::string& username() const { return username_; }
   const std::string& password() const { return password_; }
   Secret password_secret() const { return Secret(password_); }
@@ -52,8 +52,7 @@ class Registry {
 
   static constexpr const char* kRepository = "berth/sample";
   // "HOST/berth/sample:TAG" (or HOST/REPOSITORY:TAG)
-  std::string image(const std::string& tag,
-                    const std::string& repository = kRepository) const;
+  std::string image(const std::string& tag, const std::string& repository = kRepository) const;
 
   // Pushes tags v1, v2 and broken to `repository` (see hack/testenv/sample-image.sh). About
   // 0.5-2 s; the OCI layouts are cached under /tmp. Throws on failure. In token mode, a
