@@ -9,7 +9,7 @@ packages=(
   libsqlitecpp-dev libsqlite3-dev sqlite3 catch2 libcli11-dev
   clang-14 clang-format clang-tidy libclang-rt-14-dev
   openssl ca-certificates curl python3 python3-cryptography
-  podman runc skopeo docker-registry apache2-utils busybox-static
+  podman runc netavark aardvark-dns iptables catatonit skopeo docker-registry apache2-utils busybox-static
   iproute2 procps
 )
 
