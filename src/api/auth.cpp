@@ -2,19 +2,11 @@
 
 #include <cctype>
 
+#include "common/base64.h"
 #include "common/secret.h"
 
 namespace berth::api {
 namespace {
-
-int sextet(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
 
 bool scheme_is(std::string_view value, std::string_view scheme, std::string_view& rest) {
   if (value.size() <= scheme.size() || value[scheme.size()] != ' ') return false;
@@ -33,32 +25,12 @@ Error unauthenticated(std::string message) {
 
 }  // namespace
 
-bool base64_decode(std::string_view in, std::string& out) {
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  if (in.size() % 4 == 1) return false;
-  out.clear();
-  out.reserve(in.size() * 3 / 4);
-  unsigned buffer = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = sextet(c);
-    if (v < 0) return false;
-    buffer = (buffer << 6) | static_cast<unsigned>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buffer >> bits) & 0xFF));
-    }
-  }
-  return true;
-}
-
 Result<std::string> authenticate(core::StateStore& store, std::string_view authorization) {
   if (authorization.empty()) return unauthenticated("authentication is required");
   std::string_view rest;
   if (scheme_is(authorization, "basic", rest)) {
     std::string decoded;
-    if (!base64_decode(rest, decoded)) {
+    if (!base64::decode(rest, decoded)) {
       return unauthenticated("the Basic credentials are not valid base64");
     }
     const Secret plain(decoded);

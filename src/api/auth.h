@@ -17,7 +17,4 @@ namespace berth::api {
 
 Result<std::string> authenticate(core::StateStore& store, std::string_view authorization);
 
-// RFC 4648 base64 (standard alphabet, padding optional); nullopt-like false on bad input.
-bool base64_decode(std::string_view in, std::string& out);
-
 }  // namespace berth::api

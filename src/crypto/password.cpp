@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common/base64.h"
 #include "common/log.h"
 
 namespace berth::crypto {
@@ -31,61 +32,13 @@ constexpr std::size_t kTokenSecretBytes = 32;
 constexpr std::size_t kTokenSecretChars = 43;  // ceil(32 * 8 / 6), unpadded
 constexpr std::string_view kTokenPrefix = "berth_";
 
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-constexpr char kB64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-// Unpadded base64 (RFC 4648 section 4 or 5 alphabet).
-std::string b64_encode(const unsigned char* data, std::size_t n, const char* alphabet) {
-  std::string out;
-  out.reserve((n * 4 + 2) / 3);
-  std::size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    const std::uint32_t v =
-        (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8) | data[i + 2];
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += alphabet[v & 63];
-  }
-  if (n - i == 1) {
-    const std::uint32_t v = std::uint32_t{data[i]} << 16;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-  } else if (n - i == 2) {
-    const std::uint32_t v = (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8);
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-  }
-  return out;
+std::string b64_encode(const unsigned char* data, std::size_t n, base64::Alphabet alphabet) {
+  return base64::encode(std::string_view(reinterpret_cast<const char*>(data), n), alphabet, false);
 }
 
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Strict decoder for b64_encode's output: no padding, no whitespace, no non-zero trailing bits.
+// Strict: no padding, no whitespace, no non-zero trailing bits.
 bool b64_decode(std::string_view in, std::string& out) {
-  if (in.size() % 4 == 1) return false;
-  out.clear();
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = b64_value(c);
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return (acc & ((1u << bits) - 1)) == 0;
+  return base64::decode(in, out, base64::Alphabet::kStandard, false);
 }
 
 bool parse_uint(std::string_view s, std::uint64_t max, std::uint64_t& out) {
@@ -141,8 +94,9 @@ Result<std::string> hash_password(const Secret& password) {
     return make_error(ErrorCode::kInternal, "scrypt password hashing failed");
   }
   std::string out = "scrypt$" + std::to_string(kLogN) + "$" + std::to_string(kR) + "$" +
-                    std::to_string(kP) + "$" + b64_encode(salt.data(), salt.size(), kB64) + "$" +
-                    b64_encode(hash.data(), hash.size(), kB64);
+                    std::to_string(kP) + "$" +
+                    b64_encode(salt.data(), salt.size(), base64::Alphabet::kStandard) + "$" +
+                    b64_encode(hash.data(), hash.size(), base64::Alphabet::kStandard);
   OPENSSL_cleanse(hash.data(), hash.size());
   return out;
 }
@@ -186,7 +140,7 @@ Result<NewToken> generate_token() {
   if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
     return make_error(ErrorCode::kInternal, "the random number generator failed");
   }
-  std::string secret = b64_encode(raw.data(), raw.size(), kB64Url);
+  std::string secret = b64_encode(raw.data(), raw.size(), base64::Alphabet::kUrl);
   OPENSSL_cleanse(raw.data(), raw.size());
   NewToken token;
   token.id = random_hex(kTokenIdHex / 2);

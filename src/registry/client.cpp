@@ -19,6 +19,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "common/log.h"
 #include "registry/protocol.h"
 
@@ -53,15 +54,6 @@ struct Request {
   Request& operator=(const Request&) = default;
   ~Request() { secure_wipe(authorization.data(), authorization.size()); }
 };
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-  return out;
-}
 
 std::string sha256_hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -301,7 +293,7 @@ class Resolver {
 
   std::string basic_header() const {
     std::string plain = cred_->username + ":" + std::string(cred_->password.reveal());
-    std::string header = "Basic " + base64(plain);
+    std::string header = "Basic " + base64::encode(plain);
     secure_wipe(plain.data(), plain.size());
     return header;
   }
