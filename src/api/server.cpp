@@ -140,7 +140,7 @@ asio::awaitable<void> ApiServer::Impl::accept_loop() {
     }
     ++connections;
     auto exec = socket.get_executor();
-    asio::co_spawn(exec, session(std::move(socket)), [this](std::exception_ptr e) {
+    asio::co_spawn(exec, session(std::move(socket)), [](std::exception_ptr e) {
       if (e) {
         try {
           std::rethrow_exception(e);
