@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -243,6 +244,14 @@ struct SqliteStore::Impl {
   // Verified against when an account or token id is unknown, so that a miss costs the same
   // scrypt work as a hit. Computed on first use.
   std::string dummy_hash;
+  // DATA_DIR/berth.lock, held shared by every open store (serve, the admin commands) and
+  // exclusively during a master-key rotation: a rotation while `serve` runs would leave the
+  // running process sealing under a retired key.
+  int lock_fd = -1;
+
+  ~Impl() {
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
 
   core::UnixMillis now() const { return options.clock ? options.clock() : system_now(); }
 
@@ -469,6 +478,15 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const fs::path& data_dir,
       // The directory holds the key and the database: nobody else may list or enter it.
       fs::permissions(s.data_dir, fs::perms::owner_all, ec);
       if (ec) fail(ErrorCode::kPermissionDenied, "the data directory mode cannot be set");
+    }
+    if (!ro) {
+      s.lock_fd = ::open((s.data_dir / "berth.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+      if (s.lock_fd < 0)
+        fail(ErrorCode::kPermissionDenied, "the data directory lock cannot be created");
+      if (::flock(s.lock_fd, LOCK_SH | LOCK_NB) != 0) {
+        fail(ErrorCode::kUnavailable,
+             "a master-key rotation is running on this data directory; retry when it finishes");
+      }
     }
     s.keyring.emplace(unwrap(ro ? crypto::Keyring::load(s.key_file)
                                 : crypto::Keyring::load_or_create(s.key_file)));
@@ -969,6 +987,17 @@ Result<KeyRotation> SqliteStore::rotate_master_key() {
   return guarded(Context{}, [&]() -> Result<KeyRotation> {
     std::lock_guard lock(impl_->mu);
     if (impl_->options.read_only) fail(ErrorCode::kPermissionDenied, "the store is read-only");
+    if (::flock(impl_->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      // A failed conversion may drop the shared lock (flock(2)): take it back.
+      ::flock(impl_->lock_fd, LOCK_SH);
+      fail(ErrorCode::kFailedPrecondition,
+           "another berth process (berth-controller serve?) has this data directory open; stop "
+           "it before rotating the master key");
+    }
+    struct Relock {
+      int fd;
+      ~Relock() { ::flock(fd, LOCK_SH); }
+    } relock{impl_->lock_fd};
     // An interrupted rotation first: begin_rotation would overwrite its .next key, which may
     // already seal committed credentials.
     impl_->complete_rotation();
