@@ -1,7 +1,8 @@
 #pragma once
 // PodmanDriver: RuntimeDriver over the podman CLI, run as a child process with an argv vector
 // (no shell). The child inherits the agent's environment, which never contains a secret; pulls
-// authenticate with `--authfile FILE` only, never with credentials on the command line. Thread-safe.
+// authenticate with `--authfile FILE` only, never with credentials on the command line.
+// Thread-safe.
 #include <chrono>
 #include <string>
 
