@@ -66,14 +66,15 @@ TEST_CASE("A TCP probe is healthy when the port accepts and fails when nothing l
 }
 
 TEST_CASE("A probe attempt against a server that never answers times out", "[probe]") {
-  TcpServer silent([](int) { std::this_thread::sleep_for(1500ms); });
+  TcpServer silent([](int) { std::this_thread::sleep_for(3000ms); });
   ProbeSpec s = fast_probe(silent.port(), "/");
   s.attempt_timeout = 200ms;
   s.deadline = 300ms;
   const auto start = std::chrono::steady_clock::now();
   auto r = AsioHealthProber().probe(s);
   CHECK_FALSE(r.healthy);
-  CHECK(std::chrono::steady_clock::now() - start < 1200ms);
+  // Without the deadline the probe would wait for the server's 3 s silence to end.
+  CHECK(std::chrono::steady_clock::now() - start < 2500ms);
 }
 
 TEST_CASE("The healthy threshold needs that many consecutive successes", "[probe]") {
