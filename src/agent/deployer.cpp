@@ -17,6 +17,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The probe of one container: the app's health-check settings (each at least 1) on its loopback
+// port, within the agent's overall deadline. Deploy and restart probe the same way.
+ProbeSpec probe_spec(const core::HealthCheck& health, int port,
+                     std::chrono::milliseconds deadline) {
+  ProbeSpec spec;
+  spec.port = port;
+  spec.path = health.path;
+  spec.attempt_timeout = std::chrono::seconds(std::max(1, health.timeout_seconds));
+  spec.interval = std::chrono::seconds(std::max(1, health.interval_seconds));
+  spec.healthy_threshold = std::max(1, health.healthy_threshold);
+  spec.deadline = deadline;
+  return spec;
+}
+
 // Collects the deploy log of one task: each entry is kept and reported as progress.
 class StepLog {
  public:
@@ -301,14 +315,8 @@ agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task,
     // Probe.
     {
       auto step = steps.begin("probe");
-      ProbeSpec spec;
-      spec.port = green_port;
-      spec.path = task.health.path;
-      spec.attempt_timeout = std::chrono::seconds(std::max(1, task.health.timeout_seconds));
-      spec.interval = std::chrono::seconds(std::max(1, task.health.interval_seconds));
-      spec.healthy_threshold = std::max(1, task.health.healthy_threshold);
-      spec.deadline = options_.probe_deadline;
-      const ProbeOutcome outcome = deps_.prober->probe(spec);
+      const ProbeOutcome outcome =
+          deps_.prober->probe(probe_spec(task.health, green_port, options_.probe_deadline));
       if (!outcome.healthy) {
         std::string detail;
         if (auto logs = deps_.driver->logs_tail(green, 20); logs.ok()) detail = *logs;
@@ -431,14 +439,8 @@ agentlink::TaskResult Deployer::restart(const agentlink::RestartTask& task,
   }
   {
     auto step = steps.begin("probe");
-    ProbeSpec spec;
-    spec.port = app.backend_port;
-    spec.path = app.health.path;
-    spec.attempt_timeout = std::chrono::seconds(std::max(1, app.health.timeout_seconds));
-    spec.interval = std::chrono::seconds(std::max(1, app.health.interval_seconds));
-    spec.healthy_threshold = std::max(1, app.health.healthy_threshold);
-    spec.deadline = options_.probe_deadline;
-    const ProbeOutcome outcome = deps_.prober->probe(spec);
+    const ProbeOutcome outcome =
+        deps_.prober->probe(probe_spec(app.health, app.backend_port, options_.probe_deadline));
     if (!outcome.healthy) {
       const std::string why =
           "The restarted container did not become healthy: " + outcome.last_error;
