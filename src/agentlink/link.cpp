@@ -388,7 +388,7 @@ std::string endpoint_text(const tcp::socket& socket) {
 bool agent_may_send(const Message& m) {
   return std::holds_alternative<Hello>(m) || std::holds_alternative<Ack>(m) ||
          std::holds_alternative<Progress>(m) || std::holds_alternative<TaskResult>(m) ||
-         std::holds_alternative<Heartbeat>(m);
+         std::holds_alternative<AppStatus>(m) || std::holds_alternative<Heartbeat>(m);
 }
 
 bool controller_may_send(const Message& m) {

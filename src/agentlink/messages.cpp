@@ -91,6 +91,15 @@ json to_json(const TaskResult& m) {
               {"stable_port", m.stable_port},
               {"logs", std::move(logs)}};
 }
+json to_json(const AppStatus& m) {
+  return json{{"type", "status"},
+              {"service_id", m.service_id},
+              {"revision_id", m.revision_id},
+              {"container", m.container},
+              {"state", to_string(m.state)},
+              {"detail", m.detail},
+              {"observed_at_ms", m.observed_at_ms}};
+}
 json to_json(const Heartbeat& m) {
   return json{{"type", "heartbeat"}, {"sent_at_ms", m.sent_at_ms}};
 }
@@ -278,6 +287,19 @@ Message message_from(Obj& o, const std::string& type) {
       m.logs.push_back(log_from(logs[i], "logs[" + std::to_string(i) + "]"));
     return m;
   }
+  if (type == "status") {
+    AppStatus m;
+    m.service_id = o.str("service_id");
+    m.revision_id = o.str("revision_id");
+    m.container = o.str("container");
+    const std::string state = o.str("state");
+    auto parsed = parse_app_state(state);
+    if (!parsed) fail("state", "must be one of running, unhealthy, missing");
+    m.state = *parsed;
+    m.detail = o.str("detail");
+    m.observed_at_ms = o.i64("observed_at_ms");
+    return m;
+  }
   if (type == "heartbeat") return Heartbeat{o.i64("sent_at_ms")};
   throw DecodeFailure{ErrorCode::kInvalidArgument, "unknown message type \"" + type + "\"", "type"};
 }
@@ -291,6 +313,25 @@ void wipe_auth(json& j) {
 }
 
 }  // namespace
+
+const char* to_string(AppState s) {
+  switch (s) {
+    case AppState::kRunning:
+      return "running";
+    case AppState::kUnhealthy:
+      return "unhealthy";
+    case AppState::kMissing:
+      return "missing";
+  }
+  return "running";
+}
+
+std::optional<AppState> parse_app_state(std::string_view text) {
+  if (text == "running") return AppState::kRunning;
+  if (text == "unhealthy") return AppState::kUnhealthy;
+  if (text == "missing") return AppState::kMissing;
+  return std::nullopt;
+}
 
 std::string encode(const Message& message) {
   json j = std::visit([](const auto& m) { return to_json(m); }, message);

@@ -2,7 +2,7 @@
 // The controller <-> agent protocol: versioned JSON messages over a WebSocket (TLS 1.3, mutual
 // authentication). Every message is one text frame {"v": 1, "type": "...", ...}.
 //
-//   agent -> controller: hello, ack, progress, result, heartbeat
+//   agent -> controller: hello, ack, progress, result, status, heartbeat
 //   controller -> agent: deploy, restart, remove, heartbeat
 //
 // Delivery: the controller sends tasks at least once (from its outbox, again after a
@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -96,8 +97,24 @@ struct Heartbeat {
   std::int64_t sent_at_ms = 0;
 };
 
-using Message =
-    std::variant<Hello, DeployTask, RestartTask, RemoveTask, Ack, Progress, TaskResult, Heartbeat>;
+// What the agent's continuous probe observes about an app it serves, sent when it changes
+// (after cutover the agent keeps probing every app; a state is reported once it has held for
+// the agent's threshold of consecutive probes, so one slow answer is not news).
+enum class AppState { kRunning, kUnhealthy, kMissing };
+const char* to_string(AppState s);  // "running" | "unhealthy" | "missing"
+std::optional<AppState> parse_app_state(std::string_view text);
+
+struct AppStatus {
+  std::string service_id;
+  std::string revision_id;  // the revision the agent serves for this app
+  std::string container;    // the serving container's name ("" when missing)
+  AppState state = AppState::kRunning;
+  std::string detail;  // one sentence: why unhealthy or missing ("" when running)
+  std::int64_t observed_at_ms = 0;
+};
+
+using Message = std::variant<Hello, DeployTask, RestartTask, RemoveTask, Ack, Progress, TaskResult,
+                             AppStatus, Heartbeat>;
 
 // Encodes one message as a JSON text frame. The only function that ever writes a password
 // (DeployTask::auth) into bytes: the frame goes straight to the TLS stream and is wiped after.

@@ -123,12 +123,20 @@ class StateStore {
 
   // --- credentials -------------------------------------------------------------------------
   virtual Result<std::optional<StoredCredential>> get_credential(std::string_view service_id) = 0;
-  // Unseals the stored password (to build a deploy task). kNotFound when there is none,
-  // kDataLoss when it cannot be opened.
-  virtual Result<Secret> unseal_password(std::string_view service_id) = 0;
+  // Unseals the stored password for the credential the caller checked: the stored credential
+  // must be for exactly `registry_host` and `username`, otherwise kFailedPrecondition and
+  // nothing is unsealed (a PATCH may have replaced the credential for another registry since
+  // the plan was made; its password must never reach this registry). kNotFound when there is
+  // none, kDataLoss when it cannot be opened.
+  virtual Result<Secret> unseal_password(std::string_view service_id,
+                                         std::string_view registry_host,
+                                         std::string_view username) = 0;
 
   // --- task outbox -------------------------------------------------------------------------
   virtual Result<std::vector<Task>> pending_tasks(std::string_view service_id) = 0;
+  // Writes the task's state, agent, attempts and updated_at. A task that is already done is
+  // never changed again (a result may complete a task before the dispatcher marks it sent):
+  // kFailedPrecondition, and nothing is written. kNotFound when the task does not exist.
   virtual Status update_task(const Task& task) = 0;
 
   // --- agents ------------------------------------------------------------------------------

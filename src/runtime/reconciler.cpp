@@ -234,7 +234,8 @@ Status Reconciler::dispatch(core::AppService& service, const std::optional<core:
       order.health = rev.config.health;
       std::optional<Secret> password;
       if (!rev.config.registry_username.empty()) {
-        auto pw = store_.unseal_password(service.id);
+        auto pw =
+            store_.unseal_password(service.id, rev.registry_host, rev.config.registry_username);
         if (!pw.ok()) return pw.error();
         password = std::move(pw).value();
         order.auth_keys = ref->auth_keys();
@@ -313,7 +314,8 @@ ReconcileOutcome Reconciler::execute(const core::Plan& plan, core::AppService& s
       if (!desired) return ReconcileOutcome::terminal("no revision to resolve");
       std::optional<core::RegistryLogin> login;
       if (!desired->config.registry_username.empty()) {
-        auto pw = store_.unseal_password(service.id);
+        auto pw = store_.unseal_password(service.id, desired->registry_host,
+                                         desired->config.registry_username);
         if (!pw.ok()) {
           if (Status st = fail_revision(service, *desired, task, "credentials", pw.error().message);
               !st.ok()) {

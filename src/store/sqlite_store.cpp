@@ -889,7 +889,9 @@ Result<std::optional<core::StoredCredential>> SqliteStore::get_credential(
   });
 }
 
-Result<Secret> SqliteStore::unseal_password(std::string_view service_id) {
+Result<Secret> SqliteStore::unseal_password(std::string_view service_id,
+                                            std::string_view registry_host,
+                                            std::string_view username) {
   return guarded(Context{}, [&]() -> Result<Secret> {
     std::lock_guard lock(impl_->mu);
     SQLite::Statement st(*impl_->db,
@@ -897,6 +899,10 @@ Result<Secret> SqliteStore::unseal_password(std::string_view service_id) {
                          "FROM credentials WHERE service_id = ?");
     st.bind(1, std::string(service_id));
     if (!st.executeStep()) fail(ErrorCode::kNotFound, "the app service has no stored credential");
+    if (st.getColumn(0).getString() != registry_host || st.getColumn(1).getString() != username) {
+      fail(ErrorCode::kFailedPrecondition,
+           "the stored registry credential is not for the registry and username being used");
+    }
     crypto::SealedBlob blob;
     blob.key_id = st.getColumn(2).getString();
     blob.nonce = column_blob(st.getColumn(3));
@@ -933,14 +939,20 @@ Status SqliteStore::update_task(const Task& task) {
     SQLite::Transaction tx(*impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
     SQLite::Statement up(*impl_->db,
                          "UPDATE tasks SET state = ?, agent = ?, attempts = ?, updated_at = ? "
-                         "WHERE id = ? AND service_id = ?");
+                         "WHERE id = ? AND service_id = ? AND state != 'done'");
     up.bind(1, core::to_string(task.state));
     up.bind(2, task.agent);
     up.bind(3, task.attempts);
     up.bind(4, static_cast<std::int64_t>(task.updated_at));
     up.bind(5, task.id);
     up.bind(6, task.service_id);
-    if (up.exec() == 0) fail(ErrorCode::kNotFound, "the task does not exist");
+    if (up.exec() == 0) {
+      SQLite::Statement probe(*impl_->db, "SELECT 1 FROM tasks WHERE id = ? AND service_id = ?");
+      probe.bind(1, task.id);
+      probe.bind(2, task.service_id);
+      if (probe.executeStep()) fail(ErrorCode::kFailedPrecondition, "the task is already done");
+      fail(ErrorCode::kNotFound, "the task does not exist");
+    }
     tx.commit();
     return Status::Ok();
   });

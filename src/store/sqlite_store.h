@@ -83,7 +83,8 @@ class SqliteStore final : public core::StateStore {
   Status update_observed(const core::AppService& service) override;
   Result<std::optional<core::StoredCredential>> get_credential(
       std::string_view service_id) override;
-  Result<Secret> unseal_password(std::string_view service_id) override;
+  Result<Secret> unseal_password(std::string_view service_id, std::string_view registry_host,
+                                 std::string_view username) override;
   Result<std::vector<core::Task>> pending_tasks(std::string_view service_id) override;
   Status update_task(const core::Task& task) override;
   Status upsert_agent(const core::AgentRecord& agent) override;

@@ -129,6 +129,23 @@ TEST_CASE("Restart, remove, ack, progress, result and heartbeat survive encode a
   CHECK(std::get<Heartbeat>(roundtrip(Heartbeat{1700000000999})).sent_at_ms == 1700000000999);
 }
 
+TEST_CASE("An app status survives encode and decode, and an unknown state is refused",
+          "[agentlink][messages]") {
+  AppStatus st{"svc-7", "rev-7", "", AppState::kMissing, "the container is gone", 1700000000123};
+  auto back = std::get<AppStatus>(roundtrip(st));
+  CHECK(back.service_id == "svc-7");
+  CHECK(back.revision_id == "rev-7");
+  CHECK(back.container.empty());
+  CHECK(back.state == AppState::kMissing);
+  CHECK(back.detail == "the container is gone");
+  CHECK(back.observed_at_ms == 1700000000123);
+
+  auto bad = decode(R"({"v":1,"type":"status","service_id":"s","revision_id":"r",)"
+                    R"("container":"c","state":"sleeping","detail":"","observed_at_ms":1})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("state") != std::string::npos);
+}
+
 TEST_CASE("Every frame carries protocol version 1 and its type name", "[agentlink][messages]") {
   const std::vector<std::pair<Message, std::string>> cases = {{Hello{}, "hello"},
                                                               {sample_deploy(false), "deploy"},

@@ -100,9 +100,14 @@ class FakeStore : public core::StateStore {
     if (it == credentials.end()) return std::optional<core::StoredCredential>();
     return std::optional<core::StoredCredential>(it->second);
   }
-  Result<Secret> unseal_password(std::string_view sid) override {
+  Result<Secret> unseal_password(std::string_view sid, std::string_view host,
+                                 std::string_view user) override {
     auto it = passwords.find(std::string(sid));
     if (it == passwords.end()) return make_error(ErrorCode::kNotFound, "no credential");
+    auto c = credentials.find(std::string(sid));
+    if (c != credentials.end() && (c->second.registry_host != host || c->second.username != user)) {
+      return make_error(ErrorCode::kFailedPrecondition, "credential for another registry");
+    }
     return Secret(it->second);
   }
   Result<std::vector<core::Task>> pending_tasks(std::string_view sid) override {
@@ -113,7 +118,12 @@ class FakeStore : public core::StateStore {
     return out;
   }
   Status update_task(const core::Task& t) override {
-    tasks[t.id] = t;
+    auto it = tasks.find(t.id);
+    if (it == tasks.end()) return make_error(ErrorCode::kNotFound, "no task");
+    if (it->second.state == core::TaskState::kDone) {
+      return make_error(ErrorCode::kFailedPrecondition, "the task is already done");
+    }
+    it->second = t;
     return Status::Ok();
   }
   Status upsert_agent(const core::AgentRecord&) override { return Status::Ok(); }

@@ -29,6 +29,16 @@ using store::StoreOptions;
 
 namespace {
 
+// Unseals with the host and username the stored credential records (what a caller that checked
+// the credential passes).
+[[maybe_unused]] berth::Result<berth::Secret> unseal(berth::core::StateStore& store,
+                                                     const std::string& id) {
+  auto cred = store.get_credential(id);
+  if (!cred.ok()) return cred.error();
+  if (!cred->has_value()) return store.unseal_password(id, "", "");
+  return store.unseal_password(id, (*cred)->registry_host, (*cred)->username);
+}
+
 constexpr const char* kCanary = "CANARY-pw-7f3a9c1e5d";
 
 struct TempDir {
@@ -192,9 +202,13 @@ TEST_CASE("every port method round-trips through a real database file", "[store]
   CHECK((*cred)->username == "bot");
   CHECK((*cred)->set_at == 1000);
   CHECK_FALSE((*cred)->expires_at.has_value());
-  auto pw = s->unseal_password(sid);
+  auto pw = unseal(*s, sid);
   REQUIRE(pw.ok());
   CHECK(pw->reveal() == kCanary);
+  // The password is only unsealed for the registry and username the caller checked.
+  CHECK(s->unseal_password(sid, "registry.example.com", "bot").error().code ==
+        ErrorCode::kFailedPrecondition);
+  CHECK(s->unseal_password(sid, "ghcr.io", "other").error().code == ErrorCode::kFailedPrecondition);
 
   auto next = s->next_revision_number(sid);
   REQUIRE(next.ok());
@@ -240,6 +254,11 @@ TEST_CASE("every port method round-trips through a real database file", "[store]
   t.state = core::TaskState::kDone;
   REQUIRE(s->update_task(t).ok());
   CHECK(s->pending_tasks(sid)->empty());
+  // A done task is never changed again: a late "sent" write cannot resurrect it.
+  core::Task late = t;
+  late.state = core::TaskState::kSent;
+  CHECK(s->update_task(late).error().code == ErrorCode::kFailedPrecondition);
+  CHECK(s->pending_tasks(sid)->empty());
   auto ok_revs = s->list_revisions(sid, false);
   REQUIRE(ok_revs->size() == 1);
   CHECK(ok_revs->front().deploy_logs == done.deploy_logs);
@@ -269,7 +288,7 @@ TEST_CASE("every port method round-trips through a real database file", "[store]
   CHECK(after->current_deployment_id == done.id);
   CHECK(after->agent == "vm-1");
   CHECK_FALSE(s->get_credential(sid)->has_value());
-  CHECK(s->unseal_password(sid).error().code == ErrorCode::kNotFound);
+  CHECK(unseal(*s, sid).error().code == ErrorCode::kNotFound);
 
   REQUIRE(s->delete_service(sid).ok());
   CHECK(s->load_service(sid).error().code == ErrorCode::kNotFound);
@@ -398,7 +417,7 @@ TEST_CASE("a credential row copied to another app service does not unseal", "[st
     REQUIRE(s->create_service(cb).ok());
     a = ca.service.id;
     b = cb.service.id;
-    REQUIRE(s->unseal_password(b)->reveal() == "other-password");
+    REQUIRE(unseal(*s, b)->reveal() == "other-password");
   }
   {
     SQLite::Database db((tmp.data() / "berth.db").string(), SQLite::OPEN_READWRITE);
@@ -411,10 +430,10 @@ TEST_CASE("a credential row copied to another app service does not unseal", "[st
     REQUIRE(st.exec() == 1);
   }
   auto s = open_ok(tmp.data());
-  auto pw = s->unseal_password(b);
+  auto pw = unseal(*s, b);
   REQUIRE_FALSE(pw.ok());
   CHECK(pw.error().code == ErrorCode::kDataLoss);
-  CHECK(s->unseal_password(a)->reveal() == kCanary);
+  CHECK(unseal(*s, a)->reveal() == kCanary);
 }
 
 TEST_CASE("rotating the master key re-seals every credential and retires the old key",
@@ -436,7 +455,7 @@ TEST_CASE("rotating the master key re-seals every credential and retires the old
   CHECK(rot->resealed == 3);
   CHECK(s->current_key_id() == rot->new_key_id);
   CHECK_FALSE(fs::exists(tmp.data() / "master.key.next"));
-  for (const auto& id : ids) CHECK(s->unseal_password(id)->reveal() == kCanary);
+  for (const auto& id : ids) CHECK(unseal(*s, id)->reveal() == kCanary);
   REQUIRE(s->checkpoint().ok());
   s.reset();
 
@@ -453,7 +472,7 @@ TEST_CASE("rotating the master key re-seals every credential and retires the old
   CHECK_FALSE(ring->has_key(old_id));
   CHECK(files_containing(tmp.data(), kCanary).empty());
   s = open_ok(tmp.data());
-  for (const auto& id : ids) CHECK(s->unseal_password(id)->reveal() == kCanary);
+  for (const auto& id : ids) CHECK(unseal(*s, id)->reveal() == kCanary);
 }
 
 TEST_CASE("a rotation interrupted before the re-seal is completed by the next open",
@@ -479,14 +498,14 @@ TEST_CASE("a rotation interrupted before the re-seal is completed by the next op
   auto s = open_ok(tmp.data());
   CHECK_FALSE(fs::exists(tmp.data() / "master.key.next"));
   CHECK(s->current_key_id() == new_id);
-  CHECK(s->unseal_password(sid)->reveal() == kCanary);
+  CHECK(unseal(*s, sid)->reveal() == kCanary);
   s.reset();
   auto ring = crypto::Keyring::load(tmp.data() / "master.key");
   REQUIRE(ring.ok());
   CHECK(ring->current_key_id() == new_id);
   CHECK_FALSE(ring->has_key(old_id));
   s = open_ok(tmp.data());
-  CHECK(s->unseal_password(sid)->reveal() == kCanary);
+  CHECK(unseal(*s, sid)->reveal() == kCanary);
 }
 
 TEST_CASE("kill -9 in the middle of a write loop loses no acknowledged write", "[store][crash]") {
@@ -560,7 +579,7 @@ TEST_CASE("kill -9 in the middle of a write loop loses no acknowledged write", "
     auto svc = s->load_service(id);
     REQUIRE(svc.ok());
     CHECK(svc->status == core::ServiceStatus::kRunning);
-    CHECK(s->unseal_password(id)->reveal() == kCanary);
+    CHECK(unseal(*s, id)->reveal() == kCanary);
   }
   // Every revision row that exists is whole: decodable, and its outcome written with its
   // service (a Running service always has its succeeded revision, never a pending one).
