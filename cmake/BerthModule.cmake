@@ -26,7 +26,8 @@ endfunction()
 
 # berth_tests(MODULE DEPS ...): tests/MODULE/*_test.cpp form the unit suite (label "unit"),
 # tests/MODULE/*_itest.cpp the integration suite (label "integration": real sockets, files,
-# processes). Each suite is one Catch2 executable; ctest sees every TEST_CASE.
+# processes). Each suite is one Catch2 executable; ctest sees every TEST_CASE. Exit code 77 is
+# ctest's "Skipped": a test whose peer is missing (tests/support/skip.h).
 function(berth_tests module)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
   foreach(kind unit integration)
@@ -49,6 +50,7 @@ function(berth_tests module)
       file(WRITE ${props}
         "foreach(t IN LISTS ${target}_TESTS)\n"
         "  set_tests_properties(\"\${t}\" PROPERTIES LABELS \"${kind};${module}\"\n"
+        "    SKIP_RETURN_CODE 77\n"
         "    ENVIRONMENT \"BERTH_BIN_DIR=${CMAKE_BINARY_DIR}/bin;BERTH_SOURCE_DIR=${PROJECT_SOURCE_DIR}\")\n"
         "endforeach()\n")
       set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${props})

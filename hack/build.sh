@@ -14,10 +14,12 @@ esac
 
 generator=()
 if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
-if [ ! -f "$dir/CMakeCache.txt" ]; then
+# Configure once. Afterwards `cmake --build` re-runs CMake by itself when a CMakeLists.txt, an
+# included .cmake file or a CONFIGURE_DEPENDS glob changed, and only then: configuring again on
+# every call would redo the checks and touch generated files for nothing. A configure that failed
+# half-way leaves a cache but no build file: configure again then.
+if [ ! -f "$dir/CMakeCache.txt" ] || { [ ! -f "$dir/build.ninja" ] && [ ! -f "$dir/Makefile" ]; }; then
   cmake -S . -B "$dir" "${generator[@]}" "${args[@]}"
-else
-  cmake -S . -B "$dir" "${args[@]}" >/dev/null
 fi
 cmake --build "$dir" -j "${BERTH_JOBS:-2}"
 echo "build.sh: $flavor build in $dir/ (binaries in $dir/bin/)"

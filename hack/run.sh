@@ -9,7 +9,7 @@
 #     v2 without the password -> v2 served; PATCH with a new username and no password -> 422;
 #     rollback to the first deployment -> v1 served.
 # Then it keeps the stack running until Ctrl-C (or stops at once with --exit) and stops
-# everything it started. Run directory: $BERTH_RUN_DIR (default: .run/ in the checkout).
+# everything it started. Options and environment (ports, run directory): hack/run.sh --help.
 #
 # Secrets stay off command lines: the account and registry passwords live in 0600 files and reach
 # curl through a config file and request bodies on stdin.
@@ -17,17 +17,64 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
 
+usage() {
+  cat <<'USAGE'
+Usage: hack/run.sh [--exit] [-h|--help]
+
+Installs what berth needs (apt), builds it, starts a private registry (htpasswd + TLS on loopback)
+holding a sample image in two versions, starts `berth-controller serve` with a local agent, and
+walks the private-registry story with curl: create -> v1 served, PATCH to v2 without the
+password -> v2 served, PATCH with a new username and no password -> 422, rollback -> v1 served.
+Then it keeps everything running until Ctrl-C and stops what it started.
+
+Options:
+  --exit         stop everything and exit 0 once the story is done
+  -h, --help     print this help
+
+Environment:
+  BERTH_API_PORT    loopback port of berth's REST API         (default 18080)
+  BERTH_AGENT_PORT  loopback port of the agent link (TLS)     (default 18443)
+  BERTH_RUN_DIR     run directory: data, logs, registry, podman storage (default .run/)
+  BERTH_BIN_DIR     use these built binaries; skips installing and building (default build/bin)
+
+Each run starts from a clean story: the data, registry and containers of an earlier run in the
+same run directory are removed first. Both ports must be free: a port held by another process
+(an earlier run that is still up, another berth) is reported at start.
+USAGE
+}
+
 exit_after=0
 for arg in "$@"; do
   case "$arg" in
     --exit) exit_after=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument $arg" >&2; exit 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument $arg (see hack/run.sh --help)" >&2; exit 2 ;;
   esac
 done
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 die() { echo "run.sh: $*" >&2; exit 1; }
+
+api_port="${BERTH_API_PORT:-18080}"
+agent_port="${BERTH_AGENT_PORT:-18443}"
+api="http://127.0.0.1:$api_port"
+run="${BERTH_RUN_DIR:-$repo/.run}"
+
+# A port someone else holds would otherwise surface much later and misleadingly: curl would talk
+# to that other server (an earlier berth answers 401 to this run's account) or serve would die.
+port_holder() {  # PORT -> "pid N (command)" of the listener when ss can tell, else ""
+  ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/pid \2 (\1)/p' | head -n 1
+}
+check_port_free() {  # PORT VARIABLE
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    local holder
+    holder="$(port_holder "$1")"
+    die "port $1 is already in use${holder:+ by $holder}: stop it or choose another port with $2=PORT (see --help)"
+  fi
+}
+[ "$api_port" != "$agent_port" ] || die "BERTH_API_PORT and BERTH_AGENT_PORT must differ (both $api_port)"
+check_port_free "$api_port" BERTH_API_PORT
+check_port_free "$agent_port" BERTH_AGENT_PORT
 
 bin="${BERTH_BIN_DIR:-$repo/build/bin}"
 if [ -z "${BERTH_BIN_DIR:-}" ]; then
@@ -36,13 +83,16 @@ if [ -z "${BERTH_BIN_DIR:-}" ]; then
   hack/build.sh release >/dev/null
 fi
 
-run="${BERTH_RUN_DIR:-$repo/.run}"
 mkdir -p "$run"
 chmod 700 "$run"
 data="$run/data"
-api_port="${BERTH_API_PORT:-18080}"
-agent_port="${BERTH_AGENT_PORT:-18443}"
-api="http://127.0.0.1:$api_port"
+# An earlier run that is still up (on other ports) owns this run directory: never wipe it.
+if [ -f "$run/serve.pid" ]; then
+  earlier="$(cat "$run/serve.pid")"
+  if [ -n "$earlier" ] && tr '\0' ' ' 2>/dev/null <"/proc/$earlier/cmdline" | grep -q "berth-controller serve --data-dir $data "; then
+    die "an earlier hack/run.sh is still running in $run (berth-controller pid $earlier): stop it first"
+  fi
+fi
 
 pids=()
 cleanup() {
@@ -57,13 +107,23 @@ cleanup() {
     podman ps -a --filter label=berth.service --format '{{.ID}}' 2>/dev/null | xargs -r podman rm -f >/dev/null 2>&1
   fi
   hack/testenv/registry.sh stop "$run/registry" >/dev/null 2>&1
-  rm -f "$run/curl.conf"
+  rm -f "$run/curl.conf" "$run/serve.pid"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "podman configuration in $run/containers"
 eval "$(hack/testenv/podman-conf.sh "$run/containers")"
+
+# A clean story: services of an earlier run point at that run's registry, whose port is gone, so
+# they would linger failing. Remove the earlier run's containers, registry and data.
+if [ -e "$data" ] || [ -e "$run/registry" ]; then
+  say "removing the state of an earlier run in $run"
+  podman ps -a --filter label=berth.service --format '{{.ID}}' 2>/dev/null | xargs -r podman rm -f -t 0 >/dev/null 2>&1 || true
+  hack/testenv/registry.sh stop "$run/registry" >/dev/null 2>&1 || true
+  rm -rf "$data" "$run/registry" "$run/account-password" "$run/curl.conf" "$run/push-auth.json"
+  : >"$run/berth.log"
+fi
 
 say "private registry (htpasswd + TLS) on loopback"
 hack/testenv/registry.sh start "$run/registry" >/dev/null
@@ -75,26 +135,38 @@ hack/testenv/sample-image.sh "$REGISTRY_HOST" "$run/push-auth.json" "$REGISTRY_C
 
 say "berth account"
 account_pw_file="$run/account-password"
-if [ ! -f "$data/berth.db" ]; then
-  umask 077
-  head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$account_pw_file"
-  "$bin/berth-controller" account add demo --data-dir "$data" <"$account_pw_file" >/dev/null
-  umask 022
-fi
+umask 077
+head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$account_pw_file"
+"$bin/berth-controller" account add demo --data-dir "$data" <"$account_pw_file" >/dev/null
+umask 022
 # curl reads the Basic credentials from a 0600 config file, never from its argv.
 ( umask 077; printf 'user = "demo:%s"\n' "$(cat "$account_pw_file")" >"$run/curl.conf" )
 echo "account: demo (password in $account_pw_file)"
 
 say "starting berth-controller serve (SQLite in $data, local agent)"
+rm -f "$run/api-port"
 "$bin/berth-controller" serve --data-dir "$data" --listen "127.0.0.1:$api_port" \
-  --agent-listen "127.0.0.1:$agent_port" --local-agent \
+  --agent-listen "127.0.0.1:$agent_port" --local-agent --port-file "$run/api-port" \
   --registry-ca "$REGISTRY_HOST=$REGISTRY_CA" >>"$run/berth.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do
-  curl -fs -o /dev/null "$api/healthz" && break
-  kill -0 "${pids[0]}" 2>/dev/null || die "berth-controller exited; see $run/berth.log"
+echo "$!" >"$run/serve.pid"
+# Only our controller writes the port file, and only once it holds the API port: a /healthz
+# answer before that could come from anyone.
+ready=0
+for _ in $(seq 1 150); do
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then
+    # Taken since the check at start?
+    check_port_free "$api_port" BERTH_API_PORT
+    check_port_free "$agent_port" BERTH_AGENT_PORT
+    die "berth-controller exited; see $run/berth.log"
+  fi
+  if [ "$(cat "$run/api-port" 2>/dev/null)" = "$api_port" ] && curl -fs -o /dev/null "$api/healthz"; then
+    ready=1
+    break
+  fi
   sleep 0.2
 done
+[ "$ready" = 1 ] || die "berth-controller did not start listening on $api_port within 30 s; see $run/berth.log"
 echo "API: $api   logs: $run/berth.log"
 
 # api METHOD PATH [BODY on stdin] -> prints the body, sets $code
@@ -174,6 +246,9 @@ printf '%s' "$body" | python3 -c '
 import json, sys
 for d in json.load(sys.stdin)["deployments"]:
     print("  revision %s: %s %s... (%s)" % (d["revision"], d["image_ref"], d["image_digest"][:19], d["reason"]))'
+
+api GET /app-services
+echo "app services: $(printf '%s' "$body" | json 'len(d["app_services"])')"
 
 say "the story is done: v1 -> v2 -> 422 -> rollback to v1"
 if [ "$exit_after" = 1 ]; then exit 0; fi

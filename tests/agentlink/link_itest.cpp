@@ -172,11 +172,13 @@ struct LogCapture {
     });
   }
   ~LogCapture() { log::set_sink({}); }
-  bool contains(const std::string& a, const std::string& b = "") {
+  bool contains(const std::string& a, const std::string& b = "") { return count(a, b) > 0; }
+  int count(const std::string& a, const std::string& b = "") {
     std::lock_guard l(*mu);
+    int n = 0;
     for (const auto& line : *lines)
-      if (line.find(a) != std::string::npos && line.find(b) != std::string::npos) return true;
-    return false;
+      if (line.find(a) != std::string::npos && line.find(b) != std::string::npos) ++n;
+    return n;
   }
   std::string all() {
     std::lock_guard l(*mu);
@@ -187,9 +189,12 @@ struct LogCapture {
 };
 
 // Asserts that a connection attempt did not get through: no hello reached the controller and the
-// client never saw its hello accepted.
-void require_refused(Server& server, ServerLog& slog, Client& client) {
-  std::this_thread::sleep_for(1500ms);
+// client never saw its hello accepted. It waits for the refusal (log lines holding `a` and `b`)
+// twice: the client was refused, backed off and was refused again, so an attempt that could get
+// through had its chance and the assertions below are not made too early.
+void require_refused(Server& server, ServerLog& slog, Client& client, LogCapture& logs,
+                     const std::string& a, const std::string& b) {
+  REQUIRE(wait_until([&] { return logs.count(a, b) >= 2; }, 10s));
   CHECK(slog.hello_count() == 0);
   CHECK(server.connected().empty());
   CHECK_FALSE(client.connected());
@@ -283,11 +288,21 @@ TEST_CASE("Heartbeats keep an idle connection open past the idle timeout",
   Client client(co);
   REQUIRE(client.start().ok());
   REQUIRE(wait_until([&] { return client.connected(); }));
-  std::this_thread::sleep_for(2s);
-  CHECK(client.connected());
+  // Idle well past both idle timeouts: the connection must stay up the whole time, not only at
+  // the end, so watch it rather than look once after a sleep.
+  const auto idle_until = std::chrono::steady_clock::now() + 3 * so.idle_timeout;
+  const bool dropped =
+      wait_until([&] { return !client.connected() || slog.disconnect_count() > 0; },
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     idle_until - std::chrono::steady_clock::now()));
+  CHECK_FALSE(dropped);
   CHECK(slog.hello_count() == 1);
   CHECK(slog.disconnect_count() == 0);
   CHECK(alog.count() == 0);  // heartbeats never reach on_message
+  // The same connection still carries a message after the idle period: it was never replaced.
+  REQUIRE(server.send("vm-1", deploy_with_password()).ok());
+  REQUIRE(wait_until([&] { return alog.count() == 1; }));
+  CHECK(slog.hello_count() == 1);
 }
 
 TEST_CASE("When the controller restarts the agent reconnects with backoff and re-sends its hello",
@@ -295,6 +310,7 @@ TEST_CASE("When the controller restarts the agent reconnects with backoff and re
   auto ca = make_ca("berth test CA");
   auto srv = server_cert(ca);
   auto agent = agent_cert(ca, "vm-1", "eu-1");
+  LogCapture logs;
   ServerLog first_log;
   auto first = std::make_unique<Server>(server_options(ca, srv, first_log));
   REQUIRE(first->start().ok());
@@ -309,7 +325,7 @@ TEST_CASE("When the controller restarts the agent reconnects with backoff and re
   REQUIRE(wait_until([&] { return !client.connected(); }));
   CHECK(client.send(Ack{"t-1"}).error().code == ErrorCode::kUnavailable);
   // Let a few connection attempts fail against the closed port.
-  std::this_thread::sleep_for(700ms);
+  REQUIRE(wait_until([&] { return logs.count("agent link connect failed") >= 2; }));
   const int calls_while_down = alog.hello_calls;
 
   ServerLog second_log;
@@ -397,7 +413,8 @@ TEST_CASE("A client certificate from another CA is refused at the handshake",
   AgentLog alog;
   Client client(client_options(server.port(), ca, agent, alog));
   REQUIRE(client.start().ok());
-  require_refused(server, slog, client);
+  require_refused(server, slog, client, logs, "agent link TLS handshake failed",
+                  "unable to get local issuer certificate");
   INFO(logs.all());
   CHECK(logs.contains("agent link TLS handshake failed", "unable to get local issuer certificate"));
 }
@@ -418,7 +435,8 @@ TEST_CASE("An expired client certificate is refused at the handshake", "[agentli
   AgentLog alog;
   Client client(client_options(server.port(), ca, agent, alog));
   REQUIRE(client.start().ok());
-  require_refused(server, slog, client);
+  require_refused(server, slog, client, logs, "agent link TLS handshake failed",
+                  "certificate has expired");
   INFO(logs.all());
   CHECK(logs.contains("agent link TLS handshake failed", "certificate has expired"));
 }
@@ -435,7 +453,7 @@ TEST_CASE("A hello whose name differs from the certificate CN is refused",
   AgentLog alog;
   Client client(client_options(server.port(), ca, agent, alog, "vm-2"));
   REQUIRE(client.start().ok());
-  require_refused(server, slog, client);
+  require_refused(server, slog, client, logs, "name differs from certificate", "vm-2");
   CHECK(alog.hello_calls >= 1);  // it did connect and speak
   INFO(logs.all());
   CHECK(logs.contains("name differs from certificate", "vm-2"));
@@ -454,7 +472,7 @@ TEST_CASE("The agent refuses a controller certificate from another CA",
   AgentLog alog;
   Client client(client_options(server.port(), ca, agent, alog));
   REQUIRE(client.start().ok());
-  require_refused(server, slog, client);
+  require_refused(server, slog, client, logs, "agent link connect failed", "TLS handshake");
   CHECK(alog.hello_calls == 0);
   INFO(logs.all());
   CHECK(logs.contains("agent link connect failed", "TLS handshake"));
@@ -472,7 +490,7 @@ TEST_CASE("The agent refuses a controller certificate that does not name the dia
   AgentLog alog;
   Client client(client_options(server.port(), ca, agent, alog));
   REQUIRE(client.start().ok());
-  require_refused(server, slog, client);
+  require_refused(server, slog, client, logs, "agent link connect failed", "TLS handshake");
   CHECK(alog.hello_calls == 0);
   INFO(logs.all());
   CHECK(logs.contains("agent link connect failed", "TLS handshake"));

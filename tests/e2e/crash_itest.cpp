@@ -1,11 +1,11 @@
 // Crashes mid-rollout on the real stack: SIGKILL of the agent or of the controller while the
 // green container is being probed, then a restart. The stack must converge on the new revision
 // with exactly one container for the app.
-#include <thread>
-
 #include <catch2/catch.hpp>
 
 #include "e2e/stack.h"
+#include "support/skip.h"
+#include "support/wait.h"
 
 namespace e2e = berth::e2e;
 namespace testenv = berth::testenv;
@@ -23,12 +23,10 @@ const json kSlowProbe = {{"health_check_interval_seconds", 1},
 // Waits until the app has `n` containers (green started beside blue); FAILs after `limit`.
 void wait_containers(e2e::Stack& stack, const std::string& id, std::size_t n, e2e::Seconds limit,
                      const std::string& what) {
-  const auto deadline = e2e::Clock::now() + limit;
   std::size_t seen = 0;
-  while (e2e::Clock::now() < deadline) {
-    seen = stack.containers(id, /*all=*/true).size();
-    if (seen == n) return;
-    std::this_thread::sleep_for(100ms);
+  if (berth::testing::wait_until(
+          [&] { return (seen = stack.containers(id, /*all=*/true).size()) == n; }, limit, 100ms)) {
+    return;
   }
   FAIL("waiting for " << what << ": " << seen << " containers, wanted " << n
                       << "\ncontroller log:\n"
@@ -42,10 +40,7 @@ TEST_CASE(
     "An agent killed with SIGKILL mid-deploy converges after its restart without a duplicate "
     "container",
     "[e2e][crash]") {
-  if (!testenv::podman_usable()) {
-    WARN(testenv::podman_unusable_reason());
-    return;
-  }
+  BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   e2e::Stack stack({.separate_agent = true});
   stack.start();
   const json created =
@@ -76,10 +71,7 @@ TEST_CASE(
     "A controller killed with SIGKILL mid-rollout converges from the agent's report after a "
     "restart",
     "[e2e][crash]") {
-  if (!testenv::podman_usable()) {
-    WARN(testenv::podman_unusable_reason());
-    return;
-  }
+  BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   e2e::Stack stack({.separate_agent = true});
   stack.start();
   const json created =

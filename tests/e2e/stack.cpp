@@ -20,6 +20,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/wait.h"
+
 extern char** environ;
 
 namespace berth::e2e {
@@ -106,33 +108,9 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-std::vector<std::string> files_containing(const std::string& root, const std::string& needle) {
-  std::vector<std::string> hits;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(
-           root, fs::directory_options::skip_permission_denied, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
-    if (read_file(it->path().string()).find(needle) != std::string::npos) {
-      hits.push_back(it->path().string());
-    }
-  }
-  return hits;
-}
-
-std::vector<std::string> lines_containing(const std::string& text, const std::string& needle) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find(needle) != std::string::npos) out.push_back(line);
-  }
-  return out;
-}
-
 std::string unique_name(const std::string& tag) { return "e2e-" + tag + "-" + random_hex(3); }
 
-std::string wrong_password() { return "berth-wrong-" + random_hex(16); }
+std::string wrong_password() { return "berth-wrong-" + random_hex(8) + "\"\\" + random_hex(8); }
 
 // ---------------------------------------------------------------------------------------------
 // ChildProcess
@@ -199,11 +177,7 @@ void ChildProcess::signal(int sig) {
 
 int ChildProcess::wait(std::chrono::milliseconds limit) {
   if (pid_ <= 0) return -1;
-  const auto deadline = Clock::now() + limit;
-  while (running()) {
-    if (Clock::now() >= deadline) return -1;
-    std::this_thread::sleep_for(20ms);
-  }
+  if (!testing::wait_until([this] { return !running(); }, limit)) return -1;
   return *status_;
 }
 
@@ -265,6 +239,10 @@ Stack::~Stack() {
   podman_.reset();  // removes every container of this stack
   std::error_code ec;
   fs::remove_all(dir_, ec);
+}
+
+testing::SecretScan Stack::registry_secret_scan() const {
+  return testing::SecretScan(registry_->password(), registry_->username());
 }
 
 void Stack::start() {
@@ -351,17 +329,19 @@ void Stack::start_agent() {
 void Stack::kill_agent() { agent_.kill_hard(); }
 
 void Stack::wait_log(const std::string& needle, int count, Seconds limit) {
-  const auto deadline = Clock::now() + limit;
   std::string log;
-  while (Clock::now() < deadline) {
-    log = controller_log();
-    int found = 0;
-    for (auto pos = log.find(needle); pos != std::string::npos; pos = log.find(needle, pos + 1)) {
-      ++found;
-    }
-    if (found >= count) return;
-    std::this_thread::sleep_for(100ms);
-  }
+  const bool seen = testing::wait_until(
+      [&] {
+        log = controller_log();
+        int found = 0;
+        for (auto pos = log.find(needle); pos != std::string::npos;
+             pos = log.find(needle, pos + 1)) {
+          ++found;
+        }
+        return found >= count;
+      },
+      limit, 100ms);
+  if (seen) return;
   FAIL("the controller log never showed " << needle << " x" << count << ":\n"
                                           << tail(log) << "\nagent log:\n"
                                           << tail(agent_log()));
@@ -514,13 +494,8 @@ std::string Stack::page(const std::string& url) {
 }
 
 void Stack::wait_page(const std::string& url, const std::string& expected, Seconds limit) {
-  const auto deadline = Clock::now() + limit;
   std::string last;
-  while (Clock::now() < deadline) {
-    last = page(url);
-    if (last == expected) return;
-    std::this_thread::sleep_for(200ms);
-  }
+  if (testing::wait_until([&] { return (last = page(url)) == expected; }, limit, 200ms)) return;
   FAIL(url << " never served " << expected << "; last answer: " << last);
 }
 

@@ -32,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/http_client.h"
+#include "support/secret_scan.h"
 #include "support/testenv.h"
 
 namespace berth::e2e {
@@ -44,13 +45,10 @@ std::string bin_dir();
 // A loopback TCP port that was free a moment ago (bind port 0, read it, close).
 std::uint16_t free_port();
 std::string read_file(const std::string& path);
-// Paths of regular files under `root` (recursively) whose bytes contain `needle`.
-std::vector<std::string> files_containing(const std::string& root, const std::string& needle);
-// Lines of `text` that contain `needle` (for failure messages).
-std::vector<std::string> lines_containing(const std::string& text, const std::string& needle);
 // "e2e-<tag>-<6 hex>": a fresh DNS-label service name.
 std::string unique_name(const std::string& tag);
-// A random string in the registry canary's shape but never accepted by it.
+// A random string in the registry canary's shape (quote and backslash included) but never
+// accepted by it.
 std::string wrong_password();
 
 // A child process started with posix_spawn, stdout+stderr appended to `log_path`, stdin from
@@ -102,6 +100,8 @@ class Stack {
   Stack& operator=(const Stack&) = delete;
 
   testenv::Registry& registry() { return *registry_; }
+  // A scan for the registry password in every encoded form (support/secret_scan.h).
+  testing::SecretScan registry_secret_scan() const;
   const testenv::PodmanEnv& podman() const { return *podman_; }
   const std::string& dir() const { return dir_; }
   const std::string& data_dir() const { return data_dir_; }              // the controller's

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 
+#include "support/skip.h"
 #include "support/testenv.h"
 
 namespace testenv = berth::testenv;
@@ -67,10 +68,7 @@ TEST_CASE("PodmanEnv points podman at its own config and restores the environmen
 
 TEST_CASE("A sample image pulled from the test registry serves its version over HTTP",
           "[testenv][podman]") {
-  if (!testenv::podman_usable()) {
-    WARN("skipping: " << testenv::podman_unusable_reason());
-    return;
-  }
+  BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   auto& reg = testenv::Registry::shared(testenv::Mode::kHtpasswd);
   testenv::PodmanEnv env;
   const std::string authfile = env.path() + "/auth.json";

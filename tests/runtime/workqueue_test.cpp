@@ -1,5 +1,7 @@
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -208,30 +210,53 @@ TEST_CASE("Resync re-adds every listed key once", "[controller]") {
 TEST_CASE("Workers never reconcile the same key at the same time", "[controller]") {
   SteadyClock clock;
   WorkQueue q(clock, no_jitter());
-  std::atomic<int> in_flight_a{0};
-  std::atomic<bool> overlap{false};
-  std::atomic<int> calls{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  int a_in_flight = 0;
+  int a_calls = 0;
+  bool overlap = false;
+  bool release_a = false;
+  std::multiset<std::string> others;
   ControllerOptions opts;
   opts.workers = 4;
   opts.resync_period = Duration::zero();
   Controller c(
       q,
       [&](const std::string& k) {
+        std::unique_lock lock(mu);
         if (k == "a") {
-          if (in_flight_a.fetch_add(1) != 0) overlap = true;
-          std::this_thread::sleep_for(1ms);
-          in_flight_a.fetch_sub(1);
+          overlap = overlap || a_in_flight > 0;
+          ++a_in_flight;
+          ++a_calls;
+          cv.notify_all();
+          // The first "a" is held until the test has seen the queue move past the point where a
+          // second worker could have taken "a" (a second "a" arriving releases it too).
+          cv.wait_for(lock, 10s, [&] { return release_a || a_calls > 1; });
+          --a_in_flight;
+        } else {
+          others.insert(k);
+          cv.notify_all();
         }
-        calls.fetch_add(1);
         return ReconcileOutcome::done();
       },
       opts);
   c.start();
-  for (int i = 0; i < 200; ++i) {
-    q.add("a");
-    q.add("k" + std::to_string(i % 7));
-  }
+  std::unique_lock lock(mu);
+  q.add("a");
+  REQUIRE(cv.wait_for(lock, 10s, [&] { return a_calls == 1; }));
+  // "a" again while it is in flight, then "b" behind it: three idle workers wait. A queue that
+  // handed "a" out again would do so before "b", so once "b" ran, a second "a" had its chance.
+  q.add("a");
+  q.add("b");
+  REQUIRE(cv.wait_for(lock, 10s, [&] { return others.count("b") == 1; }));
+  CHECK(a_calls == 1);
+  CHECK_FALSE(overlap);
+  // Done with the first "a": the key was dirty, so it runs once more, alone.
+  release_a = true;
+  cv.notify_all();
+  REQUIRE(cv.wait_for(lock, 10s, [&] { return a_calls == 2 && a_in_flight == 0; }));
+  lock.unlock();
   c.stop();
-  CHECK_FALSE(overlap.load());
-  CHECK(calls.load() >= 8);
+  CHECK_FALSE(overlap);
+  CHECK(a_calls == 2);
 }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -189,6 +190,11 @@ int run_command(const std::vector<std::string>& argv, std::string* output,
 // Registry
 
 Result<Registry> Registry::start(Mode mode) {
+  if (const std::string missing =
+          missing_peers({mode == Mode::kToken ? Peer::kTokenRegistry : Peer::kRegistry});
+      !missing.empty()) {
+    return make_error(ErrorCode::kUnavailable, "test registry cannot start: " + missing);
+  }
   Registry reg;
   reg.mode_ = mode;
   try {
@@ -197,7 +203,9 @@ Result<Registry> Registry::start(Mode mode) {
     return make_error(ErrorCode::kUnavailable, e.what());
   }
   reg.username_ = "berth";
-  reg.password_ = "berth-canary-" + random_hex(16);
+  // A quote and a backslash: the JSON-escaped form differs from the raw one, so a scan for the
+  // raw bytes alone would miss a password leaked into a JSON log or body (support/secret_scan.h).
+  reg.password_ = "berth-canary-" + random_hex(8) + "\"\\" + random_hex(8);
   const std::string pwfile = reg.dir_ + "/password";
   if (!write_private(pwfile, reg.password_)) {
     return make_error(ErrorCode::kUnavailable, "cannot write the test registry password file");
@@ -380,6 +388,14 @@ struct PodmanProbe {
 
 PodmanProbe probe_podman() {
   PodmanProbe probe;
+  if (!on_path("podman")) {
+    probe.reason = "podman is not installed (not on PATH; apt-get install podman)";
+    return probe;
+  }
+  if (!on_path("/bin/busybox")) {
+    probe.reason = "/bin/busybox is missing (apt-get install busybox-static)";
+    return probe;
+  }
   std::string dir;
   try {
     dir = make_temp_dir("podman-probe");
@@ -418,5 +434,84 @@ const PodmanProbe& podman_probe() {
 
 bool podman_usable() { return podman_probe().usable; }
 std::string podman_unusable_reason() { return podman_probe().reason; }
+
+bool on_path(const std::string& name) {
+  if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path != nullptr ? path : "");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (dir.empty()) dir = ".";
+    const std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+// The programs a peer runs, each with the Debian package that provides it.
+struct Program {
+  const char* name;
+  const char* package;
+};
+constexpr Program kRegistryPrograms[] = {
+    {"docker-registry", "docker-registry"},
+    {"htpasswd", "apache2-utils"},
+    {"openssl", "openssl"},
+    {"curl", "curl"},
+    {"/usr/bin/python3", "python3"},
+    {"skopeo", "skopeo"},
+    {"/bin/busybox", "busybox-static"},
+};
+
+std::string missing_programs(const Program* begin, const Program* end) {
+  std::string out;
+  for (const Program* p = begin; p != end; ++p) {
+    if (on_path(p->name)) continue;
+    out += std::string(out.empty() ? "" : ", ") + p->name + " (apt-get install " + p->package + ")";
+  }
+  return out;
+}
+
+std::string check_peer(Peer peer) {
+  switch (peer) {
+    case Peer::kPodman:
+      return podman_usable() ? "" : "podman: " + podman_unusable_reason();
+    case Peer::kRegistry: {
+      const std::string missing =
+          missing_programs(std::begin(kRegistryPrograms), std::end(kRegistryPrograms));
+      return missing.empty() ? "" : "registry: missing " + missing;
+    }
+    case Peer::kTokenRegistry: {
+      std::string missing = check_peer(Peer::kRegistry);
+      if (!missing.empty()) return missing;
+      std::string out;
+      if (run_command({"/usr/bin/python3", "-c", "import cryptography"}, &out, {}, 30) != 0) {
+        return "token registry: python3 cannot import cryptography (apt-get install "
+               "python3-cryptography)";
+      }
+      return "";
+    }
+  }
+  return "unknown peer";
+}
+}  // namespace
+
+std::string missing_peers(std::initializer_list<Peer> peers) {
+  // Peers do not come and go while a test process runs: check each once.
+  static std::map<Peer, std::string> checked;
+  std::string out;
+  for (Peer peer : peers) {
+    auto it = checked.find(peer);
+    if (it == checked.end()) it = checked.emplace(peer, check_peer(peer)).first;
+    if (it->second.empty()) continue;
+    out += (out.empty() ? "" : "; ") + it->second;
+  }
+  return out;
+}
 
 }  // namespace berth::testenv

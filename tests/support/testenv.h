@@ -7,6 +7,7 @@
 // Threading: create and use these from the test thread. Failures to start are values
 // (Result); helpers that tests call inline throw std::runtime_error, which Catch reports as a
 // failed test with the message.
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,13 +26,16 @@ enum class Mode {
 
 // A registry running on 127.0.0.1:<free port> in its own temp dir, stopped and removed when the
 // object is destroyed. Move-only. The user is "berth"; the password is a random canary
-// ("berth-canary-<32 hex>") so a test can grep logs, files and responses for a leak.
+// ("berth-canary-<16 hex>\"\\<16 hex>": a quote and a backslash, which JSON escapes) so a test
+// can scan logs, files and responses for it in every encoding (support/secret_scan.h).
 class Registry {
  public:
-  // Starts a fresh registry (about 1 s). kUnavailable when the registry or issuer won't start.
+  // Starts a fresh registry (about 1 s). kUnavailable when the registry or issuer won't start
+  // (also when a program it needs is missing: declare Peer::kRegistry to skip instead).
   static Result<Registry> start(Mode mode = Mode::kHtpasswd);
   // One registry per mode for the whole test process, samples already pushed. Throws when it
-  // cannot start. Tests that share it must not delete or overwrite the samples.
+  // cannot start (declare Peer::kRegistry / kTokenRegistry first to skip when it is missing).
+  // Tests that share it must not delete or overwrite the samples.
   static Registry& shared(Mode mode = Mode::kHtpasswd);
 
   Registry(Registry&& other) noexcept;
@@ -105,10 +109,25 @@ class PodmanEnv {
 };
 
 // Whether podman can run a container on this machine (checked once per process, about 1 s,
-// in its own throwaway configuration). Tests that need podman skip with a WARN when false:
-//   if (!testenv::podman_usable()) { WARN(testenv::podman_unusable_reason()); return; }
+// in its own throwaway configuration). Tests do not call this themselves: they declare
+// BERTH_REQUIRE_PEERS(testenv::Peer::kPodman) (support/skip.h), which skips them honestly.
 bool podman_usable();
 std::string podman_unusable_reason();
+
+// The real programs an integration test can need. A test declares its peers with
+// BERTH_REQUIRE_PEERS (support/skip.h): when one is missing the test is reported SKIPPED to
+// ctest (or fails under CI=true), never passed.
+enum class Peer {
+  kPodman,         // podman runs a container here (podman_usable(): podman, runc, /bin/busybox)
+  kRegistry,       // Registry::start/shared in htpasswd mode with samples pushed: docker-registry,
+                   // htpasswd, openssl, curl, python3, skopeo, /bin/busybox
+  kTokenRegistry,  // kRegistry plus the token issuer (python3-cryptography)
+};
+// "" when every peer is there; else one "name: what is missing (how to get it)" per missing
+// peer, joined with "; ". Each peer is checked once per process (podman about 1 s).
+std::string missing_peers(std::initializer_list<Peer> peers);
+// Whether an executable `name` is on PATH (or, when `name` holds a '/', is executable).
+bool on_path(const std::string& name);
 
 // Directory of the source tree (BERTH_SOURCE_DIR, else derived from this file's path).
 std::string source_dir();
