@@ -1,6 +1,6 @@
 // berth-controller token create NAME --data-dir DIR [--label L]
 // Issues an API token (Bearer) for account NAME and prints it once on stdout; the store keeps
-// only its scrypt hash, so a lost token cannot be shown again, only replaced.
+// only its SHA-256, so a lost token cannot be shown again, only replaced.
 #include <iostream>
 #include <memory>
 #include <string>

@@ -5,7 +5,9 @@
 # breaks. docs/benchmarks.md explains the figures.
 #
 # Usage: hack/bench.sh [extra berth-bench-scale arguments, e.g. --services 20000]
-# Environment: BERTH_JOBS (build parallelism, default 2).
+# Environment: BERTH_JOBS (build parallelism, default 2); BERTH_BENCH_API_ARGS (extra
+# berth-bench-api arguments, e.g. "--seconds 8 --rounds 5"). The API benchmark needs wrk
+# (Debian package `wrk`, installed by hack/install-deps.sh).
 # Output is also written to build-bench/bench-results.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ if [ ! -f "$dir/CMakeCache.txt" ]; then
 else
   cmake -S . -B "$dir" "${args[@]}" >/dev/null
 fi
-cmake --build "$dir" -j "${BERTH_JOBS:-2}" --target berth-bench-micro berth-bench-scale
+cmake --build "$dir" -j "${BERTH_JOBS:-2}" --target berth-bench-micro berth-bench-scale berth-bench-api
 
 out="$dir/bench-results.txt"
 {
@@ -28,6 +30,8 @@ out="$dir/bench-results.txt"
   echo "machine: $(. /etc/os-release && echo "$PRETTY_NAME"), $(nproc) cores, $(uname -m), load $(cut -d' ' -f1-3 /proc/loadavg)"
   "$dir/bin/berth-bench-micro"
   "$dir/bin/berth-bench-scale" "$@"
+  # shellcheck disable=SC2086 # word splitting of the extra arguments is intended
+  "$dir/bin/berth-bench-api" ${BERTH_BENCH_API_ARGS:-}
 } | tee "$out"
 echo
 echo "bench.sh: results in $out"

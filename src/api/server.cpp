@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,11 +17,13 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "api/auth.h"
 #include "api/handler.h"
 #include "common/log.h"
 
@@ -55,11 +58,40 @@ bool is_parse_error(const beast::error_code& ec) {
          ec != http::error::partial_message;
 }
 
+// Only /app-services needs an account; /healthz and unknown paths are the handler's alone.
+bool needs_account(std::string_view path) {
+  constexpr std::string_view kBase = "/app-services";
+  return path.substr(0, kBase.size()) == kBase &&
+         (path.size() == kBase.size() || path[kBase.size()] == '/');
+}
+
+// An account name as a limiter key and log field: bounded, since it is whatever the client sent.
+std::string account_key(std::string_view name) { return std::string(name.substr(0, 128)); }
+
+HttpResponse unauthorized(const std::string& message) {
+  HttpResponse r = json_error(401, message);
+  r.headers["WWW-Authenticate"] = kAuthChallenge;
+  return r;
+}
+
+HttpResponse unavailable(const std::string& message) {
+  HttpResponse r = json_error(503, message);
+  r.headers["Retry-After"] = "1";
+  return r;
+}
+
+// What the server decided about a request's credentials before the handler runs.
+struct AuthVerdict {
+  std::optional<HttpResponse> refusal;  // answer this instead of calling the handler
+  std::string account_id;               // verified account; empty: the handler decides
+};
+
 // Per-connection state shared with stop(): touched only on the connection's strand.
 struct ConnState {
   asio::any_io_executor strand;  // the session's strand
   bool busy = false;             // a request is being read past its header or handled
   std::function<void()> cancel;  // closes the connection's socket; empty once it is gone
+  std::string client;            // the peer's address, for authentication logs and limits
 };
 
 }  // namespace
@@ -68,11 +100,22 @@ struct ApiServer::Impl {
   Impl(ApiOptions o, core::StateStore& store, std::function<core::UnixMillis()> clock,
        std::function<void(const std::string&)> on_change)
       : opts(std::move(o)),
+        store(store),
         handler(HandlerOptions{opts.default_zone, opts.new_id}, store, std::move(clock),
-                std::move(on_change)) {}
+                std::move(on_change)),
+        auth_cache(opts.auth.cache, opts.auth.clock),
+        by_address(opts.auth.per_address, opts.auth.clock),
+        by_account(opts.auth.per_account, opts.auth.clock) {}
 
   ApiOptions opts;
+  core::StateStore& store;
   Handler handler;
+  AuthCache auth_cache;
+  FailureLimiter by_address;
+  FailureLimiter by_account;
+  // scrypt runs here, never on the I/O threads; created by start(), joined by stop().
+  std::optional<asio::thread_pool> hash_pool;
+  std::atomic<std::size_t> hashing{0};  // verifications running or queued on hash_pool
   // The TLS context outlives the io_context, which may destroy unfinished sessions' streams.
   std::optional<ssl::context> tls;
   asio::io_context ioc;
@@ -96,7 +139,28 @@ struct ApiServer::Impl {
   asio::awaitable<bool> write(Stream& stream, http::response<http::string_body>& res);
   template <class Stream>
   asio::awaitable<void> refuse(Stream& stream, const HttpResponse& r, unsigned version);
-  HttpResponse dispatch(http::request<http::string_body>& req);
+  HttpResponse dispatch(http::request<http::string_body>& req, const std::string& account_id);
+  asio::awaitable<AuthVerdict> authorize(const std::string& path, const std::string& authorization,
+                                         const std::string& client);
+
+  // Verifies on hash_pool and completes on the caller's executor.
+  template <class Token>
+  auto async_verify(Credentials credentials, Token&& token) {
+    return asio::async_initiate<Token, void(Result<std::string>)>(
+        [this](auto handler, Credentials c) {
+          auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+          asio::post(*hash_pool, [this, c = std::move(c), h = std::move(handler),
+                                  work = std::move(work)]() mutable {
+            auto result = opts.auth.verify_basic ? opts.auth.verify_basic(c) : verify(store, c);
+            --hashing;
+            auto ex = work.get_executor();
+            asio::dispatch(ex, [h = std::move(h), r = std::move(result)]() mutable {
+              std::move(h)(std::move(r));
+            });
+          });
+        },
+        token, std::move(credentials));
+  }
 };
 
 Status ApiServer::Impl::load_tls() {
@@ -155,6 +219,11 @@ asio::awaitable<void> ApiServer::Impl::accept_loop() {
 asio::awaitable<void> ApiServer::Impl::session(tcp::socket socket) {
   auto state = std::make_shared<ConnState>();
   state->strand = socket.get_executor();
+  {
+    beast::error_code ec;
+    const auto peer = socket.remote_endpoint(ec);
+    state->client = ec ? "unknown" : peer.address().to_string();
+  }
   std::uint64_t id = 0;
   {
     std::lock_guard lock(mu);
@@ -231,7 +300,68 @@ asio::awaitable<void> ApiServer::Impl::refuse(Stream& stream, const HttpResponse
   }
 }
 
-HttpResponse ApiServer::Impl::dispatch(http::request<http::string_body>& req) {
+asio::awaitable<AuthVerdict> ApiServer::Impl::authorize(const std::string& path,
+                                                        const std::string& authorization,
+                                                        const std::string& client) {
+  // No header: the handler answers 401 "authentication is required" (not an attempt).
+  if (!needs_account(path) || authorization.empty()) co_return AuthVerdict{};
+  auto credentials = parse_authorization(authorization);
+  if (!credentials) {
+    log::warn("api authentication failed",
+              {{"client", client}, {"reason", credentials.error().message}});
+    co_return AuthVerdict{unauthorized(credentials.error().message), {}};
+  }
+  if (credentials->scheme == Credentials::Scheme::kBearer) {
+    // SHA-256 and one indexed lookup: cheap enough for the I/O thread, and a 256-bit secret
+    // needs no attempt limit.
+    auto account = verify(store, *credentials);
+    if (account) co_return AuthVerdict{std::nullopt, std::move(*account)};
+    if (account.error().code != ErrorCode::kUnauthenticated) {
+      log::error("api authentication unavailable", {{"error", account.error().message}});
+      co_return AuthVerdict{unavailable("the service is temporarily unavailable; retry shortly"),
+                            {}};
+    }
+    log::warn("api authentication failed",
+              {{"client", client}, {"scheme", "bearer"}, {"reason", account.error().message}});
+    co_return AuthVerdict{unauthorized(account.error().message), {}};
+  }
+
+  if (auto id = auth_cache.lookup(authorization)) co_return AuthVerdict{std::nullopt, *id};
+  const std::string account = account_key(credentials->account_name);
+  const auto wait = std::max(by_address.retry_after(client), by_account.retry_after(account));
+  if (wait.count() > 0) {
+    const auto seconds = std::max<std::int64_t>(1, (wait.count() + 999) / 1000);
+    log::warn("api authentication rate-limited",
+              {{"client", client}, {"account", account}, {"retry_after_s", seconds}});
+    HttpResponse r = json_error(429, "too many failed authentication attempts; retry after " +
+                                         std::to_string(seconds) + " s");
+    r.headers["Retry-After"] = std::to_string(seconds);
+    co_return AuthVerdict{std::move(r), {}};
+  }
+  const std::size_t capacity =
+      static_cast<std::size_t>(std::max(1, opts.auth.hash_threads)) + opts.auth.hash_queue;
+  if (hashing.fetch_add(1) >= capacity) {
+    --hashing;
+    log::warn("api authentication queue full", {{"client", client}, {"account", account}});
+    co_return AuthVerdict{unavailable("too many authentications in progress; retry shortly"), {}};
+  }
+  auto verified = co_await async_verify(std::move(*credentials), asio::use_awaitable);
+  if (verified) {
+    auth_cache.insert(authorization, *verified, account);
+    co_return AuthVerdict{std::nullopt, std::move(*verified)};
+  }
+  if (verified.error().code != ErrorCode::kUnauthenticated) {
+    log::error("api authentication unavailable", {{"error", verified.error().message}});
+    co_return AuthVerdict{unavailable("the service is temporarily unavailable; retry shortly"), {}};
+  }
+  by_address.record_failure(client);
+  by_account.record_failure(account);
+  log::warn("api authentication failed", {{"client", client}, {"account", account}});
+  co_return AuthVerdict{unauthorized(verified.error().message), {}};
+}
+
+HttpResponse ApiServer::Impl::dispatch(http::request<http::string_body>& req,
+                                       const std::string& account_id) {
   HttpRequest in;
   in.method = std::string(req.method_string());
   in.target = std::string(req.target());
@@ -241,6 +371,10 @@ HttpResponse ApiServer::Impl::dispatch(http::request<http::string_body>& req) {
     in.headers[name] = std::string(f.value());
   }
   in.body = std::move(req.body());
+  // The handler asks api::authenticate() for the account; the scope answers it with the
+  // verdict reached above instead of a second verification.
+  std::optional<VerifiedScope> verified;
+  if (!account_id.empty()) verified.emplace(in.header("authorization"), account_id);
   try {
     return handler.handle(in);
   } catch (const std::exception& e) {
@@ -309,7 +443,10 @@ asio::awaitable<void> ApiServer::Impl::serve(Stream& stream, ConnState& state) {
     const bool keep_alive = req.keep_alive();
     const std::string method(req.method_string());
     const std::string path = path_only(req.target());
-    HttpResponse out = dispatch(req);
+    const std::string authorization(req[http::field::authorization]);
+    AuthVerdict verdict = co_await authorize(path, authorization, state.client);
+    HttpResponse out =
+        verdict.refusal ? std::move(*verdict.refusal) : dispatch(req, verdict.account_id);
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
     log::info("api request",
@@ -371,11 +508,16 @@ Status ApiServer::start() {
   }
   d.bound = d.acceptor.local_endpoint(ec);
   d.started = true;
+  d.hash_pool.emplace(static_cast<std::size_t>(std::max(1, d.opts.auth.hash_threads)));
   asio::co_spawn(d.acceptor.get_executor(), d.accept_loop(), asio::detached);
   const int n = std::max(1, d.opts.threads);
   for (int i = 0; i < n; ++i) d.threads.emplace_back([&d] { d.ioc.run(); });
   log::info("api listening", {{"address", bound_address()}, {"tls", use_tls}});
   return Status::Ok();
+}
+
+void ApiServer::account_changed(const std::string& account_id) {
+  impl_->auth_cache.drop_account(account_id);
 }
 
 std::uint16_t ApiServer::port() const { return impl_->bound.port(); }
@@ -414,6 +556,9 @@ void ApiServer::stop() {
     if (t.joinable()) t.join();
   }
   d.threads.clear();
+  // Verifications in flight finish (bounded by hash_queue); their completions land in the
+  // stopped io_context and are destroyed with it.
+  if (d.hash_pool) d.hash_pool->join();
   log::info("api stopped", {{"open_connections", d.connections.load()}});
 }
 

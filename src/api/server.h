@@ -16,18 +16,38 @@
 //     `max_connections` are closed at once.
 //   - Bodies over `max_body_bytes` get 413, header blocks over `max_header_bytes` get 431;
 //     request bodies are never logged.
+//   - /app-services requests are authenticated before the handler runs (docs/api.md,
+//     "Authentication"): Bearer inline; Basic from a cache of verified headers, else by scrypt
+//     on `auth.hash_threads` threads with at most `auth.hash_queue` more waiting (beyond that:
+//     503 with Retry-After at once). Failed Basic attempts are limited per client address and
+//     per account name (429 with Retry-After). Failures are logged at warn with the client
+//     address and the account name, never the password or token.
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "api/auth.h"
+#include "api/auth_cache.h"
 #include "common/result.h"
 #include "common/secret.h"
 #include "core/ports.h"
 #include "core/types.h"
 
 namespace berth::api {
+
+struct ApiAuthOptions {
+  AuthCacheOptions cache;  // verified Basic headers: TTL and size
+  LimiterOptions per_address{10, std::chrono::milliseconds(3'000)};
+  LimiterOptions per_account{20, std::chrono::milliseconds(3'000)};
+  int hash_threads = 1;         // scrypt verifications at once (32 MiB, ~0.1 s each)
+  std::size_t hash_queue = 16;  // verifications waiting for a hash thread
+  SteadyClock clock;            // empty: std::chrono::steady_clock (tests inject one)
+  // Verifies Basic credentials on a hash thread; empty: the store (api::verify). Tests inject
+  // one to hold verifications at a gate.
+  std::function<Result<std::string>(const Credentials&)> verify_basic;
+};
 
 struct ApiOptions {
   std::string listen_host = "127.0.0.1";
@@ -48,6 +68,7 @@ struct ApiOptions {
   // New UUIDs for services, revisions and tasks (the composition root wires
   // crypto::random_uuid; the API does not depend on crypto).
   std::function<std::string()> new_id;
+  ApiAuthOptions auth;
 };
 
 class ApiServer {
@@ -66,6 +87,9 @@ class ApiServer {
   // "host:port" as bound (IPv6 hosts in brackets).
   std::string bound_address() const;
   void stop();
+  // Forgets the cached verifications of an account; to be called by whatever changes an
+  // account's password or removes it (no such operation exists yet: docs/api.md).
+  void account_changed(const std::string& account_id);
 
  private:
   struct Impl;

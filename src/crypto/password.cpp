@@ -3,11 +3,15 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <string>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <boost/algorithm/hex.hpp>
 
 #include "common/base64.h"
 #include "common/log.h"
@@ -31,6 +35,7 @@ constexpr std::size_t kTokenIdHex = 16;
 constexpr std::size_t kTokenSecretBytes = 32;
 constexpr std::size_t kTokenSecretChars = 43;  // ceil(32 * 8 / 6), unpadded
 constexpr std::string_view kTokenPrefix = "berth_";
+constexpr std::string_view kTokenHashPrefix = "sha256$";
 
 std::string b64_encode(const unsigned char* data, std::size_t n, base64::Alphabet alphabet) {
   return base64::encode(std::string_view(reinterpret_cast<const char*>(data), n), alphabet, false);
@@ -170,6 +175,24 @@ bool split_token(const Secret& token, std::string& id, Secret& secret) {
   secret = Secret(secret_part);
   return true;
 }
+
+std::string hash_token_secret(const Secret& secret) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+  const auto bytes = secret.reveal();
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest.data());
+  std::string out(kTokenHashPrefix);
+  boost::algorithm::hex_lower(digest.begin(), digest.end(), std::back_inserter(out));
+  return out;
+}
+
+bool verify_token_secret(const Secret& secret, std::string_view encoded) {
+  const std::string actual = hash_token_secret(secret);
+  // The lengths are public (fixed by the format); only the digest is compared in constant time.
+  if (encoded.size() != actual.size()) return false;
+  return CRYPTO_memcmp(actual.data(), encoded.data(), actual.size()) == 0;
+}
+
+bool is_legacy_token_hash(std::string_view encoded) { return encoded.rfind("scrypt$", 0) == 0; }
 
 std::string random_uuid() {
   std::array<unsigned char, 16> b{};

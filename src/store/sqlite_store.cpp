@@ -553,6 +553,10 @@ Result<std::string> SqliteStore::authenticate_password(std::string_view account_
   return found->id;
 }
 
+// Matches no secret: the digest of nothing is not all zeros.
+constexpr std::string_view kNoTokenHash =
+    "sha256$0000000000000000000000000000000000000000000000000000000000000000";
+
 Result<std::string> SqliteStore::authenticate_token(const Secret& token) {
   std::string token_id;
   Secret secret;
@@ -574,10 +578,18 @@ Result<std::string> SqliteStore::authenticate_token(const Secret& token) {
         return f;
       }
     }
-    return Found{"", impl_->dummy(), std::nullopt};
+    // An unknown id still hashes and compares (the same few microseconds as a hit).
+    return Found{"", std::string(kNoTokenHash), std::nullopt};
   });
   if (!found.ok()) return found.take_error();
-  const bool match = crypto::verify_password(secret, found->hash);
+  if (crypto::is_legacy_token_hash(found->hash)) {
+    // Issued before tokens were SHA-256: the secret is needed to re-hash it and the store
+    // never had it, so these tokens are refused with the remedy (docs/api.md).
+    return make_error(ErrorCode::kUnauthenticated,
+                      "this API token was issued by an older berth and is no longer accepted; "
+                      "issue a new one with `berth-controller token create`");
+  }
+  const bool match = crypto::verify_token_secret(secret, found->hash);
   if (!match || found->account_id.empty()) {
     return make_error(ErrorCode::kUnauthenticated, "the API token is not valid");
   }
@@ -629,8 +641,7 @@ Result<std::string> SqliteStore::add_account(std::string_view name, const Secret
 Result<Secret> SqliteStore::create_token(std::string_view account_name, std::string_view label) {
   auto token = crypto::generate_token();
   if (!token.ok()) return token.take_error();
-  auto hash = crypto::hash_password(token->secret);
-  if (!hash.ok()) return hash.take_error();
+  const std::string hash = crypto::hash_token_secret(token->secret);
   return guarded(Context{"a token with this id already exists"}, [&]() -> Result<Secret> {
     std::lock_guard lock(impl_->mu);
     SQLite::Transaction tx(*impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
@@ -644,7 +655,7 @@ Result<Secret> SqliteStore::create_token(std::string_view account_name, std::str
     ins.bind(1, token->id);
     ins.bind(2, account_id);
     ins.bind(3, std::string(label));
-    ins.bind(4, *hash);
+    ins.bind(4, hash);
     ins.bind(5, static_cast<std::int64_t>(impl_->now()));
     ins.exec();
     tx.commit();

@@ -8,8 +8,8 @@
 //     synchronous=FULL in WAL mode; when it returns ok the change survives a power cut or
 //     kill -9. A failed call changed nothing.
 //   - Secrets: a registry password enters the database only sealed (AES-256-GCM, associated
-//     data = service id, registry host, username); account passwords and token secrets only as
-//     scrypt hashes. secure_delete is on, so overwritten rows do not linger in free pages.
+//     data = service id, registry host, username); account passwords only as scrypt hashes,
+//     API token secrets only as SHA-256 (256 random bits need no slow hash). secure_delete is on, so overwritten rows do not linger in free pages.
 //   - Errors (never exceptions): busy/locked -> kUnavailable, disk full -> kResourceExhausted,
 //     read-only or unopenable file -> kPermissionDenied, corrupt file or unopenable ciphertext
 //     -> kDataLoss, a taken name -> kConflict, a missing row -> kNotFound.
@@ -95,7 +95,8 @@ class SqliteStore final : public core::StateStore {
   // empty name or password.
   Result<std::string> add_account(std::string_view name, const Secret& password);
   // Issues an API token "berth_<id>_<secret>" for the account (kNotFound when unknown). The
-  // full token is returned once; only the scrypt hash of <secret> is stored.
+  // full token is returned once; only the SHA-256 of <secret> is stored. A token stored by an
+  // older berth as scrypt is refused by authenticate_token with a message saying to reissue.
   Result<Secret> create_token(std::string_view account_name, std::string_view label);
   // Generates a new master key and re-seals every credential under it (one transaction),
   // then retires the old key. A crash at any point is completed by the next open().

@@ -80,9 +80,25 @@ TEST_CASE("A generated token splits back into its id and secret", "[token]") {
   CHECK(id == t->id);
   CHECK(secret.equals(t->secret));
 
-  auto hash = hash_password(t->secret);
-  REQUIRE(hash.ok());
-  CHECK(verify_password(secret, *hash));
+  CHECK(verify_token_secret(secret, hash_token_secret(t->secret)));
+}
+
+TEST_CASE("A token secret is stored as its SHA-256 in hex and verified exactly", "[token]") {
+  // SHA-256("abc"), FIPS 180-2 appendix B.1.
+  const std::string abc = "sha256$ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  CHECK(hash_token_secret(Secret("abc")) == abc);
+  CHECK(verify_token_secret(Secret("abc"), abc));
+  CHECK_FALSE(verify_token_secret(Secret("abd"), abc));
+  CHECK_FALSE(verify_token_secret(Secret("abc"), abc.substr(0, abc.size() - 1)));
+  CHECK_FALSE(verify_token_secret(Secret("abc"), abc + "0"));
+  CHECK_FALSE(verify_token_secret(Secret("abc"), "sha256$BA7816BF" + abc.substr(15)));
+  CHECK_FALSE(verify_token_secret(Secret("abc"), ""));
+  // A token hashed by an older berth is recognised, never verified as SHA-256.
+  auto legacy = hash_password(Secret("abc"));
+  REQUIRE(legacy.ok());
+  CHECK(is_legacy_token_hash(*legacy));
+  CHECK_FALSE(is_legacy_token_hash(abc));
+  CHECK_FALSE(verify_token_secret(Secret("abc"), *legacy));
 }
 
 TEST_CASE("A token secret containing underscores still splits at the right place", "[token]") {
