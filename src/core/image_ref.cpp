@@ -46,9 +46,8 @@ bool has_upper(std::string_view s) {
   return false;
 }
 
-Error invalid(std::string reason) {
-  return make_error(ErrorCode::kValidation, "image_ref: " + std::move(reason), "image_ref");
-}
+// Reasons are built without the field name; parse_image_ref puts it in front.
+Error invalid(std::string reason) { return make_error(ErrorCode::kValidation, std::move(reason)); }
 
 // Messages never quote the reference: it came from an API caller and a mistaken paste can hold
 // a secret (https://user:token@host/...). They name the part and a 1-based position in the
@@ -417,7 +416,9 @@ std::string ImageRef::with_default_tag() const {
   return normalized();
 }
 
-Result<ImageRef> parse_image_ref(std::string_view text) {
+namespace {
+
+Result<ImageRef> parse(std::string_view text) {
   if (text.empty()) return invalid("is empty");
   if (Status s = check_printable(text); !s) return s.error();
   if (is_hex_identifier(text)) {
@@ -479,6 +480,14 @@ Result<ImageRef> parse_image_ref(std::string_view text) {
   ref.tag = std::string(m.tag);
   ref.digest = std::string(m.digest);
   ref.ecr = is_ecr_host(ref.registry_host);
+  return ref;
+}
+
+}  // namespace
+
+Result<ImageRef> parse_image_ref(std::string_view text, std::string_view field) {
+  auto ref = parse(text);
+  if (!ref.ok()) return validation_error(std::string(field), ref.error().message);
   return ref;
 }
 
