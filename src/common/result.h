@@ -4,6 +4,7 @@
 // optionally the request field it is about.
 #include <cassert>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -41,6 +42,14 @@ struct Error {
 
 inline Error make_error(ErrorCode code, std::string message, std::string field = {}) {
   return Error{code, std::move(message), std::move(field)};
+}
+
+// The one shape of a rejected request value: code kValidation, `field` set, and the message
+// "<field path>: <what is wrong>" (just `what` when no field applies). `what` describes the
+// problem without repeating the submitted value, which may be a secret pasted by mistake.
+inline Error validation_error(std::string field, std::string_view what) {
+  std::string message = field.empty() ? std::string(what) : field + ": " + std::string(what);
+  return Error{ErrorCode::kValidation, std::move(message), std::move(field)};
 }
 
 // Result<T>: a T or an Error. Access to the wrong side is a programming error (asserted).

@@ -1,11 +1,14 @@
 #include "core/app_service.h"
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <set>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
 #include "core/image_ref.h"
 
 namespace berth::core {
@@ -14,16 +17,34 @@ namespace {
 
 using json = nlohmann::json;
 
-Error invalid(std::string field, std::string message) {
-  return make_error(ErrorCode::kValidation, std::move(message), std::move(field));
+Error invalid(std::string field, std::string_view what) {
+  return validation_error(std::move(field), what);
+}
+
+// A key the caller sent, made safe for a field path in a one-line message: printable ASCII is
+// kept, other bytes become \xNN, and long keys are cut. Keys are names, not values, so the
+// path may show them.
+std::string printable_key(std::string_view key) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  constexpr std::size_t kMax = 64;
+  std::string out;
+  for (std::size_t i = 0; i < key.size() && i < kMax; ++i) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    if (c < 0x20 || c >= 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (key.size() > kMax) out += "...";
+  return out;
 }
 
 std::string path_of(std::string_view prefix, std::string_view key) {
-  if (prefix.empty()) return std::string(key);
-  std::string out(prefix);
-  out += '.';
-  out += key;
-  return out;
+  if (prefix.empty()) return printable_key(key);
+  return std::string(prefix) + "." + printable_key(key);
 }
 
 const char* json_type(const json& v) {
@@ -36,216 +57,283 @@ const char* json_type(const json& v) {
   return "null";
 }
 
-Error wrong_type(const std::string& field, std::string_view expected, const json& got) {
-  return invalid(field, "field \"" + field + "\" must be " + std::string(expected) + ", not " +
-                            json_type(got));
+Error wrong_type(const std::string& path, std::string_view expected, const json& got) {
+  return invalid(path, "must be " + std::string(expected) + ", not " + json_type(got));
 }
 
-// Reads one JSON object with a field-path prefix. Every accessor records the key as known so
-// that finish() can reject the rest: a misspelt "registry_pasword" must not be silently
-// dropped (the user would believe the password was set).
-class ObjectReader {
- public:
-  ObjectReader(const json& obj, std::string prefix) : obj_(obj), prefix_(std::move(prefix)) {}
-
-  std::string path(std::string_view key) const { return path_of(prefix_, key); }
-
-  // nullptr when absent or null.
-  const json* find(std::string_view key) {
-    known_.emplace(key);
-    auto it = obj_.find(std::string(key));
-    if (it == obj_.end() || it->is_null()) return nullptr;
-    return &*it;
-  }
-  bool has_null(std::string_view key) const {
-    auto it = obj_.find(std::string(key));
-    return it != obj_.end() && it->is_null();
-  }
-
-  Result<std::optional<std::string>> string(std::string_view key) {
-    const json* v = find(key);
-    if (v == nullptr) return std::optional<std::string>{};
-    if (!v->is_string()) return wrong_type(path(key), "a string", *v);
-    return std::optional<std::string>(v->get<std::string>());
-  }
-
-  Result<std::optional<int>> integer(std::string_view key) {
-    const json* v = find(key);
-    if (v == nullptr) return std::optional<int>{};
-    if (v->is_number_integer()) {
-      // number_integer covers both signed and unsigned storage.
-      if (v->is_number_unsigned()) {
-        auto u = v->get<std::uint64_t>();
-        if (u > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) {
-          return invalid(path(key), "field \"" + path(key) + "\" is out of range");
-        }
-        return std::optional<int>(static_cast<int>(u));
-      }
-      auto i = v->get<std::int64_t>();
-      if (i < std::numeric_limits<int>::min() || i > std::numeric_limits<int>::max()) {
-        return invalid(path(key), "field \"" + path(key) + "\" is out of range");
-      }
-      return std::optional<int>(static_cast<int>(i));
-    }
-    return wrong_type(path(key), "an integer", *v);
-  }
-
-  Status finish() const {
-    for (auto it = obj_.begin(); it != obj_.end(); ++it) {
-      if (known_.count(it.key()) == 0) {
-        const std::string p = path(it.key());
-        return invalid(p, "unknown field \"" + p + "\"");
-      }
-    }
-    return Status::Ok();
-  }
-
- private:
-  const json& obj_;
-  std::string prefix_;
-  std::set<std::string, std::less<>> known_;
-};
-
-std::string to_lower_ascii(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return s;
-}
-
-bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
 
-// The fields app_config shares between create and PATCH.
-struct ConfigFields {
-  std::optional<std::string> image_ref;
-  std::optional<int> container_port;
-  std::optional<std::map<std::string, std::string>> env;
-  std::optional<std::vector<std::string>> custom_domains;
-  bool username_present = false;  // key present, possibly null
-  std::optional<std::string> registry_username;
-  std::optional<Secret> registry_password;
-  std::optional<std::string> health_check_path;
-  std::optional<int> interval;
-  std::optional<int> timeout;
-  std::optional<int> threshold;
+// --- the field tables ------------------------------------------------------------------------
+//
+// Create and PATCH bodies have the same fields. Each field is described once: its JSON name,
+// its type and where it lands in the request (the slot), which Go SDK zero value means
+// "absent", whether create requires it, how it lands in the desired config and the rule it
+// must satisfy there. The readers, the create defaults, apply_patch and the validators all walk
+// these tables, so a new field is one line here.
+
+enum class Mode { kCreate, kPatch };
+
+// When the Go SDK zero value ("" or 0, which its structs always send) means "not given".
+enum class Zero {
+  kIsValue,        // always a value ("health_check_path": "" switches to a TCP probe)
+  kAbsentInPatch,  // a value on create (and then usually invalid), absent in a PATCH
+  kAbsent,         // absent in both (the default applies on create)
 };
 
-Result<ConfigFields> read_app_config(const json& value, const std::string& prefix) {
-  if (!value.is_object()) return wrong_type(prefix, "an object", value);
-  ObjectReader r(value, prefix);
-  ConfigFields f;
+struct UsernameSlot {};  // registry_username: a name sets; null or "" removes (PATCH)
+struct PasswordSlot {};  // registry_password: "" is no password; kept only as a Secret
 
-  auto image = r.string("image_ref");
-  if (!image) return image.take_error();
-  f.image_ref = std::move(*image);
+// The type of a field and where it goes in the request record R.
+template <typename R>
+using Slot = std::variant<std::optional<std::string> R::*, std::optional<int> R::*,
+                          std::optional<std::map<std::string, std::string>> R::*,
+                          std::optional<std::vector<std::string>> R::*, UsernameSlot, PasswordSlot>;
 
-  auto port = r.integer("container_port");
-  if (!port) return port.take_error();
-  f.container_port = *port;
+template <typename R>
+struct Field {
+  std::string_view name;
+  Slot<R> slot;
+  Zero zero = Zero::kIsValue;
+  bool required_on_create = false;
+};
 
-  if (const json* env = r.find("env")) {
-    if (!env->is_object()) return wrong_type(r.path("env"), "an object of strings", *env);
-    std::map<std::string, std::string> out;
-    for (auto it = env->begin(); it != env->end(); ++it) {
-      const std::string p = r.path("env") + "." + it.key();
-      if (!it->is_string()) return wrong_type(p, "a string", *it);
-      out.emplace(it.key(), it->get<std::string>());
-    }
-    f.env = std::move(out);
-  }
+struct ConfigField : Field<AppConfigPatch> {
+  void (*apply)(AppConfig&, const AppConfigPatch&);  // where the value goes in the config
+  Status (*check)(const AppConfig&);                 // its rule on the merged config
+};
 
-  if (const json* domains = r.find("custom_domains")) {
-    if (!domains->is_array()) {
-      return wrong_type(r.path("custom_domains"), "an array of strings", *domains);
-    }
-    std::vector<std::string> out;
-    for (std::size_t i = 0; i < domains->size(); ++i) {
-      const json& d = (*domains)[i];
-      const std::string p = r.path("custom_domains") + "[" + std::to_string(i) + "]";
-      if (!d.is_string()) return wrong_type(p, "a string", d);
-      // DNS names are case-insensitive; storing them lowercase makes duplicates visible.
-      out.push_back(to_lower_ascii(d.get<std::string>()));
-    }
-    f.custom_domains = std::move(out);
-  }
+Status check_image_ref(const AppConfig& c);
+Status check_container_port(const AppConfig& c);
+Status check_env(const AppConfig& c);
+Status check_custom_domains(const AppConfig& c);
+Status check_username(const AppConfig& c);
+Status check_health_path(const AppConfig& c);
+Status check_interval(const AppConfig& c);
+Status check_timeout(const AppConfig& c);
+Status check_threshold(const AppConfig& c);
+Status check_nothing(const AppConfig&) { return Status::Ok(); }
 
-  f.username_present = r.has_null("registry_username");
-  auto user = r.string("registry_username");
-  if (!user) return user.take_error();
-  if (user->has_value()) f.username_present = true;
-  f.registry_username = std::move(*user);
+using P = AppConfigPatch;
+const std::array<ConfigField, 10> kConfigFields = {{
+    {{"image_ref", &P::image_ref, Zero::kAbsentInPatch, true},
+     [](AppConfig& c, const P& p) { c.image_ref = p.image_ref.value_or(c.image_ref); },
+     check_image_ref},
+    {{"container_port", &P::container_port, Zero::kAbsentInPatch, true},
+     [](AppConfig& c, const P& p) {
+       c.container_port = p.container_port.value_or(c.container_port);
+     },
+     check_container_port},
+    {{"env", &P::env},
+     [](AppConfig& c, const P& p) {
+       if (p.env) c.env = *p.env;
+     },
+     check_env},
+    {{"custom_domains", &P::custom_domains},
+     [](AppConfig& c, const P& p) {
+       if (p.custom_domains) c.custom_domains = *p.custom_domains;
+     },
+     check_custom_domains},
+    {{"registry_username", UsernameSlot{}},
+     [](AppConfig& c, const P& p) {
+       if (p.username == P::Username::kSet) c.registry_username = p.registry_username;
+       if (p.username == P::Username::kRemove) c.registry_username.clear();
+     },
+     check_username},
+    // The password never enters AppConfig; validate_password checks it.
+    {{"registry_password", PasswordSlot{}}, [](AppConfig&, const P&) {}, check_nothing},
+    {{"health_check_path", &P::health_check_path},
+     [](AppConfig& c, const P& p) { c.health.path = p.health_check_path.value_or(c.health.path); },
+     check_health_path},
+    {{"health_check_interval_seconds", &P::health_check_interval_seconds, Zero::kAbsent},
+     [](AppConfig& c, const P& p) {
+       c.health.interval_seconds =
+           p.health_check_interval_seconds.value_or(c.health.interval_seconds);
+     },
+     check_interval},
+    {{"health_check_timeout_seconds", &P::health_check_timeout_seconds, Zero::kAbsent},
+     [](AppConfig& c, const P& p) {
+       c.health.timeout_seconds = p.health_check_timeout_seconds.value_or(c.health.timeout_seconds);
+     },
+     check_timeout},
+    {{"health_check_healthy_threshold", &P::health_check_healthy_threshold, Zero::kAbsent},
+     [](AppConfig& c, const P& p) {
+       c.health.healthy_threshold =
+           p.health_check_healthy_threshold.value_or(c.health.healthy_threshold);
+     },
+     check_threshold},
+}};
 
-  if (const json* pw = r.find("registry_password")) {
-    if (!pw->is_string()) return wrong_type(r.path("registry_password"), "a string", *pw);
-    // The Go SDK sends "" for "not set"; an empty password is never a usable credential.
-    const auto& text = pw->get_ref<const std::string&>();
-    if (!text.empty()) f.registry_password.emplace(text);
-  }
+// Top-level fields; app_config is read with kConfigFields. A PATCH accepts them only to compare
+// (check_patch_top_level).
+using Q = PatchRequest;
+const std::array<Field<PatchRequest>, 5> kTopFields = {{
+    {"name", &Q::name, Zero::kAbsentInPatch, true},
+    {"plan_name", &Q::plan_name, Zero::kAbsentInPatch, true},
+    {"zone", &Q::zone, Zero::kAbsent},
+    {"storage_size_gb", &Q::storage_size_gb, Zero::kAbsent},
+    {"storage_tier", &Q::storage_tier, Zero::kAbsent},
+}};
 
-  auto hc_path = r.string("health_check_path");
-  if (!hc_path) return hc_path.take_error();
-  f.health_check_path = std::move(*hc_path);
+// --- reading ---------------------------------------------------------------------------------
 
-  auto interval = r.integer("health_check_interval_seconds");
-  if (!interval) return interval.take_error();
-  f.interval = *interval;
-  auto timeout = r.integer("health_check_timeout_seconds");
-  if (!timeout) return timeout.take_error();
-  f.timeout = *timeout;
-  auto threshold = r.integer("health_check_healthy_threshold");
-  if (!threshold) return threshold.take_error();
-  f.threshold = *threshold;
-
-  if (Status s = r.finish(); !s) return s.error();
-  return f;
+bool is_zero_absent(Zero zero, Mode mode) {
+  return zero == Zero::kAbsent || (zero == Zero::kAbsentInPatch && mode == Mode::kPatch);
 }
 
-// Zero means "absent" for the Go SDK's integer fields that are always serialised.
-std::optional<int> nonzero(std::optional<int> v) {
-  if (v && *v == 0) return std::nullopt;
-  return v;
-}
-std::optional<std::string> nonempty(std::optional<std::string> v) {
-  if (v && v->empty()) return std::nullopt;
-  return v;
+Result<int> read_int(const json& v, const std::string& path) {
+  if (!v.is_number_integer()) return wrong_type(path, "an integer", v);
+  // number_integer covers both signed and unsigned storage.
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) {
+      return invalid(path, "is out of range");
+    }
+    return static_cast<int>(u);
+  }
+  const auto i = v.get<std::int64_t>();
+  if (i < std::numeric_limits<int>::min() || i > std::numeric_limits<int>::max()) {
+    return invalid(path, "is out of range");
+  }
+  return static_cast<int>(i);
 }
 
-Status require_object(const json& body) {
-  if (!body.is_object()) {
-    return invalid("", std::string("request body must be a JSON object, not ") + json_type(body));
+Result<std::map<std::string, std::string>> read_env(const json& v, const std::string& path) {
+  if (!v.is_object()) return wrong_type(path, "an object of strings", v);
+  std::map<std::string, std::string> out;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (!it->is_string()) return wrong_type(path_of(path, it.key()), "a string", *it);
+    out.emplace(it.key(), it->get<std::string>());
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> read_domains(const json& v, const std::string& path) {
+  if (!v.is_array()) return wrong_type(path, "an array of strings", v);
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_string())
+      return wrong_type(path + "[" + std::to_string(i) + "]", "a string", v[i]);
+    // DNS names are case-insensitive; storing them lowercase makes duplicates visible.
+    out.push_back(to_lower_ascii(v[i].get_ref<const std::string&>()));
+  }
+  return out;
+}
+
+// Reads one field of `obj` into `into`. Absent and null leave the slot empty, except that a
+// null registry_username removes the credential.
+template <typename R>
+Status read_field(const json& obj, const std::string& prefix, const Field<R>& field, Mode mode,
+                  R& into) {
+  const std::string path = path_of(prefix, field.name);
+  const auto it = obj.find(std::string(field.name));
+  const bool present = it != obj.end() && !it->is_null();
+  if (mode == Mode::kCreate && field.required_on_create && !present) {
+    return invalid(path, "is required");
+  }
+  if constexpr (std::is_same_v<R, AppConfigPatch>) {
+    if (std::holds_alternative<UsernameSlot>(field.slot)) {
+      if (it == obj.end()) return Status::Ok();
+      if (it->is_null()) {
+        into.username = P::Username::kRemove;
+        return Status::Ok();
+      }
+      if (!it->is_string()) return wrong_type(path, "a string", *it);
+      into.registry_username = it->template get<std::string>();
+      into.username = into.registry_username.empty() ? P::Username::kRemove : P::Username::kSet;
+      return Status::Ok();
+    }
+    if (std::holds_alternative<PasswordSlot>(field.slot)) {
+      if (!present) return Status::Ok();
+      if (!it->is_string()) return wrong_type(path, "a string", *it);
+      // The Go SDK sends "" for "not set"; an empty password is never a usable credential.
+      const auto& text = it->template get_ref<const std::string&>();
+      if (!text.empty()) into.registry_password.emplace(text);
+      return Status::Ok();
+    }
+  }
+  if (!present) return Status::Ok();
+  const json& v = *it;
+  const bool zero_absent = is_zero_absent(field.zero, mode);
+  if (auto m = std::get_if<std::optional<std::string> R::*>(&field.slot)) {
+    if (!v.is_string()) return wrong_type(path, "a string", v);
+    auto text = v.template get<std::string>();
+    if (!(zero_absent && text.empty())) into.** m = std::move(text);
+  } else if (auto m = std::get_if<std::optional<int> R::*>(&field.slot)) {
+    auto n = read_int(v, path);
+    if (!n) return n.take_error();
+    if (!(zero_absent && *n == 0)) into.** m = *n;
+  } else if (auto m =
+                 std::get_if<std::optional<std::map<std::string, std::string>> R::*>(&field.slot)) {
+    auto env = read_env(v, path);
+    if (!env) return env.take_error();
+    into.** m = std::move(*env);
+  } else if (auto m = std::get_if<std::optional<std::vector<std::string>> R::*>(&field.slot)) {
+    auto domains = read_domains(v, path);
+    if (!domains) return domains.take_error();
+    into.** m = std::move(*domains);
   }
   return Status::Ok();
 }
 
-bool valid_dns_label(std::string_view s, std::size_t min_len, std::size_t max_len,
-                     bool must_start_with_letter) {
-  if (s.size() < min_len || s.size() > max_len) return false;
-  for (char c : s) {
-    if (!is_lower_alnum(c) && c != '-') return false;
+// Every key must be one the table knows: a misspelt "registry_pasword" must not be silently
+// dropped (the user would believe the password was set).
+template <typename Table>
+Status reject_unknown(const json& obj, const std::string& prefix, const Table& table,
+                      std::string_view extra = {}) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    const bool known =
+        it.key() == extra ||
+        std::any_of(table.begin(), table.end(), [&](const auto& f) { return f.name == it.key(); });
+    if (!known) return invalid(path_of(prefix, it.key()), "unknown field");
   }
-  if (must_start_with_letter ? !(s.front() >= 'a' && s.front() <= 'z')
-                             : !is_lower_alnum(s.front())) {
-    return false;
-  }
-  return is_lower_alnum(s.back());
+  return Status::Ok();
 }
 
+Status require_object(const json& body) {
+  if (!body.is_object()) {
+    // Valid JSON of the wrong shape is malformed input, like invalid JSON text (400).
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        std::string("the request body must be a JSON object, not ") + json_type(body));
+  }
+  return Status::Ok();
+}
+
+// The one reader behind parse_create_request and parse_patch_request.
+Result<PatchRequest> read_body(const json& body, Mode mode) {
+  if (Status s = require_object(body); !s) return s.error();
+  PatchRequest req;
+  for (const auto& field : kTopFields) {
+    if (Status s = read_field(body, "", field, mode, req); !s) return s.error();
+  }
+  const auto cfg = body.find("app_config");
+  if (cfg == body.end() || cfg->is_null()) return invalid("app_config", "is required");
+  if (!cfg->is_object()) return wrong_type("app_config", "an object", *cfg);
+  for (const auto& field : kConfigFields) {
+    if (Status s = read_field(*cfg, "app_config", field, mode, req.app_config); !s) {
+      return s.error();
+    }
+  }
+  if (Status s = reject_unknown(*cfg, "app_config", kConfigFields); !s) return s.error();
+  if (Status s = reject_unknown(body, "", kTopFields, "app_config"); !s) return s.error();
+  return req;
+}
+
+// --- rules -----------------------------------------------------------------------------------
+
+// A valid name in the sense of RFC 1123, lowercase, at least two labels, no IP address.
 bool valid_domain(std::string_view d) {
   if (d.empty() || d.size() > 253) return false;
   std::size_t labels = 0;
   std::string_view last;
-  std::size_t start = 0;
   while (true) {
-    std::size_t dot = d.find('.', start);
-    std::string_view label =
-        d.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (!valid_dns_label(label, 1, 63, false)) return false;
+    const std::size_t dot = d.find('.');
+    last = d.substr(0, dot);
+    if (!is_dns_label(last)) return false;
     ++labels;
-    last = label;
     if (dot == std::string_view::npos) break;
-    start = dot + 1;
+    d.remove_prefix(dot + 1);
   }
   // A top-level label of digits only is an IP address, not a domain.
   return labels >= 2 && !std::all_of(last.begin(), last.end(), is_digit);
@@ -258,113 +346,153 @@ bool valid_env_name(std::string_view n) {
   return std::all_of(n.begin(), n.end(), [&](char c) { return head(c) || is_digit(c); });
 }
 
-Status validate_env(const std::map<std::string, std::string>& env) {
+std::string range(int lo, int hi) {
+  return "must be between " + std::to_string(lo) + " and " + std::to_string(hi);
+}
+
+Status check_image_ref(const AppConfig& c) {
+  if (c.image_ref.empty()) return invalid("app_config.image_ref", "is required");
+  if (auto ref = parse_image_ref(c.image_ref, "app_config.image_ref"); !ref) return ref.error();
+  return Status::Ok();
+}
+
+Status check_container_port(const AppConfig& c) {
+  if (c.container_port < 1 || c.container_port > 65535) {
+    return invalid("app_config.container_port", "is out of range (1-65535)");
+  }
+  return Status::Ok();
+}
+
+// The agent hands env to podman as an --env-file (NAME=VALUE lines, read with Go's
+// bufio.Scanner; containers/podman pkg/env ParseFile) and the runtime passes it to execve.
+// So a value cannot hold a newline (it would end the line and start another variable), a
+// carriage return (the agent refuses it: a trailing one would be dropped) or a NUL (execve
+// strings end there). The name rule already keeps out '=', '#', whitespace and empty names.
+Status check_env(const AppConfig& c) {
+  const auto& env = c.env;
   if (env.size() > kMaxEnvVars) {
     return invalid("app_config.env",
-                   "app_config.env may hold at most " + std::to_string(kMaxEnvVars) + " variables");
+                   "may hold at most " + std::to_string(kMaxEnvVars) + " variables");
   }
   std::size_t total = 0;
   for (const auto& [name, value] : env) {
-    const std::string p = "app_config.env." + name;
+    if (name.empty()) return invalid("app_config.env", "has a variable with an empty name");
+    const std::string p = path_of("app_config.env", name);
     if (name.size() > kMaxEnvNameLength || !valid_env_name(name)) {
-      return invalid(p, "environment variable name \"" + name.substr(0, kMaxEnvNameLength) +
-                            "\" must match [A-Za-z_][A-Za-z0-9_]* and be at most " +
+      return invalid(p, "the name must match [A-Za-z_][A-Za-z0-9_]* and be at most " +
                             std::to_string(kMaxEnvNameLength) + " characters");
     }
-    if (name.rfind("MDB_", 0) == 0) {
-      return invalid(p,
-                     "environment variable names starting with MDB_ are reserved by the "
-                     "platform");
+    if (name.starts_with("MDB_")) {
+      return invalid(p, "names starting with MDB_ are reserved by the platform");
     }
-    if (name == "DATABASE_URL") {
-      return invalid(p, "environment variable DATABASE_URL is reserved by the platform");
-    }
+    if (name == "DATABASE_URL") return invalid(p, "the name is reserved by the platform");
     if (value.size() > kMaxEnvValueLength) {
-      return invalid(p, "environment variable " + name + " is longer than " +
-                            std::to_string(kMaxEnvValueLength) + " bytes");
+      return invalid(p,
+                     "the value is longer than " + std::to_string(kMaxEnvValueLength) + " bytes");
     }
-    if (value.find('\0') != std::string::npos) {
-      return invalid(p, "environment variable " + name + " contains a NUL byte");
+    if (value.find('\n') != std::string::npos) return invalid(p, "the value contains a newline");
+    if (value.find('\r') != std::string::npos) {
+      return invalid(p, "the value contains a carriage return");
     }
+    if (value.find('\0') != std::string::npos) return invalid(p, "the value contains a NUL byte");
     total += name.size() + value.size();
   }
   if (total > kMaxEnvTotalBytes) {
-    return invalid("app_config.env", "app_config.env is larger than " +
-                                         std::to_string(kMaxEnvTotalBytes) + " bytes in total");
+    return invalid("app_config.env",
+                   "is larger than " + std::to_string(kMaxEnvTotalBytes) + " bytes in total");
   }
   return Status::Ok();
 }
 
-Status validate_domains(const std::vector<std::string>& domains) {
+Status check_custom_domains(const AppConfig& c) {
+  const auto& domains = c.custom_domains;
   if (domains.size() > kMaxCustomDomains) {
-    return invalid("app_config.custom_domains", "app_config.custom_domains may hold at most " +
-                                                    std::to_string(kMaxCustomDomains) + " domains");
+    return invalid("app_config.custom_domains",
+                   "may hold at most " + std::to_string(kMaxCustomDomains) + " domains");
   }
-  std::set<std::string> seen;
+  const auto path = [](std::size_t i) {
+    return "app_config.custom_domains[" + std::to_string(i) + "]";
+  };
   for (std::size_t i = 0; i < domains.size(); ++i) {
-    const std::string p = "app_config.custom_domains[" + std::to_string(i) + "]";
     if (!valid_domain(domains[i])) {
-      return invalid(p, "custom domain \"" + domains[i].substr(0, 253) +
-                            "\" is not a valid lowercase DNS name such as app.example.com");
+      return invalid(path(i), "is not a valid lowercase DNS name such as app.example.com");
     }
-    if (!seen.insert(domains[i]).second) {
-      return invalid(p, "custom domain \"" + domains[i] + "\" is listed twice");
+    const auto first =
+        std::find(domains.begin(), domains.begin() + static_cast<long>(i), domains[i]);
+    if (first != domains.begin() + static_cast<long>(i)) {
+      return invalid(path(i), "repeats " + path(static_cast<std::size_t>(first - domains.begin())));
     }
   }
   return Status::Ok();
 }
 
-Status validate_health(const HealthCheck& h) {
-  if (!h.path.empty()) {
-    if (h.path.front() != '/' || h.path.size() > kMaxHealthCheckPathLength ||
-        std::any_of(h.path.begin(), h.path.end(),
-                    [](char c) { return is_control(c) || c == ' '; })) {
-      return invalid("app_config.health_check_path",
-                     "app_config.health_check_path must start with '/', contain no spaces or "
-                     "control characters and be at most " +
-                         std::to_string(kMaxHealthCheckPathLength) + " characters");
-    }
-  }
-  if (h.interval_seconds < 1 || h.interval_seconds > kMaxHealthCheckIntervalSeconds) {
-    return invalid("app_config.health_check_interval_seconds",
-                   "app_config.health_check_interval_seconds must be between 1 and " +
-                       std::to_string(kMaxHealthCheckIntervalSeconds));
-  }
-  if (h.timeout_seconds < 1 || h.timeout_seconds > kMaxHealthCheckTimeoutSeconds) {
-    return invalid("app_config.health_check_timeout_seconds",
-                   "app_config.health_check_timeout_seconds must be between 1 and " +
-                       std::to_string(kMaxHealthCheckTimeoutSeconds));
-  }
-  if (h.timeout_seconds > h.interval_seconds) {
-    return invalid("app_config.health_check_timeout_seconds",
-                   "app_config.health_check_timeout_seconds must not exceed "
-                   "health_check_interval_seconds");
-  }
-  if (h.healthy_threshold < 1 || h.healthy_threshold > kMaxHealthyThreshold) {
-    return invalid("app_config.health_check_healthy_threshold",
-                   "app_config.health_check_healthy_threshold must be between 1 and " +
-                       std::to_string(kMaxHealthyThreshold));
-  }
-  return Status::Ok();
-}
-
-Status validate_username(std::string_view user) {
-  if (user.empty()) return Status::Ok();
-  if (user.size() > kMaxRegistryUsernameLength ||
-      std::any_of(user.begin(), user.end(), [](char c) { return is_control(c) || c == ':'; })) {
-    // ':' would split differently in the auth file's base64(user:pass).
+Status check_username(const AppConfig& c) {
+  const std::string& user = c.registry_username;
+  if (user.size() > kMaxRegistryUsernameLength) {
     return invalid("app_config.registry_username",
-                   "app_config.registry_username must be at most " +
-                       std::to_string(kMaxRegistryUsernameLength) +
-                       " characters without ':' or control characters");
+                   "is longer than " + std::to_string(kMaxRegistryUsernameLength) + " characters");
+  }
+  // ':' would split differently in the auth file's base64(user:pass).
+  if (std::any_of(user.begin(), user.end(), [](char ch) { return is_control(ch) || ch == ':'; })) {
+    return invalid("app_config.registry_username", "must not contain ':' or control characters");
+  }
+  return Status::Ok();
+}
+
+// The agent puts the path in an HTTP request line: printable ASCII only, as in a URL.
+Status check_health_path(const AppConfig& c) {
+  const std::string& path = c.health.path;
+  if (path.empty()) return Status::Ok();
+  const std::string field = "app_config.health_check_path";
+  if (path.front() != '/') return invalid(field, "must be empty (TCP probe) or start with '/'");
+  if (path.size() > kMaxHealthCheckPathLength) {
+    return invalid(field,
+                   "is longer than " + std::to_string(kMaxHealthCheckPathLength) + " characters");
+  }
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const auto ch = static_cast<unsigned char>(path[i]);
+    if (ch <= 0x20 || ch >= 0x7f) {
+      return invalid(field, "has a space, control character or non-ASCII byte at position " +
+                                std::to_string(i + 1));
+    }
+  }
+  return Status::Ok();
+}
+
+Status check_interval(const AppConfig& c) {
+  const int v = c.health.interval_seconds;
+  if (v < 1 || v > kMaxHealthCheckIntervalSeconds) {
+    return invalid("app_config.health_check_interval_seconds",
+                   range(1, kMaxHealthCheckIntervalSeconds));
+  }
+  return Status::Ok();
+}
+
+Status check_timeout(const AppConfig& c) {
+  const int v = c.health.timeout_seconds;
+  if (v < 1 || v > kMaxHealthCheckTimeoutSeconds) {
+    return invalid("app_config.health_check_timeout_seconds",
+                   range(1, kMaxHealthCheckTimeoutSeconds));
+  }
+  if (v > c.health.interval_seconds) {
+    return invalid("app_config.health_check_timeout_seconds",
+                   "must not exceed app_config.health_check_interval_seconds");
+  }
+  return Status::Ok();
+}
+
+Status check_threshold(const AppConfig& c) {
+  const int v = c.health.healthy_threshold;
+  if (v < 1 || v > kMaxHealthyThreshold) {
+    return invalid("app_config.health_check_healthy_threshold", range(1, kMaxHealthyThreshold));
   }
   return Status::Ok();
 }
 
 Status validate_password(const std::optional<Secret>& pw, const std::string& field) {
   if (pw && pw->size() > kMaxRegistryPasswordLength) {
-    return invalid(
-        field, field + " must be at most " + std::to_string(kMaxRegistryPasswordLength) + " bytes");
+    return invalid(field,
+                   "is longer than " + std::to_string(kMaxRegistryPasswordLength) + " bytes");
   }
   return Status::Ok();
 }
@@ -386,148 +514,83 @@ json conditions_json(const std::vector<Condition>& conditions) {
 // --- parsing -------------------------------------------------------------------------------
 
 Result<CreateRequest> parse_create_request(const json& body) {
-  if (Status s = require_object(body); !s) return s.error();
   try {
-    ObjectReader r(body, "");
+    auto read = read_body(body, Mode::kCreate);
+    if (!read) return read.take_error();
+    PatchRequest& r = *read;
     CreateRequest req;
-    auto name = r.string("name");
-    if (!name) return name.take_error();
-    req.name = name->value_or("");
-    auto plan = r.string("plan_name");
-    if (!plan) return plan.take_error();
-    req.plan_name = plan->value_or("");
-    auto zone = r.string("zone");
-    if (!zone) return zone.take_error();
-    req.zone = nonempty(std::move(*zone));
-    auto size = r.integer("storage_size_gb");
-    if (!size) return size.take_error();
-    req.storage_size_gb = nonzero(*size);
-    auto tier = r.string("storage_tier");
-    if (!tier) return tier.take_error();
-    req.storage_tier = nonempty(std::move(*tier));
-
-    const json* cfg = r.find("app_config");
-    if (cfg == nullptr) return invalid("app_config", "app_config is required");
-    auto fields = read_app_config(*cfg, "app_config");
-    if (!fields) return fields.take_error();
-    if (Status s = r.finish(); !s) return s.error();
-
-    ConfigFields& f = *fields;
-    req.config.image_ref = f.image_ref.value_or("");
-    req.config.container_port = f.container_port.value_or(0);
-    if (f.env) req.config.env = std::move(*f.env);
-    if (f.custom_domains) req.config.custom_domains = std::move(*f.custom_domains);
-    req.config.registry_username = f.registry_username.value_or("");
-    req.registry_password = std::move(f.registry_password);
-    HealthCheck defaults;
-    req.config.health.path = f.health_check_path.value_or("");
-    req.config.health.interval_seconds = nonzero(f.interval).value_or(defaults.interval_seconds);
-    req.config.health.timeout_seconds = nonzero(f.timeout).value_or(defaults.timeout_seconds);
-    req.config.health.healthy_threshold = nonzero(f.threshold).value_or(defaults.healthy_threshold);
+    req.name = r.name.value_or("");
+    req.plan_name = r.plan_name.value_or("");
+    req.zone = std::move(r.zone);
+    req.storage_size_gb = r.storage_size_gb;
+    req.storage_tier = std::move(r.storage_tier);
+    // A create is a PATCH of the default config.
+    for (const auto& field : kConfigFields) field.apply(req.config, r.app_config);
+    req.registry_password = std::move(r.app_config.registry_password);
     return req;
-  } catch (const json::exception& e) {
-    // Only reachable through a bug in the type checks above; never a 5xx for bad input.
-    return invalid("", std::string("request body could not be read: ") + e.what());
+  } catch (const json::exception&) {
+    // Only reachable through a bug in the type checks above; never a 5xx for bad input. The
+    // library's text is not passed on: it can quote the input.
+    return invalid("", "the request body could not be read");
   }
 }
 
 Result<PatchRequest> parse_patch_request(const json& body) {
-  if (Status s = require_object(body); !s) return s.error();
   try {
-    ObjectReader r(body, "");
-    PatchRequest req;
-    auto name = r.string("name");
-    if (!name) return name.take_error();
-    req.name = nonempty(std::move(*name));
-    auto plan = r.string("plan_name");
-    if (!plan) return plan.take_error();
-    req.plan_name = nonempty(std::move(*plan));
-    auto zone = r.string("zone");
-    if (!zone) return zone.take_error();
-    req.zone = nonempty(std::move(*zone));
-    auto size = r.integer("storage_size_gb");
-    if (!size) return size.take_error();
-    req.storage_size_gb = nonzero(*size);
-    auto tier = r.string("storage_tier");
-    if (!tier) return tier.take_error();
-    req.storage_tier = nonempty(std::move(*tier));
-
-    const json* cfg = r.find("app_config");
-    if (cfg == nullptr) return invalid("app_config", "app_config is required");
-    auto fields = read_app_config(*cfg, "app_config");
-    if (!fields) return fields.take_error();
-    if (Status s = r.finish(); !s) return s.error();
-
-    ConfigFields& f = *fields;
-    AppConfigPatch& p = req.app_config;
-    p.image_ref = nonempty(std::move(f.image_ref));
-    p.container_port = nonzero(f.container_port);
-    p.env = std::move(f.env);
-    p.custom_domains = std::move(f.custom_domains);
-    if (f.username_present) {
-      if (f.registry_username && !f.registry_username->empty()) {
-        p.username = AppConfigPatch::Username::kSet;
-        p.registry_username = std::move(*f.registry_username);
-      } else {
-        p.username = AppConfigPatch::Username::kRemove;
-      }
-    }
-    p.registry_password = std::move(f.registry_password);
-    p.health_check_path = std::move(f.health_check_path);
-    p.health_check_interval_seconds = nonzero(f.interval);
-    p.health_check_timeout_seconds = nonzero(f.timeout);
-    p.health_check_healthy_threshold = nonzero(f.threshold);
-    return req;
-  } catch (const json::exception& e) {
-    return invalid("", std::string("request body could not be read: ") + e.what());
+    return read_body(body, Mode::kPatch);
+  } catch (const json::exception&) {
+    return invalid("", "the request body could not be read");
   }
 }
 
 Result<RollbackRequest> parse_rollback_request(const json& body) {
   if (Status s = require_object(body); !s) return s.error();
   try {
-    ObjectReader r(body, "");
     RollbackRequest req;
-    auto id = r.string("deployment_id");
-    if (!id) return id.take_error();
-    if (!id->has_value() || (*id)->empty()) {
-      return invalid("deployment_id", "deployment_id is required");
+    for (auto it = body.begin(); it != body.end(); ++it) {
+      if (it.key() != "deployment_id" && it.key() != "registry_password") {
+        return invalid(path_of("", it.key()), "unknown field");
+      }
     }
-    req.deployment_id = std::move(**id);
-    if (const json* pw = r.find("registry_password")) {
+    const auto id = body.find("deployment_id");
+    if (id == body.end() || id->is_null()) return invalid("deployment_id", "is required");
+    if (!id->is_string()) return wrong_type("deployment_id", "a string", *id);
+    req.deployment_id = id->get<std::string>();
+    if (req.deployment_id.empty()) return invalid("deployment_id", "is required");
+    const auto pw = body.find("registry_password");
+    if (pw != body.end() && !pw->is_null()) {
       if (!pw->is_string()) return wrong_type("registry_password", "a string", *pw);
       const auto& text = pw->get_ref<const std::string&>();
       if (!text.empty()) req.registry_password.emplace(text);
     }
-    if (Status s = r.finish(); !s) return s.error();
     if (Status s = validate_password(req.registry_password, "registry_password"); !s) {
       return s.error();
     }
     return req;
-  } catch (const json::exception& e) {
-    return invalid("", std::string("request body could not be read: ") + e.what());
+  } catch (const json::exception&) {
+    return invalid("", "the request body could not be read");
   }
 }
 
 // --- semantic rules ----------------------------------------------------------------------
 
 Status validate_name(std::string_view name) {
-  if (name.empty()) return invalid("name", "name is required");
-  if (!valid_dns_label(name, 3, 63, true)) {
+  if (name.empty()) return invalid("name", "is required");
+  if (name.size() < 3 || !is_dns_label(name) || !(name.front() >= 'a' && name.front() <= 'z')) {
     return invalid("name",
-                   "name must be a DNS label of 3 to 63 characters: lowercase letters, digits "
-                   "and '-', starting with a letter and ending with a letter or digit");
+                   "must be a DNS label of 3 to 63 characters: lowercase letters, digits and "
+                   "'-', starting with a letter and ending with a letter or digit");
   }
   return Status::Ok();
 }
 
 Status validate_plan_name(std::string_view plan) {
-  if (plan.empty()) return invalid("plan_name", "plan_name is required");
+  if (plan.empty()) return invalid("plan_name", "is required");
   constexpr std::string_view kPrefix = "tier-";
   bool ok = plan.size() > kPrefix.size() && plan.size() <= kPrefix.size() + 2 &&
-            plan.substr(0, kPrefix.size()) == kPrefix;
+            plan.starts_with(kPrefix);
   if (ok) {
-    std::string_view digits = plan.substr(kPrefix.size());
+    const std::string_view digits = plan.substr(kPrefix.size());
     ok = std::all_of(digits.begin(), digits.end(), is_digit) && digits.front() != '0';
     if (ok) {
       int n = 0;
@@ -535,48 +598,32 @@ Status validate_plan_name(std::string_view plan) {
       ok = n >= 1 && n <= 15;
     }
   }
-  if (!ok) return invalid("plan_name", "plan_name must be one of tier-1 to tier-15");
+  if (!ok) return invalid("plan_name", "must be one of tier-1 to tier-15");
   return Status::Ok();
 }
 
 Status validate_zone(std::string_view zone) {
-  if (!valid_dns_label(zone, 1, 63, false)) {
-    return invalid("zone",
-                   "zone must be 1 to 63 lowercase letters, digits or '-', such as se-sto1");
+  if (!is_dns_label(zone)) {
+    return invalid("zone", "must be 1 to 63 lowercase letters, digits or '-', such as se-sto1");
   }
   return Status::Ok();
 }
 
 Status validate_storage(int size_gb, std::string_view tier) {
   if (size_gb < kMinStorageGb || size_gb > kMaxStorageGb) {
-    return invalid("storage_size_gb", "storage_size_gb must be between " +
-                                          std::to_string(kMinStorageGb) + " and " +
-                                          std::to_string(kMaxStorageGb));
+    return invalid("storage_size_gb", range(kMinStorageGb, kMaxStorageGb));
   }
   if (tier != "standard" && tier != "maxiops") {
-    return invalid("storage_tier", "storage_tier must be standard or maxiops");
+    return invalid("storage_tier", "must be standard or maxiops");
   }
   return Status::Ok();
 }
 
 Status validate_app_config(const AppConfig& config) {
-  if (config.image_ref.empty()) {
-    return invalid("app_config.image_ref", "app_config.image_ref is required");
+  for (const auto& field : kConfigFields) {
+    if (Status s = field.check(config); !s) return s;
   }
-  if (auto ref = parse_image_ref(config.image_ref); !ref) {
-    return invalid("app_config.image_ref", ref.error().message);
-  }
-  if (config.container_port == 0) {
-    return invalid("app_config.container_port", "app_config.container_port is required");
-  }
-  if (config.container_port < 1 || config.container_port > 65535) {
-    return invalid("app_config.container_port",
-                   "app_config.container_port must be between 1 and 65535");
-  }
-  if (Status s = validate_env(config.env); !s) return s;
-  if (Status s = validate_domains(config.custom_domains); !s) return s;
-  if (Status s = validate_username(config.registry_username); !s) return s;
-  return validate_health(config.health);
+  return Status::Ok();
 }
 
 Status validate_create(const CreateRequest& request) {
@@ -597,46 +644,21 @@ Status validate_create(const CreateRequest& request) {
   const bool has_user = !request.config.registry_username.empty();
   const bool has_password = request.registry_password.has_value();
   if (has_user && !has_password) {
-    return invalid("app_config.registry_password",
-                   "registry_password is required when registry_username is set");
+    return invalid("app_config.registry_password", "is required when registry_username is set");
   }
   if (has_password && !has_user) {
-    return invalid("app_config.registry_username",
-                   "registry_username is required when registry_password is set");
+    return invalid("app_config.registry_username", "is required when registry_password is set");
   }
   return Status::Ok();
 }
 
 Result<AppConfig> apply_patch(const AppConfig& current, const AppConfigPatch& patch) {
-  AppConfig next = current;
   if (patch.container_port && *patch.container_port != current.container_port) {
     return invalid("app_config.container_port",
-                   "app_config.container_port cannot be changed after create (it is " +
-                       std::to_string(current.container_port) + "); create a new app service");
+                   "cannot be changed after create; create a new app service");
   }
-  if (patch.image_ref) next.image_ref = *patch.image_ref;
-  if (patch.env) next.env = *patch.env;
-  if (patch.custom_domains) next.custom_domains = *patch.custom_domains;
-  switch (patch.username) {
-    case AppConfigPatch::Username::kAbsent:
-      break;
-    case AppConfigPatch::Username::kSet:
-      next.registry_username = patch.registry_username;
-      break;
-    case AppConfigPatch::Username::kRemove:
-      next.registry_username.clear();
-      break;
-  }
-  if (patch.health_check_path) next.health.path = *patch.health_check_path;
-  if (patch.health_check_interval_seconds) {
-    next.health.interval_seconds = *patch.health_check_interval_seconds;
-  }
-  if (patch.health_check_timeout_seconds) {
-    next.health.timeout_seconds = *patch.health_check_timeout_seconds;
-  }
-  if (patch.health_check_healthy_threshold) {
-    next.health.healthy_threshold = *patch.health_check_healthy_threshold;
-  }
+  AppConfig next = current;
+  for (const auto& field : kConfigFields) field.apply(next, patch);
   if (Status s = validate_app_config(next); !s) return s.error();
   if (Status s = validate_password(patch.registry_password, "app_config.registry_password"); !s) {
     return s.error();
@@ -646,8 +668,7 @@ Result<AppConfig> apply_patch(const AppConfig& current, const AppConfigPatch& pa
 
 Status check_patch_top_level(const AppService& current, const PatchRequest& patch) {
   auto immutable = [](const char* field) {
-    return invalid(
-        field, std::string(field) + " cannot be changed by PATCH; only app_config can be updated");
+    return invalid(field, "cannot be changed by PATCH; only app_config can be updated");
   };
   if (patch.name && *patch.name != current.name) return immutable("name");
   if (patch.plan_name && *patch.plan_name != current.plan_name) return immutable("plan_name");

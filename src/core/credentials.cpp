@@ -6,11 +6,11 @@ namespace berth::core {
 
 namespace {
 
-Error invalid(std::string field, std::string message) {
-  return make_error(ErrorCode::kValidation, std::move(message), std::move(field));
+// Messages never repeat a submitted or stored value (usernames, hosts): a mistaken paste can be
+// a secret, and the caller can read the stored ones with a GET.
+Error invalid(std::string field, std::string_view what) {
+  return validation_error(std::move(field), what);
 }
-
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 }  // namespace
 
@@ -79,8 +79,8 @@ Result<CredentialDecision> decide_credential(const std::optional<StoredCredentia
   const std::string password_field = in_body ? "app_config.registry_password" : "registry_password";
   const std::string username_field = in_body ? "app_config.registry_username" : "registry_username";
 
-  auto ref = parse_image_ref(request.image_ref);
-  if (!ref) return invalid("app_config.image_ref", ref.error().message);
+  auto ref = parse_image_ref(request.image_ref, "app_config.image_ref");
+  if (!ref) return ref.take_error();
   const std::string& host = ref->registry_host;
 
   // A create never inherits anything, whatever the caller passes as `stored`.
@@ -108,11 +108,10 @@ Result<CredentialDecision> decide_credential(const std::optional<StoredCredentia
     if (request.password_supplied) {
       if (rollback) {
         return invalid(password_field,
-                       "registry_password cannot be used: the target revision has no "
-                       "registry_username (it pulls a public image)");
+                       "cannot be used: the target deployment has no registry_username (it "
+                       "pulls a public image)");
       }
-      return invalid(username_field,
-                     "registry_username is required when registry_password is supplied");
+      return invalid(username_field, "is required when registry_password is supplied");
     }
     d.action = current ? CredentialAction::kRemove : CredentialAction::kNone;
     return d;
@@ -129,37 +128,34 @@ Result<CredentialDecision> decide_credential(const std::optional<StoredCredentia
   if (!current || username_changed) {
     switch (request.operation) {
       case CredentialOperation::kCreate:
-        return invalid(password_field,
-                       "registry_password is required when registry_username is set");
+        return invalid(password_field, "is required when registry_username is set");
       case CredentialOperation::kRollback:
         if (!current) {
           return invalid(password_field,
-                         "registry_password is required to roll back: the target revision uses "
-                         "registry_username " +
-                             quoted(effective) + " and no credential is stored");
+                         "is required to roll back: the target deployment has a "
+                         "registry_username and no credential is stored");
         }
         return invalid(password_field,
-                       "registry_password is required to roll back: the target revision's "
-                       "registry_username " +
-                           quoted(effective) + " differs from the stored " +
-                           quoted(current->username));
+                       "is required to roll back: the target deployment's registry_username "
+                       "differs from the stored credential's");
       case CredentialOperation::kPatch:
       case CredentialOperation::kRestart:
         break;
     }
-    return invalid(password_field, "registry_password is required when registry_username changes");
+    return invalid(password_field, "is required when registry_username changes");
   }
 
   // Reuse: only for the host the password was given for.
   if (current->registry_host != host) {
-    return invalid(password_field, "the stored registry credential belongs to " +
-                                       current->registry_host + " and will not be sent to " + host +
-                                       "; supply registry_password for " + host +
-                                       " (or remove registry_username for a public image)");
+    return invalid(password_field,
+                   "is required: the stored credential is for another registry host than "
+                   "app_config.image_ref's and is never sent elsewhere; supply "
+                   "registry_password for the new host (or remove registry_username for a "
+                   "public image)");
   }
   if (current->expires_at) {
     if (*current->expires_at <= now) {
-      return invalid(password_field, "the stored ECR token for " + host + " expired at " +
+      return invalid(password_field, "the stored ECR token expired at " +
                                          format_rfc3339(*current->expires_at) +
                                          "; supply a fresh registry_password with a PATCH");
     }

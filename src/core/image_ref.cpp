@@ -15,13 +15,16 @@
 #include <cstddef>
 #include <string>
 
+#include "common/text.h"
+
 namespace berth::core {
 namespace {
 
-constexpr std::size_t kNameTotalLengthMax = 255;  // upstream NameTotalLengthMax
-constexpr std::size_t kTagLengthMax = 128;        // [\w][\w.-]{0,127}
-constexpr std::size_t kDigestHexMin = 32;         // [[:xdigit:]]{32,}
-constexpr std::size_t kQuoteMax = 80;             // keeps reasons on one readable line
+// Upstream RepositoryNameTotalLengthMax (NameTotalLengthMax before v0.6.0). Since v0.6.0 it bounds
+// the path only, without the domain (reference.go Parse: len(repo.path) > 255).
+constexpr std::size_t kRepositoryPathLengthMax = 255;
+constexpr std::size_t kTagLengthMax = 128;  // [\w][\w.-]{0,127}
+constexpr std::size_t kDigestHexMin = 32;   // [[:xdigit:]]{32,}
 
 constexpr std::string_view kDefaultDomain = "docker.io";
 constexpr std::string_view kLegacyDefaultDomain = "index.docker.io";
@@ -43,40 +46,57 @@ bool has_upper(std::string_view s) {
   return false;
 }
 
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (is_upper(c)) c = static_cast<char>(c - 'A' + 'a');
+// Reasons are built without the field name; parse_image_ref puts it in front.
+Error invalid(std::string reason) { return make_error(ErrorCode::kValidation, std::move(reason)); }
+
+// Messages never quote the reference: it came from an API caller and a mistaken paste can hold
+// a secret (https://user:token@host/...). They name the part and a 1-based position in the
+// text as submitted instead.
+class Positions {
+ public:
+  // `full` is what the grammar is matched against: `text` with the default host (and
+  // library/) put in front, or with index.docker.io shortened; both end with the same suffix.
+  Positions(std::string_view text, std::string_view full)
+      : full_(full),
+        shift_(static_cast<std::ptrdiff_t>(full.size()) -
+               static_cast<std::ptrdiff_t>(text.size())) {}
+  // Position of the first character of `part` (a view into `full`) in the submitted text.
+  std::size_t of(std::string_view part) const { return at(part, 0); }
+  // Position of `part[i]`.
+  std::size_t at(std::string_view part, std::size_t i) const {
+    const std::ptrdiff_t in_full = part.data() - full_.data() + static_cast<std::ptrdiff_t>(i);
+    const std::ptrdiff_t in_text = in_full - shift_;
+    return in_text < 0 ? 1 : static_cast<std::size_t>(in_text) + 1;
   }
-  return out;
+  std::string span(std::string_view part) const {
+    if (part.size() <= 1) return "at position " + std::to_string(of(part));
+    return "at positions " + std::to_string(of(part)) + "-" +
+           std::to_string(at(part, part.size() - 1));
+  }
+
+ private:
+  std::string_view full_;
+  std::ptrdiff_t shift_;
+};
+
+std::string position(std::size_t p) { return "at position " + std::to_string(p); }
+
+Error invalid_host(const Positions& pos, std::string_view host) {
+  return invalid("registry host " + pos.span(host) +
+                 " is not a valid host name, IPv4 address or [IPv6] address with an "
+                 "optional :port");
 }
 
-// Quotes untrusted text for an error message: control and non-ASCII bytes become \xNN so the
-// message stays one printable line, and long values are shortened.
-std::string quote(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  const std::size_t n = s.size() > kQuoteMax ? kQuoteMax : s.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
+// Bytes that no part of the grammar allows anywhere; reporting them first gives the clearest
+// message ("contains a space") without changing what is accepted.
+Status check_printable(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == ' ') return invalid("contains a space " + position(i + 1));
+    if (c < 0x20 || c == 0x7f) return invalid("contains a control character " + position(i + 1));
+    if (c > 0x7f) return invalid("contains a non-ASCII byte " + position(i + 1));
   }
-  out += '"';
-  if (s.size() > n) out += "... (" + std::to_string(s.size()) + " characters)";
-  return out;
-}
-
-Error invalid(std::string reason) {
-  return make_error(ErrorCode::kValidation, "image_ref: " + std::move(reason), "image_ref");
+  return Status::Ok();
 }
 
 // path-component := [a-z0-9]+ ( ( [._] | __ | [-]+ ) [a-z0-9]+ )*
@@ -185,14 +205,39 @@ std::size_t registered_hex_length(std::string_view algorithm) {
 struct Match {
   std::string_view domain;  // empty when the first segment is not a host
   std::string_view path;
-  std::string_view name;  // domain + '/' + path (or path)
   std::string_view tag;
   std::string_view digest;
 };
 
+// Why a path component breaks path-component: the first offending character, or the
+// separator rule when every character is allowed.
+Error invalid_component(const Positions& pos, std::string_view c) {
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    const char ch = c[i];
+    if (is_upper(ch)) {
+      return invalid("repository path must be lowercase (uppercase letter " +
+                     position(pos.at(c, i)) + ")");
+    }
+    if (!is_lower_alnum(ch) && ch != '.' && ch != '_' && ch != '-') {
+      return invalid("repository path has a character that is not allowed " +
+                     position(pos.at(c, i)) +
+                     " (allowed: lowercase letters, digits, '.', '_', '-' and '/')");
+    }
+  }
+  return invalid("repository path component " + pos.span(c) +
+                 " must start and end with a lowercase letter or digit, with '.', '_', '__' "
+                 "or one or more '-' between them");
+}
+
+Error wrong_hex_length(std::string_view algorithm, std::size_t want, std::size_t got) {
+  // `algorithm` is one of the registered names here, never arbitrary input.
+  return invalid("digest algorithm " + std::string(algorithm) + " requires " +
+                 std::to_string(want) + " hex characters, got " + std::to_string(got));
+}
+
 // The shape check, i.e. what upstream's anchored ReferenceRegexp decides. Returns the captures
 // or the reason the text does not have the shape of a reference.
-Result<Match> match_reference(std::string_view s) {
+Result<Match> match_reference(std::string_view s, const Positions& pos) {
   Match m;
   std::string_view rest = s;
   const std::size_t slash = s.find('/');
@@ -203,9 +248,7 @@ Result<Match> match_reference(std::string_view s) {
       rest = s.substr(slash + 1);
     } else if (!is_path_component(first)) {
       if (first.find_first_of(".:[") != std::string_view::npos || has_upper(first)) {
-        return invalid("registry host " + quote(first) +
-                       " is not a valid host name, IPv4 address or [IPv6] address with an "
-                       "optional :port");
+        return invalid_host(pos, first);
       }
     }
   }
@@ -220,34 +263,30 @@ Result<Match> match_reference(std::string_view s) {
     const std::size_t sep = components.find('/');
     const std::string_view component = components.substr(0, sep);
     if (component.empty()) {
-      return invalid("repository path " + quote(path) +
-                     " has an empty component (leading, trailing or doubled '/')");
+      return invalid("repository path has an empty component " + position(pos.of(component)) +
+                     " (leading, trailing or doubled '/')");
     }
-    if (!is_path_component(component)) {
-      return invalid("repository path component " + quote(component) +
-                     " is invalid: it must be lowercase letters and digits, separated by "
-                     "'.', '_', '__' or one or more '-'");
-    }
+    if (!is_path_component(component)) return invalid_component(pos, component);
     if (sep == std::string_view::npos) break;
     components.remove_prefix(sep + 1);
   }
   m.path = path;
-  m.name = s.substr(0, static_cast<std::size_t>(path.data() + path.size() - s.data()));
 
   if (!suffix.empty() && suffix.front() == ':') {
     const std::size_t at = suffix.find('@');
     const std::string_view tag = suffix.substr(1, at == std::string_view::npos ? at : at - 1);
-    if (tag.empty()) return invalid("tag after ':' is empty");
+    if (tag.empty()) return invalid("tag after ':' " + position(pos.of(suffix)) + " is empty");
     if (tag.front() == '.' || tag.front() == '-') {
-      return invalid("tag " + quote(tag) + " must start with a letter, digit or '_'");
+      return invalid("tag " + position(pos.of(tag)) + " must start with a letter, digit or '_'");
     }
-    for (char c : tag) {
-      if (!is_word(c) && c != '.' && c != '-') {
-        return invalid("tag " + quote(tag) + " may contain only letters, digits, '_', '.' and '-'");
+    for (std::size_t i = 0; i < tag.size(); ++i) {
+      if (!is_word(tag[i]) && tag[i] != '.' && tag[i] != '-') {
+        return invalid("tag has a character that is not allowed " + position(pos.at(tag, i)) +
+                       " (allowed: letters, digits, '_', '.' and '-')");
       }
     }
     if (tag.size() > kTagLengthMax) {
-      return invalid("tag " + quote(tag) + " is longer than 128 characters");
+      return invalid("tag is longer than 128 characters (" + std::to_string(tag.size()) + ")");
     }
     m.tag = tag;
     suffix = at == std::string_view::npos ? std::string_view{} : suffix.substr(at);
@@ -257,24 +296,26 @@ Result<Match> match_reference(std::string_view s) {
     const std::string_view digest = suffix.substr(1);
     const std::size_t colon = digest.find(':');
     if (digest.empty() || colon == std::string_view::npos) {
-      return invalid("digest " + quote(digest) + " must have the form <algorithm>:<hex>");
+      return invalid("digest after '@' " + position(pos.of(suffix)) +
+                     " must have the form <algorithm>:<hex>");
     }
     const std::string_view algorithm = digest.substr(0, colon);
     const std::string_view hex = digest.substr(colon + 1);
     if (!is_digest_algorithm(algorithm)) {
-      return invalid("digest algorithm " + quote(algorithm) + " is invalid");
+      return invalid("digest algorithm " + pos.span(algorithm) +
+                     " is invalid: letters and digits starting with a letter, joined by '-', "
+                     "'_', '+' or '.'");
     }
-    for (char c : hex) {
-      if (!is_xdigit(c)) {
-        return invalid("digest " + quote(digest) + " may contain only hex characters after ':'");
+    for (std::size_t i = 0; i < hex.size(); ++i) {
+      if (!is_xdigit(hex[i])) {
+        return invalid("digest has a character that is not hex " + position(pos.at(hex, i)));
       }
     }
     if (hex.size() < kDigestHexMin) {
       if (const std::size_t want = registered_hex_length(algorithm); want != 0) {
-        return invalid("digest algorithm " + quote(algorithm) + " requires " +
-                       std::to_string(want) + " hex characters, got " + std::to_string(hex.size()));
+        return wrong_hex_length(algorithm, want, hex.size());
       }
-      return invalid("digest " + quote(digest) + " needs at least 32 hex characters");
+      return invalid("digest needs at least 32 hex characters, got " + std::to_string(hex.size()));
     }
     m.digest = digest;
   }
@@ -282,21 +323,21 @@ Result<Match> match_reference(std::string_view s) {
 }
 
 // go-digest Digest.Validate for a digest that already has the reference grammar's shape.
-Status validate_digest(std::string_view digest) {
+Status validate_digest(std::string_view digest, const Positions& pos) {
   const std::size_t colon = digest.find(':');
   const std::string_view algorithm = digest.substr(0, colon);
   const std::string_view hex = digest.substr(colon + 1);
   const std::size_t want = registered_hex_length(algorithm);
   if (want == 0) {
-    return invalid("digest algorithm " + quote(algorithm) +
+    return invalid("digest algorithm " + pos.span(algorithm) +
                    " is not supported (use sha256, sha384 or sha512)");
   }
-  if (hex.size() != want) {
-    return invalid("digest algorithm " + quote(algorithm) + " requires " + std::to_string(want) +
-                   " hex characters, got " + std::to_string(hex.size()));
-  }
-  if (has_upper(hex)) {
-    return invalid("digest " + quote(digest) + " must use lowercase hex");
+  if (hex.size() != want) return wrong_hex_length(algorithm, want, hex.size());
+  for (std::size_t i = 0; i < hex.size(); ++i) {
+    if (is_upper(hex[i])) {
+      return invalid("digest must use lowercase hex (uppercase letter " + position(pos.at(hex, i)) +
+                     ")");
+    }
   }
   return Status::Ok();
 }
@@ -375,47 +416,62 @@ std::string ImageRef::with_default_tag() const {
   return normalized();
 }
 
-Result<ImageRef> parse_image_ref(std::string_view text) {
-  if (text.empty()) return invalid("empty");
+namespace {
+
+Result<ImageRef> parse(std::string_view text) {
+  if (text.empty()) return invalid("is empty");
+  if (Status s = check_printable(text); !s) return s.error();
   if (is_hex_identifier(text)) {
-    return invalid("repository name " + quote(text) +
-                   " is a 64-character hexadecimal image ID; cannot specify 64-byte "
-                   "hexadecimal strings as a name");
+    return invalid(
+        "is a 64-character hexadecimal image ID, not a repository name (cannot specify 64-byte "
+        "hexadecimal strings)");
   }
 
   std::string domain;
   std::string remainder;
   split_docker_domain(text, domain, remainder);
+  const std::string full = domain + "/" + remainder;
+  const Positions pos(text, full);
 
-  const std::string_view remote = std::string_view(remainder).substr(0, remainder.find(':'));
-  if (has_upper(remote)) {
-    return invalid("repository name must be lowercase, got " + quote(remote));
+  // upstream: everything before the first ':' after the host must be lowercase.
+  const std::string_view remote =
+      std::string_view(full).substr(domain.size() + 1, remainder.find(':'));
+  for (std::size_t i = 0; i < remote.size(); ++i) {
+    if (!is_upper(remote[i])) continue;
+    // Without a tag that text runs on into the digest (an upstream quirk kept here).
+    const bool in_digest = remote.substr(0, i).find('@') != std::string_view::npos;
+    return invalid(std::string(in_digest ? "digest" : "repository path") +
+                   " must be lowercase (uppercase letter " + position(pos.at(remote, i)) + ")");
   }
 
-  const std::string full = domain + "/" + remainder;
-  auto match = match_reference(full);
+  auto match = match_reference(full, pos);
   if (!match.ok()) {
-    if (has_upper(full) && match_reference(to_lower(full)).ok()) {
-      return invalid("repository name must be lowercase, got " + quote(full));
+    const std::string lowered = to_lower_ascii(full);
+    if (lowered != full && match_reference(lowered, Positions(text, lowered)).ok()) {
+      for (std::size_t i = 0; i < text.size(); ++i) {
+        if (is_upper(text[i])) {
+          return invalid("repository path must be lowercase (uppercase letter " + position(i + 1) +
+                         ")");
+        }
+      }
     }
     return match.take_error();
   }
   const Match& m = match.value();
 
-  if (m.name.size() > kNameTotalLengthMax) {
-    return invalid("repository name (host and path) is longer than 255 characters (" +
-                   std::to_string(m.name.size()) + ")");
+  if (m.path.size() > kRepositoryPathLengthMax) {
+    return invalid("repository path is longer than 255 characters (" +
+                   std::to_string(m.path.size()) +
+                   " after normalization; the registry host does not count)");
   }
   if (!m.digest.empty()) {
-    if (Status s = validate_digest(m.digest); !s.ok()) return s.error();
+    if (Status s = validate_digest(m.digest, pos); !s.ok()) return s.error();
   }
   if (m.domain.empty()) {
     // Upstream accepts e.g. "my_registry.example.com/app" with an empty domain (the first
     // segment looked like a host to splitDockerDomain but is not one to the grammar). A
     // reference without a host cannot be pulled or matched to a credential, so berth rejects it.
-    return invalid("registry host " + quote(domain) +
-                   " is not a valid host name, IPv4 address or [IPv6] address with an "
-                   "optional :port");
+    return invalid_host(pos, std::string_view(full).substr(0, domain.size()));
   }
 
   ImageRef ref;
@@ -427,8 +483,16 @@ Result<ImageRef> parse_image_ref(std::string_view text) {
   return ref;
 }
 
+}  // namespace
+
+Result<ImageRef> parse_image_ref(std::string_view text, std::string_view field) {
+  auto ref = parse(text);
+  if (!ref.ok()) return validation_error(std::string(field), ref.error().message);
+  return ref;
+}
+
 bool is_ecr_host(std::string_view host) {
-  const std::string h = to_lower(host);
+  const std::string h = to_lower_ascii(host);
   std::string_view s = h;
   if (s.ends_with(".amazonaws.com.cn")) {
     s.remove_suffix(std::string_view(".amazonaws.com.cn").size());

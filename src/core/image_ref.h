@@ -9,9 +9,10 @@
 // Contract: pure functions, no I/O, no allocation beyond the result, linear in the input
 // length (no std::regex, no recursion), safe to call from any thread. Any byte string is
 // accepted as input: the result is either an ImageRef or an Error with code kValidation,
-// field "image_ref" and a one-line message starting with "image_ref: " that names the
-// component and the rule it breaks (input is quoted with control bytes escaped and long values
-// shortened, so the message is safe to print on one line).
+// `field` set to the field name the caller passes ("image_ref" by default) and a one-line
+// message "<field>: <reason>" that names the component, the rule it breaks and a 1-based
+// position in the input. The input itself is never quoted: it comes from API callers, and a
+// mistaken paste can carry a secret (https://user:token@host/...).
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,8 +52,8 @@ struct ImageRef {
 
 // Parses `text` as ParseNormalizedNamed does ("nginx" -> docker.io/library/nginx,
 // "index.docker.io/x/y" -> docker.io/x/y, "ghcr.io/o/r:1" -> ghcr.io, o/r, tag 1).
-// Errors: kValidation with field "image_ref" (see the file comment).
-Result<ImageRef> parse_image_ref(std::string_view text);
+// Errors: kValidation with field `field` (see the file comment).
+Result<ImageRef> parse_image_ref(std::string_view text, std::string_view field = "image_ref");
 
 // True when `host` (without port) is <12 digits>.dkr.ecr[-fips].<region>.amazonaws.com[.cn],
 // compared case-insensitively because DNS names are. A host with a port is not ECR.

@@ -12,10 +12,8 @@ std::string rollback_reason(std::string_view target_revision_id) {
 
 Result<Revision> make_revision(std::string id, std::string service_id, std::int64_t number,
                                const AppConfig& config, std::string_view reason, UnixMillis now) {
-  auto ref = parse_image_ref(config.image_ref);
-  if (!ref) {
-    return make_error(ErrorCode::kValidation, ref.error().message, "app_config.image_ref");
-  }
+  auto ref = parse_image_ref(config.image_ref, "app_config.image_ref");
+  if (!ref) return ref.take_error();
   Revision r;
   r.id = std::move(id);
   r.service_id = std::move(service_id);

@@ -90,7 +90,7 @@ TEST_CASE("An unknown field is rejected with its full path", "[app_service]") {
   body["app_config"]["registry_pasword"] = "x";
   auto req = core::parse_create_request(body);
   require_rejected(req, "app_config.registry_pasword");
-  CHECK(req.error().message == "unknown field \"app_config.registry_pasword\"");
+  CHECK(req.error().message == "app_config.registry_pasword: unknown field");
 
   json top = valid_create_body();
   top["status"] = "Running";
@@ -140,11 +140,15 @@ TEST_CASE("An integer beyond the int range is rejected, not wrapped", "[app_serv
   require_rejected(core::parse_create_request(body), "app_config.container_port");
 }
 
-TEST_CASE("A body that is not an object is a 422, not an exception", "[app_service]") {
+TEST_CASE("A body that is not an object is a 400 like invalid JSON, not an exception",
+          "[app_service]") {
   for (const json& body : {json::array(), json(1), json("x"), json()}) {
-    CHECK_FALSE(core::parse_create_request(body).ok());
-    CHECK_FALSE(core::parse_patch_request(body).ok());
-    CHECK_FALSE(core::parse_rollback_request(body).ok());
+    for (const berth::Error& e :
+         {core::parse_create_request(body).error(), core::parse_patch_request(body).error(),
+          core::parse_rollback_request(body).error()}) {
+      CHECK(e.code == ErrorCode::kInvalidArgument);
+      CHECK(e.message.rfind("the request body must be a JSON object, not ", 0) == 0);
+    }
   }
 }
 
@@ -165,9 +169,19 @@ TEST_CASE("Create requires app_config, image_ref, container_port, name and plan"
     json::json_pointer ptr(c.erase_pointer);
     b[ptr.parent_pointer()].erase(ptr.back());
     auto req = core::parse_create_request(b);
-    REQUIRE(req.ok());
-    require_rejected(core::validate_create(*req), c.field);
+    require_rejected(req, c.field);
+    CHECK(req.error().message == std::string(c.field) + ": is required");
   }
+}
+
+TEST_CASE("container_port 0 on create is out of range, not missing", "[app_service]") {
+  json body = valid_create_body();
+  body["app_config"]["container_port"] = 0;
+  auto req = core::parse_create_request(body);
+  REQUIRE(req.ok());
+  auto s = core::validate_create(*req);
+  require_rejected(s, "app_config.container_port");
+  CHECK(s.error().message == "app_config.container_port: is out of range (1-65535)");
 }
 
 TEST_CASE("Names must be DNS labels of 3 to 63 characters starting with a letter",
@@ -273,8 +287,45 @@ TEST_CASE("Environment names are POSIX, not MDB_ prefixed and not DATABASE_URL",
     CAPTURE(bad);
     auto c = valid_config();
     c.env = {{bad, "v"}};
-    require_rejected(core::validate_app_config(c), std::string("app_config.env.") + bad);
+    const std::string name = bad;
+    const std::string field = name.empty()         ? "app_config.env"
+                              : name == "\xc3\x89" ? "app_config.env.\\xc3\\x89"
+                                                   : "app_config.env." + name;
+    require_rejected(core::validate_app_config(c), field);
   }
+}
+
+TEST_CASE("Env values podman's env file cannot carry are a 422 naming the variable",
+          "[app_service]") {
+  struct Case {
+    std::string value;
+    const char* what;
+  };
+  const std::vector<Case> cases = {
+      {"line1\nline2", "the value contains a newline"},
+      {"trailing\n", "the value contains a newline"},
+      {"a\rb", "the value contains a carriage return"},
+      {"crlf\r", "the value contains a carriage return"},
+      {std::string("nul\0byte", 8), "the value contains a NUL byte"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.value.size());
+    json body = valid_create_body();
+    body["app_config"]["env"] = {{"FOO", c.value}, {"OK", "fine"}};
+    auto req = core::parse_create_request(body);
+    REQUIRE(req.ok());
+    auto s = core::validate_create(*req);
+    require_rejected(s, "app_config.env.FOO");
+    CHECK(s.error().message == std::string("app_config.env.FOO: ") + c.what);
+
+    auto patch = core::parse_patch_request({{"app_config", {{"env", {{"FOO", c.value}}}}}});
+    REQUIRE(patch.ok());
+    require_rejected(core::apply_patch(valid_config(), patch->app_config), "app_config.env.FOO");
+  }
+  // What an env file can carry is accepted as it is: '=', '#', quotes, spaces, tabs, unicode.
+  auto ok = valid_config();
+  ok.env = {{"A", "x=y#z 'q' \"d\"\t \xc3\xa9"}, {"EMPTY", ""}};
+  CHECK(core::validate_app_config(ok).ok());
 }
 
 TEST_CASE("Environment size is bounded in count, value size and total", "[app_service]") {
@@ -642,4 +693,89 @@ TEST_CASE("RFC 3339 formatting handles leap years, millis and times before 1970"
   CHECK(core::format_rfc3339(4102444799999) == "2099-12-31T23:59:59.999Z");
   CHECK(core::format_rfc3339(-1) == "1969-12-31T23:59:59.999Z");
   CHECK(core::format_rfc3339(1709164800000 + 86399000) == "2024-02-29T23:59:59Z");
+}
+
+TEST_CASE("Create and PATCH read the same app_config fields", "[app_service]") {
+  const json config = {{"image_ref", "ghcr.io/acme/api:2"},
+                       {"container_port", 8080},
+                       {"env", {{"A", "1"}}},
+                       {"custom_domains", {"App.Example.com"}},
+                       {"registry_username", "bot"},
+                       {"registry_password", "pw"},
+                       {"health_check_path", "/healthz"},
+                       {"health_check_interval_seconds", 10},
+                       {"health_check_timeout_seconds", 4},
+                       {"health_check_healthy_threshold", 2}};
+  json body = valid_create_body();
+  body["app_config"] = config;
+  auto create = core::parse_create_request(body);
+  REQUIRE(create.ok());
+  auto patch = core::parse_patch_request({{"app_config", config}});
+  REQUIRE(patch.ok());
+  auto patched = core::apply_patch(valid_config(), patch->app_config);
+  REQUIRE(patched.ok());
+  CHECK(*patched == create->config);
+  CHECK(create->config.custom_domains == std::vector<std::string>{"app.example.com"});
+  CHECK(create->registry_password->reveal() == "pw");
+  CHECK(patch->app_config.registry_password->reveal() == "pw");
+  // Every field is known to both: removing any one still parses, a typo fails in both.
+  for (auto it = config.begin(); it != config.end(); ++it) {
+    json typo = config;
+    typo[it.key() + "x"] = typo[it.key()];
+    json create_body = valid_create_body();
+    create_body["app_config"] = typo;
+    require_rejected(core::parse_create_request(create_body), "app_config." + it.key() + "x");
+    require_rejected(core::parse_patch_request({{"app_config", typo}}),
+                     "app_config." + it.key() + "x");
+  }
+}
+
+TEST_CASE("Validation messages are '<field>: <what is wrong>' and never echo the value",
+          "[app_service]") {
+  const std::string canary = "s3cr3tCANARY";
+  struct Case {
+    const char* pointer;
+    json value;
+    const char* field;
+  };
+  const std::vector<Case> cases = {
+      {"/name", "Bad_" + canary, "name"},
+      {"/plan_name", "tier-" + canary, "plan_name"},
+      {"/zone", "Z " + canary, "zone"},
+      {"/storage_tier", canary, "storage_tier"},
+      {"/app_config/image_ref", "https://bot:" + canary + "@ghcr.io/a/b", "app_config.image_ref"},
+      {"/app_config/image_ref", "ghcr.io/acme/" + canary, "app_config.image_ref"},
+      {"/app_config/image_ref", "ghcr.io/acme/app " + canary, "app_config.image_ref"},
+      {"/app_config/env", {{"FOO", canary + "\n"}}, "app_config.env.FOO"},
+      {"/app_config/custom_domains", {canary + "..example.com"}, "app_config.custom_domains[0]"},
+      {"/app_config/registry_username", "bot:" + canary, "app_config.registry_username"},
+      {"/app_config/health_check_path", canary, "app_config.health_check_path"},
+      {"/app_config/health_check_path", "/\xc3\xa9" + canary, "app_config.health_check_path"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.pointer);
+    json body = valid_create_body();
+    body[json::json_pointer(c.pointer)] = c.value;
+    auto req = core::parse_create_request(body);
+    REQUIRE(req.ok());
+    auto s = core::validate_create(*req);
+    require_rejected(s, c.field);
+    INFO(s.error().message);
+    CHECK(s.error().message.rfind(std::string(c.field) + ": ", 0) == 0);
+    CHECK(s.error().message.find("3cr3t") == std::string::npos);
+    CHECK(s.error().message.find("CANARY") == std::string::npos);
+  }
+}
+
+TEST_CASE("An image reference error says which part is wrong and where", "[app_service]") {
+  auto c = valid_config();
+  c.image_ref = "ghcr.io/Acme/api:1";
+  auto s = core::validate_app_config(c);
+  require_rejected(s, "app_config.image_ref");
+  CHECK(s.error().message ==
+        "app_config.image_ref: repository path must be lowercase (uppercase letter at position "
+        "9)");
+  c.image_ref = "nginx :1";
+  CHECK(core::validate_app_config(c).error().message ==
+        "app_config.image_ref: contains a space at position 6");
 }
