@@ -68,7 +68,7 @@ struct ApiServer::Impl {
   Impl(ApiOptions o, core::StateStore& store, std::function<core::UnixMillis()> clock,
        std::function<void(const std::string&)> on_change)
       : opts(std::move(o)),
-        handler(HandlerOptions{opts.default_zone, opts.new_id}, store, std::move(clock),
+        handler(HandlerOptions{opts.default_zone, opts.new_id, opts.credential_check}, store, std::move(clock),
                 std::move(on_change)) {}
 
   ApiOptions opts;

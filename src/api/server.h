@@ -24,6 +24,7 @@
 
 #include "common/result.h"
 #include "common/secret.h"
+#include "core/execution.h"
 #include "core/ports.h"
 #include "core/types.h"
 
@@ -48,6 +49,9 @@ struct ApiOptions {
   // New UUIDs for services, revisions and tasks (the composition root wires
   // crypto::random_uuid; the API does not depend on crypto).
   std::function<std::string()> new_id;
+  // Checks a new registry password before it is stored (handler.h); null: no check. Not
+  // owned; must outlive the server.
+  core::DigestResolver* credential_check = nullptr;
 };
 
 class ApiServer {
