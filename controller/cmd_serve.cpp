@@ -21,9 +21,9 @@
 #include "command.h"
 #include "common/log.h"
 #include "crypto/password.h"
-#include "digest_resolver.h"
 #include "local_agent.h"
 #include "pki.h"
+#include "registry/digest_resolver.h"
 #include "runtime/controller.h"
 #include "runtime/reconciler.h"
 #include "runtime/workqueue.h"
@@ -46,21 +46,23 @@ struct ServeOptions {
   std::string agent_listen;  // HOST:PORT; empty: 127.0.0.1:0 with --local-agent, else off
   std::vector<std::string> agent_hosts;  // extra names for the agent endpoint's certificate
   bool local_agent = false;
-  std::vector<std::string> registry_cas;  // HOST=FILE
+  std::vector<std::string> registry_cas;           // HOST=FILE
+  std::vector<std::string> registry_token_realms;  // REGISTRY=REALM_HOST[:PORT]
   int workers = 4;
   int resync_seconds = 300;
   int backoff_cap_seconds = 300;
   int history = 20;
   int registry_timeout_seconds = 30;
+  int credential_check_timeout_seconds = 10;
 };
 
-// "HOST=FILE" pairs for --registry-ca.
-bool parse_registry_cas(const std::vector<std::string>& pairs,
-                        std::map<std::string, std::string>& out) {
+// "KEY=VALUE" pairs for --registry-ca and --registry-token-realm.
+template <class Map>
+bool parse_pairs(const std::vector<std::string>& pairs, Map& out) {
   for (const auto& p : pairs) {
     const auto eq = p.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == p.size()) return false;
-    out[p.substr(0, eq)] = p.substr(eq + 1);
+    out.emplace(p.substr(0, eq), p.substr(eq + 1));
   }
   return true;
 }
@@ -140,18 +142,27 @@ int run_serve(const ServeOptions& o) {
   std::unique_ptr<store::SqliteStore> store = std::move(opened).value();
 
   registry::RegistryOptions registry_options;
-  if (!parse_registry_cas(o.registry_cas, registry_options.ca_files)) {
+  if (!parse_pairs(o.registry_cas, registry_options.ca_files)) {
     std::fprintf(stderr, "serve: --registry-ca must be HOST=FILE\n");
     return 2;
   }
+  if (!parse_pairs(o.registry_token_realms, registry_options.trusted_token_realms)) {
+    std::fprintf(stderr, "serve: --registry-token-realm must be REGISTRY=REALM_HOST[:PORT]\n");
+    return 2;
+  }
   registry_options.timeout = std::chrono::seconds(o.registry_timeout_seconds);
+  // The API checks a new password with its own, shorter deadline: the client waits for it.
+  registry::RegistryOptions check_options = registry_options;
+  check_options.timeout = std::chrono::seconds(o.credential_check_timeout_seconds);
+  registry::RegistryDigestResolver credential_check(std::move(check_options));
+  api_options.credential_check = &credential_check;
 
   // The reconcile loop: work queue -> workers -> reconciler -> ports.
   runtime::SteadyClock clock;
   runtime::WorkQueue queue(
       clock, runtime::BackoffPolicy{std::chrono::milliseconds(5),
                                     std::chrono::seconds(o.backoff_cap_seconds), 0.1});
-  RegistryDigestResolver resolver(registry_options);
+  registry::RegistryDigestResolver resolver(registry_options);
   AgentGateway gateway;
   runtime::Reconciler reconciler(
       *store, gateway, resolver, queue,
@@ -295,8 +306,16 @@ const Registration kServe([](CLI::App& root, Runner& run) {
   sub->add_option("--history", o->history, "successful revisions kept per app service")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  sub->add_option("--registry-token-realm", o->registry_token_realms,
+                  "REGISTRY=REALM_HOST[:PORT]: let registry REGISTRY's password go to its token "
+                  "realm on another host (repeatable; a registry's own host needs none)");
   sub->add_option("--registry-timeout-seconds", o->registry_timeout_seconds,
                   "registry request deadline")
+      ->check(CLI::Range(1, 600))
+      ->capture_default_str();
+  sub->add_option("--credential-check-timeout", o->credential_check_timeout_seconds,
+                  "seconds the API waits for the registry to check a new password; on timeout "
+                  "the change is accepted")
       ->check(CLI::Range(1, 600))
       ->capture_default_str();
   sub->callback([o, &run] { run = [o] { return run_serve(*o); }; });

@@ -140,6 +140,7 @@ EOF
       --tls-cert "$dir/server.crt" --tls-key "$dir/server.key" \
       --sign-cert "$dir/token.crt" --sign-key "$dir/token.key" \
       --issuer berth-test-issuer --service berth-test-registry \
+      --request-log "$dir/token-requests.log" \
       >"$dir/token.log" 2>&1 </dev/null &
     echo $! >"$dir/token.pid"
     wait_status "https://127.0.0.1:$token_port/token" 401 ||

@@ -8,7 +8,10 @@ Without credentials a token is still issued (as Docker Hub does), granting pull 
 repositories under "public/"; the registry then refuses everything else.
 
 The expected password is read from the file named by BERTH_TOKEN_PASSWORD_FILE, never from the
-command line. Serves HTTPS with --tls-cert/--tls-key. Never logs credentials.
+command line. Serves HTTPS with --tls-cert/--tls-key. Never logs credentials; with
+--request-log FILE it appends one line per request saying only whether the request carried
+Basic credentials and whether they held the expected password, so a test can prove that a
+client withheld them.
 """
 import argparse
 import base64
@@ -18,6 +21,7 @@ import os
 import secrets
 import ssl
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -40,6 +44,7 @@ def main() -> None:
     ap.add_argument("--sign-key", required=True)
     ap.add_argument("--issuer", required=True)
     ap.add_argument("--service", required=True)
+    ap.add_argument("--request-log", default="")
     args = ap.parse_args()
 
     user = os.environ.get("BERTH_TOKEN_USER", "berth")
@@ -57,6 +62,24 @@ def main() -> None:
                          b64url(json.dumps(claims).encode()))
         sig = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return signing_input + "." + b64url(sig)
+
+    log_lock = threading.Lock()
+
+    def record(path: str, authz: str) -> None:
+        if not args.request_log:
+            return
+        basic = authz.startswith("Basic ")
+        carried = False
+        if basic:
+            try:
+                carried = password in base64.b64decode(authz[6:]).decode(errors="replace")
+            except Exception:
+                carried = False
+        carried = carried or (bool(password) and password in authz)
+        line = (f"GET {path} basic={'yes' if basic else 'no'} "
+                f"password={'yes' if carried else 'no'}\n")
+        with log_lock, open(args.request_log, "a") as f:
+            f.write(line)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *a):  # the default logs to stderr per request; keep it quiet
@@ -79,6 +102,7 @@ def main() -> None:
                 return
             q = parse_qs(url.query)
             authz = self.headers.get("Authorization", "")
+            record(url.path, authz)
             subject = ""
             if authz.startswith("Basic "):
                 try:

@@ -12,6 +12,7 @@
 #include "core/app_service.h"
 #include "core/credentials.h"
 #include "core/image_ref.h"
+#include "core/revision.h"
 
 namespace berth::api {
 namespace {
@@ -301,9 +302,15 @@ class Call {
     auto decision =
         core::decide_credential(std::nullopt, core::credential_request_for_create(request), now_);
     if (!decision) return from_error(decision.error());
+    std::string digest;
+    if (auto refused = check_new_credential(request.config.image_ref, *decision,
+                                            request.registry_password, "app_config", digest)) {
+      return *refused;
+    }
 
     core::Change change;
     change.revision = new_revision(service, 1, "initial deployment");
+    change.revision->image_digest = std::move(digest);
     service.desired_deployment_id = change.revision->id;
     mark_awaiting_agent(service, now_);
     change.service = std::move(service);
@@ -339,7 +346,13 @@ class Call {
     auto decision = core::decide_credential(
         *stored, core::credential_request_for_patch(*config, parsed->app_config), now_);
     if (!decision) return from_error(decision.error());
-    return commit_redeploy(*current, *config, ref->registry_host, "configuration update",
+    std::string digest;
+    if (auto refused =
+            check_new_credential(config->image_ref, *decision, parsed->app_config.registry_password,
+                                 "app_config", digest)) {
+      return *refused;
+    }
+    return commit_redeploy(*current, *config, ref->registry_host, "configuration update", digest,
                            to_write(*decision, *stored, parsed->app_config.registry_password, now_),
                            changed);
   }
@@ -371,8 +384,19 @@ class Call {
     auto decision = core::decide_credential(
         *stored, core::credential_request_for_rollback(*target, *parsed), now_);
     if (!decision) return from_error(decision.error());
+    // A rollback deploys the bits the target revision ran, not what its tag names today: the
+    // new revision carries the target's digest, so the reconciler pins it instead of resolving.
+    std::string digest = target->image_digest;
+    const std::string image =
+        digest.empty() ? target->config.image_ref : ref->pinned(target->image_digest);
+    std::string checked;
+    if (auto refused =
+            check_new_credential(image, *decision, parsed->registry_password, "", checked)) {
+      return *refused;
+    }
+    if (digest.empty()) digest = std::move(checked);
     return commit_redeploy(*current, target->config, ref->registry_host,
-                           "rollback to " + target->id,
+                           core::rollback_reason(target->id), digest,
                            to_write(*decision, *stored, parsed->registry_password, now_), changed);
   }
 
@@ -470,9 +494,42 @@ class Call {
     return t;
   }
 
+  // Resolves `image` with a new password (decision kReplace with a password in the request)
+  // before anything is stored. The registry's refusal is the answer: 422 naming the password
+  // field under `prefix`, and the caller stores nothing. Any other failure (unreachable, slow,
+  // 5xx, unknown image) lets the change through; its rollout resolves again and reports the
+  // failure in status. On success `digest` is what the image resolved to.
+  std::optional<HttpResponse> check_new_credential(const std::string& image,
+                                                   const core::CredentialDecision& decision,
+                                                   const std::optional<Secret>& password,
+                                                   std::string_view prefix, std::string& digest) {
+    if (options_.credential_check == nullptr ||
+        decision.action != core::CredentialAction::kReplace || !password) {
+      return std::nullopt;
+    }
+    const core::RegistryLogin login{decision.username, *password};
+    auto resolved = options_.credential_check->resolve(image, &login);
+    if (resolved.ok()) {
+      digest = std::move(resolved).value();
+      return std::nullopt;
+    }
+    const Error& e = resolved.error();
+    if (e.code == ErrorCode::kPermissionDenied) {
+      log::warn("new registry credential refused by the registry",
+                {{"registry", decision.registry_host}, {"error", e.message}});
+      const std::string field =
+          prefix.empty() ? "registry_password" : std::string(prefix) + ".registry_password";
+      return json_error(422, e.message, field);
+    }
+    log::warn("new registry credential could not be checked; change accepted",
+              {{"registry", decision.registry_host}, {"error", e.message}});
+    return std::nullopt;
+  }
+
   HttpResponse commit_redeploy(const core::AppService& current, const core::AppConfig& config,
                                const std::string& registry_host, std::string reason,
-                               core::CredentialWrite credential, std::string& changed) {
+                               std::string image_digest, core::CredentialWrite credential,
+                               std::string& changed) {
     auto number = store_.next_revision_number(current.id);
     if (!number) return from_error(number.error());
     core::AppService service = current;
@@ -483,6 +540,7 @@ class Call {
     service.updated_at = now_;
     core::Change change;
     change.revision = new_revision(service, *number, std::move(reason));
+    change.revision->image_digest = std::move(image_digest);
     service.desired_deployment_id = change.revision->id;
     mark_awaiting_agent(service, now_);
     change.service = std::move(service);

@@ -101,7 +101,7 @@ struct ApiServer::Impl {
        std::function<void(const std::string&)> on_change)
       : opts(std::move(o)),
         store(store),
-        handler(HandlerOptions{opts.default_zone, opts.new_id}, store, std::move(clock),
+        handler(HandlerOptions{opts.default_zone, opts.new_id, opts.credential_check}, store, std::move(clock),
                 std::move(on_change)),
         auth_cache(opts.auth.cache, opts.auth.clock),
         by_address(opts.auth.per_address, opts.auth.clock),

@@ -32,6 +32,7 @@
 #include "api/auth_cache.h"
 #include "common/result.h"
 #include "common/secret.h"
+#include "core/execution.h"
 #include "core/ports.h"
 #include "core/types.h"
 
@@ -69,6 +70,9 @@ struct ApiOptions {
   // crypto::random_uuid; the API does not depend on crypto).
   std::function<std::string()> new_id;
   ApiAuthOptions auth;
+  // Checks a new registry password before it is stored (handler.h); null: no check. Not
+  // owned; must outlive the server.
+  core::DigestResolver* credential_check = nullptr;
 };
 
 class ApiServer {

@@ -81,8 +81,12 @@ bool valid_digest(std::string_view d) {
 // One request/response on a fresh connection, bounded by `deadline`.
 class Transport {
  public:
-  Transport(const RegistryOptions& options, std::string registry_host, Clock::time_point deadline)
-      : options_(options), registry_host_(std::move(registry_host)), deadline_(deadline) {}
+  Transport(const RegistryOptions& options, std::string registry_host, Endpoint registry,
+            Clock::time_point deadline)
+      : options_(options),
+        registry_host_(std::move(registry_host)),
+        registry_(std::move(registry)),
+        deadline_(deadline) {}
 
   Result<Response> send(const Request& req) {
     asio::io_context ioc;
@@ -115,10 +119,11 @@ class Transport {
     beast::error_code ec;
     ctx.set_default_verify_paths(ec);
     ctx.set_verify_mode(ssl::verify_peer);
-    // The registry's CA is trusted for its own host and for its token endpoint.
-    for (const std::string& key : {registry_host_, ep.host_header}) {
-      auto it = options_.ca_files.find(key);
-      if (it == options_.ca_files.end()) continue;
+    // The registry's CA vouches for the registry only: a token endpoint on another host or
+    // port is trusted through the system store or a CA entry of its own.
+    const bool own_endpoint = ep.host == registry_.host && ep.port == registry_.port;
+    const std::string& key = own_endpoint ? registry_host_ : ep.host_header;
+    if (auto it = options_.ca_files.find(key); it != options_.ca_files.end()) {
       ctx.load_verify_file(it->second, ec);
       if (ec) {
         return make_error(
@@ -207,6 +212,7 @@ class Transport {
 
   const RegistryOptions& options_;
   std::string registry_host_;
+  Endpoint registry_;  // the registry's API endpoint
   Clock::time_point deadline_;
 };
 
@@ -217,12 +223,13 @@ class Resolver {
       : ref_(ref),
         cred_(cred),
         options_(options),
-        transport_(options, ref.registry_host, Clock::now() + options.timeout) {}
+        registry_(api_endpoint(ref.registry_host, options.plain_http_for_loopback)),
+        transport_(options, ref.registry_host, registry_, Clock::now() + options.timeout) {}
 
   Result<ManifestInfo> run() {
     Request head;
     head.method = http::verb::head;
-    head.url.endpoint = api_endpoint(ref_.registry_host, options_.plain_http_for_loopback);
+    head.url.endpoint = registry_;
     head.url.target = manifest_target(ref_);
     head.accept = kManifestAccept;
 
@@ -267,14 +274,15 @@ class Resolver {
   }
 
  private:
-  std::string refused_message() const {
-    return "registry " + ref_.registry_host + " refused the credentials for " + cred_->username;
+  std::string refused_message(int status) const {
+    return "registry " + ref_.registry_host + " refused the credentials for " + cred_->username +
+           " (HTTP " + std::to_string(status) + ")";
   }
 
   std::optional<Error> classify(int status, bool authenticated) const {
     if (status >= 200 && status < 300) return std::nullopt;
     if (status == 401 || status == 403) {
-      if (authenticated) return make_error(ErrorCode::kPermissionDenied, refused_message());
+      if (authenticated) return make_error(ErrorCode::kPermissionDenied, refused_message(status));
       return make_error(ErrorCode::kPermissionDenied,
                         "registry " + ref_.registry_host + " denied anonymous access to " +
                             ref_.name() + " (it needs credentials, or the image does not exist)");
@@ -331,6 +339,20 @@ class Resolver {
     token_req.url = *url;
     token_req.accept = "application/json";
     if (cred_) {
+      // A registry that names a token endpoint elsewhere would otherwise be handed the
+      // password for a host it does not serve; only its own host or a trusted realm gets it.
+      if (!realm_trusted(ref_.registry_host, registry_, url->endpoint,
+                         options_.trusted_token_realms)) {
+        log::warn("token realm not trusted, credentials withheld",
+                  {{"registry", ref_.registry_host}, {"realm", url->endpoint.host_header}});
+        return make_error(ErrorCode::kFailedPrecondition,
+                          "registry " + ref_.registry_host + " sends clients to token realm " +
+                              url->endpoint.host_header +
+                              ", which is not the registry's own host; berth sends the password "
+                              "there only when that realm is trusted (serve "
+                              "--registry-token-realm " +
+                              ref_.registry_host + "=" + url->endpoint.host_header + ")");
+      }
       if (url->endpoint.scheme != "https" && !is_loopback_host(url->endpoint.host)) {
         return make_error(ErrorCode::kFailedPrecondition,
                           "registry " + ref_.registry_host +
@@ -341,7 +363,7 @@ class Resolver {
     auto resp = transport_.send(token_req);
     if (!resp.ok()) return resp.take_error();
     if (resp->status == 401 || resp->status == 403) {
-      if (cred_) return make_error(ErrorCode::kPermissionDenied, refused_message());
+      if (cred_) return make_error(ErrorCode::kPermissionDenied, refused_message(resp->status));
       return make_error(
           ErrorCode::kPermissionDenied,
           "registry " + ref_.registry_host + " refused an anonymous token for " + ref_.name());
@@ -373,6 +395,7 @@ class Resolver {
   const core::ImageRef& ref_;
   const std::optional<RegistryCredential>& cred_;
   const RegistryOptions& options_;
+  Endpoint registry_;  // the registry's API endpoint
   Transport transport_;
 };
 

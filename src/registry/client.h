@@ -8,19 +8,25 @@
 //   connections; nothing is cached between calls). Idempotent: it only reads.
 // - Every network step (resolve, connect, TLS handshake, write, read) shares one deadline of
 //   `options.timeout` from the start of the call.
-// - TLS is always verified: the system trust store plus `options.ca_files[host]` for the
-//   registry host (the same file is trusted for that registry's token endpoint; a token endpoint
-//   on another host may have its own entry). Plain HTTP only for loopback hosts and only with
-//   `plain_http_for_loopback`. Credentials are never sent over plain HTTP to a non-loopback host.
+// - TLS is always verified: the system trust store, plus `options.ca_files[host]` for the
+//   registry host on connections to the registry's own endpoint only. A token endpoint on
+//   another host (or port) gets only its own entry, keyed by its authority ("auth.example:443"
+//   is not implied: the key is the realm URL's host[:port] as written). Plain HTTP only for
+//   loopback hosts and only with `plain_http_for_loopback`. Credentials are never sent over
+//   plain HTTP to a non-loopback host.
 // - The password leaves the process only in an Authorization header to the registry (Basic) or
-//   to its token endpoint (Bearer). Nothing here logs it or the Authorization header.
+//   to its token endpoint (Bearer), and to a token endpoint only when it is the registry's own
+//   host and port or `options.trusted_token_realms` (or the built-in list, protocol.h) names
+//   it for this registry; otherwise the call fails with kFailedPrecondition before anything
+//   is sent there. Nothing here logs the password or the Authorization header.
 // Errors:
 //   kPermissionDenied  the registry or token endpoint refused the credentials (or, without
 //                      credentials, refused anonymous access)
 //   kNotFound          the repository or tag/digest does not exist ("image <ref> not found")
 //   kUnavailable       connection refused, DNS failure, 5xx, 429: retry later
 //   kDeadlineExceeded  the deadline passed
-//   kFailedPrecondition TLS verification failed, unsupported auth scheme, other 4xx
+//   kFailedPrecondition TLS verification failed, unsupported auth scheme, an untrusted token
+//                      realm, other 4xx
 //   kDataLoss          the registry answered with a digest other than the one asked for
 #include <chrono>
 #include <map>
@@ -30,6 +36,7 @@
 #include "common/result.h"
 #include "common/secret.h"
 #include "core/image_ref.h"
+#include "registry/protocol.h"
 
 namespace berth::registry {
 
@@ -47,6 +54,8 @@ struct RegistryOptions {
   std::map<std::string, std::string> ca_files;  // registry host ("127.0.0.1:5000") -> CA PEM path
   std::chrono::milliseconds timeout{30000};
   bool plain_http_for_loopback = false;
+  // Token realms trusted with a registry's password besides its own host (see protocol.h).
+  TrustedRealms trusted_token_realms;
 };
 
 // HEAD /v2/<repository>/manifests/<digest, else tag, else "latest">.

@@ -1,5 +1,6 @@
 #include "registry/protocol.h"
 
+#include <boost/asio/ip/address.hpp>
 #include <cctype>
 
 namespace berth::registry {
@@ -50,8 +51,40 @@ const char* const kManifestAccept =
     "application/vnd.docker.distribution.manifest.v2+json";
 
 bool is_loopback_host(std::string_view host) {
-  const std::string h = lower(host);
-  return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0;
+  std::string h = lower(host);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h == "localhost") return true;
+  namespace ip = boost::asio::ip;
+  boost::system::error_code ec;
+  const ip::address address = ip::make_address(h, ec);
+  if (ec) return false;
+  if (address.is_v4()) return address.to_v4().is_loopback();
+  const ip::address_v6 v6 = address.to_v6();
+  if (v6.is_v4_mapped()) return ip::make_address_v4(ip::v4_mapped, v6).is_loopback();
+  return v6.is_loopback();
+}
+
+const TrustedRealms& builtin_trusted_realms() {
+  // Docker Hub's registry sends every client to its token service on another host; docker,
+  // containerd and podman send Docker Hub credentials there.
+  static const TrustedRealms kBuiltin{{"docker.io", "auth.docker.io"}};
+  return kBuiltin;
+}
+
+bool realm_trusted(std::string_view registry_host, const Endpoint& registry, const Endpoint& realm,
+                   const TrustedRealms& trusted) {
+  const std::string realm_host = lower(realm.host);
+  if (realm_host == lower(registry.host) && realm.port == registry.port) return true;
+  for (const TrustedRealms* list : {&trusted, &builtin_trusted_realms()}) {
+    auto [first, last] = list->equal_range(std::string(registry_host));
+    for (auto it = first; it != last; ++it) {
+      std::string host, port;
+      split_host_port(it->second, host, port);
+      if (port.empty()) port = realm.scheme == "http" ? "80" : "443";
+      if (lower(host) == realm_host && port == realm.port) return true;
+    }
+  }
+  return false;
 }
 
 Endpoint api_endpoint(std::string_view registry_host, bool plain_http_for_loopback) {

@@ -21,9 +21,28 @@ struct Endpoint {
 // The API endpoint of a registry host as image references name it: "docker.io" is served by
 // registry-1.docker.io (what docker, containerd and podman contact); a port stays; IPv6 keeps
 // its brackets in the Host header only. HTTP only when `plain_http_for_loopback` and the host is
-// loopback (localhost, 127.0.0.0/8, ::1).
+// loopback (see is_loopback_host).
 Endpoint api_endpoint(std::string_view registry_host, bool plain_http_for_loopback);
-bool is_loopback_host(std::string_view host);  // host without port
+
+// Whether `host` (without port; IPv6 with or without brackets) is a loopback address: the name
+// "localhost", an IPv4 address in 127.0.0.0/8, ::1, or an IPv4-mapped IPv6 address of one
+// (::ffff:127.0.0.1). The text is parsed as an address (inet_pton rules), never matched by
+// prefix: "127.0.0.1.example.com" and "localhost.example.com" are names, not loopback, and
+// the legacy inet_aton forms ("0x7f.1", "127.1") are not accepted at all.
+bool is_loopback_host(std::string_view host);
+
+// Token realms the Bearer flow may send a registry's password to, besides the registry's own
+// endpoint: registry host (as image references name it) -> realm authority ("host" for the
+// realm scheme's default port, or "host:port"). Docker Hub's auth.docker.io is built in.
+using TrustedRealms = std::multimap<std::string, std::string>;
+const TrustedRealms& builtin_trusted_realms();
+
+// Whether the password for `registry_host` (served at `registry`) may be sent to the token
+// endpoint `realm`: the realm is the registry's own endpoint (same host and port), or
+// `trusted` (or the built-in list) names it for this registry. Host names compare
+// case-insensitively; nothing else is normalized.
+bool realm_trusted(std::string_view registry_host, const Endpoint& registry, const Endpoint& realm,
+                   const TrustedRealms& trusted);
 
 // "/v2/<repository>/manifests/<digest | tag | latest>"
 std::string manifest_target(const core::ImageRef& ref);

@@ -5,13 +5,16 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/log.h"
 #include "core/image_ref.h"
 #include "registry/client.h"
+#include "registry/protocol.h"
 #include "support/testenv.h"
 
 using namespace berth;
@@ -27,11 +30,32 @@ core::ImageRef image_ref(const std::string& text) {
   return *parsed;
 }
 
+// "127.0.0.1:PORT" of the token issuer (token mode), empty otherwise.
+std::string realm_authority(const testenv::Registry& reg) {
+  if (reg.token_realm().empty()) return {};
+  auto url = registry::parse_url(reg.token_realm());
+  REQUIRE(url);
+  return url->endpoint.host_header;
+}
+
+// Trusts the test CA for the registry and, in token mode, for its token issuer (another port,
+// so neither the CA nor the password reach it without an entry of its own).
 RegistryOptions options_for(const testenv::Registry& reg) {
   RegistryOptions options;
   options.ca_files[reg.host()] = reg.ca_file();
+  if (const std::string realm = realm_authority(reg); !realm.empty()) {
+    options.ca_files[realm] = reg.ca_file();
+    options.trusted_token_realms.emplace(reg.host(), realm);
+  }
   options.timeout = std::chrono::seconds(10);
   return options;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream out;
+  out << in.rdbuf();
+  return out.str();
 }
 
 std::optional<RegistryCredential> cred(const testenv::Registry& reg, const std::string& password) {
@@ -217,4 +241,51 @@ TEST_CASE("A public image behind a token registry resolves anonymously", "[regis
   auto denied = resolve_digest(image_ref(reg->image("v1")), std::nullopt, options_for(*reg));
   REQUIRE_FALSE(denied.ok());
   CHECK(denied.error().code == ErrorCode::kPermissionDenied);
+}
+
+TEST_CASE("The password is not sent to a token realm on another port unless it is trusted",
+          "[registry][credentials]") {
+  auto reg = testenv::Registry::start(testenv::Mode::kToken);
+  REQUIRE(reg.ok());
+  reg->push_samples();
+  const std::string realm = realm_authority(*reg);
+  REQUIRE(realm != reg->host());
+  const std::string requests = reg->dir() + "/token-requests.log";
+  const auto before = read_text(requests);
+  LogCapture logs;
+
+  RegistryOptions untrusted = options_for(*reg);
+  untrusted.trusted_token_realms.clear();
+  auto refused =
+      resolve_digest(image_ref(reg->image("v1")), cred(*reg, reg->password()), untrusted);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == ErrorCode::kFailedPrecondition);
+  CHECK_THAT(refused.error().message, Catch::Contains("not the registry's own host") &&
+                                          Catch::Contains(realm) &&
+                                          Catch::Contains("--registry-token-realm"));
+  // The issuer saw no request at all from this call, so none that carried the password.
+  CHECK(read_text(requests) == before);
+  CHECK(logs.all().find(reg->password()) == std::string::npos);
+
+  const auto after_refusal = read_text(requests);
+  RegistryOptions trusted = options_for(*reg);
+  auto info = resolve_digest(image_ref(reg->image("v1")), cred(*reg, reg->password()), trusted);
+  INFO((info.ok() ? std::string() : info.error().message));
+  REQUIRE(info.ok());
+  CHECK(info->digest == reg->digest("v1"));
+  // The trusted realm got the password, which shows that the log records it when sent.
+  CHECK_THAT(read_text(requests).substr(after_refusal.size()),
+             Catch::Contains("basic=yes password=yes"));
+}
+
+TEST_CASE("The registry's CA is not trusted for a token realm on another port",
+          "[registry][credentials]") {
+  auto& reg = testenv::Registry::shared(testenv::Mode::kToken);
+  RegistryOptions options = options_for(reg);
+  options.ca_files.erase(realm_authority(reg));
+  auto info = resolve_digest(image_ref(reg.image("v1")), cred(reg, reg.password()), options);
+  REQUIRE_FALSE(info.ok());
+  CHECK(info.error().code == ErrorCode::kFailedPrecondition);
+  CHECK_THAT(info.error().message,
+             Catch::Contains("TLS handshake") && Catch::Contains(realm_authority(reg)));
 }

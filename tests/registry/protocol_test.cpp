@@ -98,3 +98,52 @@ TEST_CASE("Only absolute http and https URLs are accepted as token realms", "[re
   CHECK_FALSE(parse_url("/token"));
   CHECK_FALSE(parse_url("https://user:pw@evil/token"));
 }
+
+TEST_CASE("Loopback detection parses the address instead of matching a prefix", "[registry]") {
+  for (const char* host :
+       {"127.0.0.1", "127.0.0.2", "127.255.255.254", "::1", "[::1]", "0:0:0:0:0:0:0:1",
+        "::ffff:127.0.0.1", "[::ffff:127.0.0.1]", "localhost", "LOCALHOST"}) {
+    INFO(host);
+    CHECK(is_loopback_host(host));
+  }
+  for (const char* host :
+       {"127.0.0.1.evil.com", "127.evil.com", "localhost.evil", "evil.localhost.com", "0x7f.1",
+        "0x7f000001", "127.1", "2130706433", "0177.0.0.1", "128.0.0.1", "10.0.0.1", "::2",
+        "::ffff:10.0.0.1", "[::1", "::1]", "", "[]", "127.0.0.1:5000"}) {
+    INFO(host);
+    CHECK_FALSE(is_loopback_host(host));
+  }
+}
+
+TEST_CASE("A token realm gets the password only on the registry's own host or when trusted",
+          "[registry]") {
+  auto realm = [](const char* url) {
+    auto parsed = parse_url(url);
+    REQUIRE(parsed);
+    return parsed->endpoint;
+  };
+  const Endpoint registry = api_endpoint("127.0.0.1:5000", false);
+  const TrustedRealms none;
+  CHECK(realm_trusted("127.0.0.1:5000", registry, realm("https://127.0.0.1:5000/token"), none));
+  // Another port on the same address is another server.
+  CHECK_FALSE(
+      realm_trusted("127.0.0.1:5000", registry, realm("https://127.0.0.1:5001/token"), none));
+  CHECK_FALSE(realm_trusted("127.0.0.1:5000", registry, realm("https://127.0.0.2:5000/t"), none));
+  CHECK_FALSE(realm_trusted("127.0.0.1:5000", registry, realm("https://evil.example/t"), none));
+
+  const TrustedRealms trusted{{"127.0.0.1:5000", "127.0.0.1:5001"}, {"ghcr.io", "Auth.Example"}};
+  CHECK(realm_trusted("127.0.0.1:5000", registry, realm("https://127.0.0.1:5001/token"), trusted));
+  // Trust is per registry: another registry's realm entry does not extend to this one.
+  CHECK_FALSE(
+      realm_trusted("127.0.0.1:5000", registry, realm("https://auth.example/token"), trusted));
+  const Endpoint ghcr = api_endpoint("ghcr.io", false);
+  CHECK(realm_trusted("ghcr.io", ghcr, realm("https://auth.example/token"), trusted));
+  CHECK(realm_trusted("ghcr.io", ghcr, realm("https://AUTH.example:443/token"), trusted));
+  CHECK_FALSE(realm_trusted("ghcr.io", ghcr, realm("https://auth.example:8443/token"), trusted));
+  CHECK(realm_trusted("ghcr.io", ghcr, realm("https://ghcr.io/token?x=1"), none));
+
+  // Docker Hub's token service is built in, for Docker Hub only.
+  const Endpoint hub = api_endpoint("docker.io", false);
+  CHECK(realm_trusted("docker.io", hub, realm("https://auth.docker.io/token"), none));
+  CHECK_FALSE(realm_trusted("ghcr.io", ghcr, realm("https://auth.docker.io/token"), none));
+}

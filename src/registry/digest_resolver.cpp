@@ -1,18 +1,18 @@
-#include "digest_resolver.h"
+#include "registry/digest_resolver.h"
 
 #include "core/image_ref.h"
 
-namespace berth::controller {
+namespace berth::registry {
 
 Result<std::string> RegistryDigestResolver::resolve(const std::string& image_ref,
                                                     const core::RegistryLogin* login) {
   auto ref = core::parse_image_ref(image_ref);
   if (!ref.ok()) return ref.error();
-  std::optional<registry::RegistryCredential> cred;
-  if (login != nullptr) cred = registry::RegistryCredential{login->username, login->password};
-  auto info = registry::resolve_digest(*ref, cred, options_);
+  std::optional<RegistryCredential> cred;
+  if (login != nullptr) cred = RegistryCredential{login->username, login->password};
+  auto info = resolve_digest(*ref, cred, options_);
   if (!info.ok()) return info.error();
   return info->digest;
 }
 
-}  // namespace berth::controller
+}  // namespace berth::registry
