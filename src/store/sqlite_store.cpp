@@ -556,18 +556,39 @@ Status SqliteStore::apply_change(const core::Change& change, std::int64_t expect
     if (cur.getColumn(0).getInt64() != expected_generation) {
       fail(ErrorCode::kConflict, "the app service was changed concurrently; re-read and retry");
     }
-    // Positional update: the SET list is kServiceColumns minus id and account_id (1, 2),
-    // bound at the same indexes as bind_service and keyed by ?1.
+    // Only what the user owns: the runtime's columns (agent, current_deployment_id, url,
+    // conditions, last_error) may have moved since `change.service` was read, and writing the
+    // read values back would undo a deploy result or a placement that landed in between.
     SQLite::Statement up(*impl_->db,
-                         "UPDATE app_services SET name = ?3, plan_name = ?4, zone = ?5, "
-                         "storage_size_gb = ?6, storage_tier = ?7, status = ?8, image_ref = ?9, "
-                         "container_port = ?10, env = ?11, custom_domains = ?12, "
-                         "registry_username = ?13, health = ?14, registry_host = ?15, url = ?16, "
-                         "current_deployment_id = ?17, desired_deployment_id = ?18, agent = ?19, "
-                         "conditions = ?20, last_error = ?21, generation = ?22, "
-                         "created_at = ?23, updated_at = ?24 "
-                         "WHERE id = ?1 AND account_id = ?2");
-    bind_service(up, change.service);
+                         "UPDATE app_services SET name = :name, plan_name = :plan_name, "
+                         "zone = :zone, storage_size_gb = :storage_size_gb, "
+                         "storage_tier = :storage_tier, status = :status, "
+                         "image_ref = :image_ref, container_port = :container_port, env = :env, "
+                         "custom_domains = :custom_domains, "
+                         "registry_username = :registry_username, health = :health, "
+                         "registry_host = :registry_host, "
+                         "desired_deployment_id = :desired_deployment_id, "
+                         "generation = :generation, updated_at = :updated_at "
+                         "WHERE id = :id AND account_id = :account_id");
+    const AppService& s = change.service;
+    up.bind(":name", s.name);
+    up.bind(":plan_name", s.plan_name);
+    up.bind(":zone", s.zone);
+    up.bind(":storage_size_gb", s.storage_size_gb);
+    up.bind(":storage_tier", s.storage_tier);
+    up.bind(":status", core::to_string(s.status));
+    up.bind(":image_ref", s.config.image_ref);
+    up.bind(":container_port", s.config.container_port);
+    up.bind(":env", encode_env(s.config.env));
+    up.bind(":custom_domains", encode_strings(s.config.custom_domains));
+    up.bind(":registry_username", s.config.registry_username);
+    up.bind(":health", encode_health(s.config.health));
+    up.bind(":registry_host", s.registry_host);
+    up.bind(":desired_deployment_id", s.desired_deployment_id);
+    up.bind(":generation", static_cast<std::int64_t>(s.generation));
+    up.bind(":updated_at", static_cast<std::int64_t>(s.updated_at));
+    up.bind(":id", s.id);
+    up.bind(":account_id", s.account_id);
     up.exec();
     impl_->apply_rest(change);
     tx.commit();
@@ -631,20 +652,25 @@ Result<std::int64_t> SqliteStore::next_revision_number(std::string_view service_
 }
 
 namespace {
-// The runtime-observed columns of an app service (record_outcome and update_observed).
+// The runtime-observed columns of an app service (record_outcome and update_observed). A
+// service the user is deleting stays Deleting: the runtime's record may have been read before
+// the DELETE, and only the removal may end that state.
 void write_observed(SQLite::Database& db, const AppService& service) {
   SQLite::Statement svc(db,
-                        "UPDATE app_services SET status = ?, url = ?, "
-                        "current_deployment_id = ?, agent = ?, conditions = ?, "
-                        "last_error = ?, updated_at = ? WHERE id = ?");
-  svc.bind(1, core::to_string(service.status));
-  svc.bind(2, service.url);
-  svc.bind(3, service.current_deployment_id);
-  svc.bind(4, service.agent);
-  svc.bind(5, encode_conditions(service.conditions));
-  svc.bind(6, service.last_error);
-  svc.bind(7, static_cast<std::int64_t>(service.updated_at));
-  svc.bind(8, service.id);
+                        "UPDATE app_services SET "
+                        "status = CASE WHEN status = :deleting THEN status ELSE :status END, "
+                        "url = :url, current_deployment_id = :current_deployment_id, "
+                        "agent = :agent, conditions = :conditions, last_error = :last_error, "
+                        "updated_at = :updated_at WHERE id = :id");
+  svc.bind(":deleting", core::to_string(core::ServiceStatus::kDeleting));
+  svc.bind(":status", core::to_string(service.status));
+  svc.bind(":url", service.url);
+  svc.bind(":current_deployment_id", service.current_deployment_id);
+  svc.bind(":agent", service.agent);
+  svc.bind(":conditions", encode_conditions(service.conditions));
+  svc.bind(":last_error", service.last_error);
+  svc.bind(":updated_at", static_cast<std::int64_t>(service.updated_at));
+  svc.bind(":id", service.id);
   if (svc.exec() == 0) fail(ErrorCode::kNotFound, "the app service does not exist");
 }
 }  // namespace
