@@ -87,6 +87,18 @@ class StateStore {
   virtual Result<std::string> authenticate_token(const Secret& token) = 0;
 
   // --- app services ------------------------------------------------------------------------
+  // Who owns which field. A write carries a whole AppService that its caller read earlier, so
+  // each kind of write stores only the fields its caller owns; the rest of the record it
+  // carries may be stale and is ignored:
+  //   - user-owned (the API's apply_change: PATCH, rollback, restart, DELETE): name, plan_name,
+  //     zone, storage_size_gb, storage_tier, config, registry_host, desired_deployment_id,
+  //     generation, status, updated_at;
+  //   - runtime-owned (update_observed, record_outcome): agent, current_deployment_id, url,
+  //     conditions, last_error, status, updated_at;
+  //   - id, account_id and created_at never change after create_service.
+  // status is written by both, with one exception: once a DELETE has set Deleting, only the
+  // removal ends it; a runtime write that raced the DELETE leaves Deleting in place.
+  //
   // Scoped to an account: another account's id is kNotFound.
   virtual Result<AppService> get_service(std::string_view account_id, std::string_view id) = 0;
   virtual Result<std::vector<AppService>> list_services(std::string_view account_id) = 0;
@@ -97,8 +109,11 @@ class StateStore {
   // Inserts change.service (kConflict when the account already has that name) with its
   // revision, credential and task.
   virtual Status create_service(const Change& change) = 0;
-  // Replaces the service record iff its stored generation equals `expected_generation`
-  // (kConflict otherwise), and applies the rest of the change.
+  // Writes the user-owned fields of change.service iff the stored generation equals
+  // `expected_generation` (kConflict otherwise; a runtime write never moves the generation, so
+  // it never makes a user write fail), and applies the rest of the change. Never writes the
+  // runtime-owned fields: a deploy result or placement that landed after change.service was
+  // read survives.
   virtual Status apply_change(const Change& change, std::int64_t expected_generation) = 0;
   // Forgets the service, its revisions, credential and tasks.
   virtual Status delete_service(std::string_view id) = 0;
@@ -111,14 +126,17 @@ class StateStore {
   virtual Result<Revision> get_revision(std::string_view service_id,
                                         std::string_view revision_id) = 0;
   virtual Result<std::int64_t> next_revision_number(std::string_view service_id) = 0;
-  // Records a rollout outcome (state, digest, logs, finished_at) together with the service
-  // record it affects, in one transaction. Prunes succeeded revisions beyond `keep_succeeded`.
+  // Records a rollout outcome (state, digest, logs, finished_at) together with the
+  // runtime-owned fields of `service`, in one transaction; never the user-owned ones, so an
+  // outcome read before a PATCH cannot undo it, and never status out of Deleting. Prunes
+  // succeeded revisions beyond `keep_succeeded`.
   virtual Status record_outcome(const Revision& revision, const AppService& service,
                                 int keep_succeeded) = 0;
 
-  // Writes only the fields the runtime observes (status, url, current_deployment_id, agent,
+  // Writes only the runtime-owned fields (status, url, current_deployment_id, agent,
   // conditions, last_error, updated_at), without a generation check, so that a status update
-  // never undoes or blocks a concurrent user change. kNotFound when the service is gone.
+  // never undoes or blocks a concurrent user change; a service that is Deleting stays Deleting
+  // (the other fields are still written). kNotFound when the service is gone.
   virtual Status update_observed(const AppService& service) = 0;
 
   // --- credentials -------------------------------------------------------------------------

@@ -17,94 +17,23 @@
 #include "crypto/password.h"
 #include "crypto/sealer.h"
 #include "store/codec.h"
+#include "store/connection.h"
 #include "store/schema.h"
 
 namespace berth::store {
+
+using internal::check;
+using internal::Context;
+using internal::fail;
+using internal::guarded;
+using internal::unwrap;
+
 namespace {
 
 namespace fs = std::filesystem;
 using core::AppService;
 using core::Revision;
 using core::Task;
-
-// Thrown inside this file only, to leave a transaction early with a value error; guarded()
-// turns it back into a value. Nothing escapes SqliteStore's methods.
-struct StoreFailure {
-  Error error;
-};
-
-[[noreturn]] void fail(ErrorCode code, std::string message) {
-  throw StoreFailure{make_error(code, std::move(message))};
-}
-
-template <typename T>
-T unwrap(Result<T> r) {
-  if (!r.ok()) throw StoreFailure{r.take_error()};
-  return std::move(r).value();
-}
-
-void check(const Status& s) {
-  if (!s.ok()) throw StoreFailure{s.error()};
-}
-
-// What a UNIQUE/PRIMARY KEY violation means to the caller of the operation that hit it.
-struct Context {
-  const char* conflict = "the record already exists";
-};
-
-Error map_sqlite(const SQLite::Exception& e, const Context& ctx) {
-  const int extended = e.getExtendedErrorCode();
-  if (extended < 0) {
-    // SQLiteCpp's own errors (wrong column, misuse): a bug in this file.
-    return make_error(ErrorCode::kInternal, std::string("store: ") + e.what());
-  }
-  switch (extended & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return make_error(ErrorCode::kUnavailable, "the database is busy; retry later");
-    case SQLITE_FULL:
-      return make_error(ErrorCode::kResourceExhausted, "the database disk is full");
-    case SQLITE_READONLY:
-      return make_error(ErrorCode::kPermissionDenied, "the database is read-only");
-    case SQLITE_CANTOPEN:
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-      return make_error(ErrorCode::kPermissionDenied, "the database file cannot be opened");
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return make_error(ErrorCode::kDataLoss,
-                        "the database file is corrupt or not a berth database");
-    case SQLITE_IOERR:
-      return make_error(ErrorCode::kUnavailable, "an I/O error occurred on the database");
-    case SQLITE_CONSTRAINT:
-      if (extended == SQLITE_CONSTRAINT_UNIQUE || extended == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        return make_error(ErrorCode::kConflict, ctx.conflict);
-      }
-      if (extended == SQLITE_CONSTRAINT_FOREIGNKEY) {
-        return make_error(ErrorCode::kFailedPrecondition,
-                          "the account or app service it refers to does not exist");
-      }
-      return make_error(ErrorCode::kInvalidArgument, "the record breaks a database constraint");
-    default:
-      return make_error(ErrorCode::kInternal, std::string("store: ") + e.what());
-  }
-}
-
-// Runs `body`, turning every exception of this file and of the libraries it calls into a value.
-template <typename F>
-auto guarded(const Context& ctx, F&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const StoreFailure& f) {
-    return f.error;
-  } catch (const SQLite::Exception& e) {
-    return map_sqlite(e, ctx);
-  } catch (const std::bad_alloc&) {
-    return make_error(ErrorCode::kResourceExhausted, "out of memory");
-  } catch (const std::exception& e) {
-    return make_error(ErrorCode::kInternal, std::string("store: ") + e.what());
-  }
-}
 
 core::UnixMillis system_now() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -233,229 +162,250 @@ void bind_service(SQLite::Statement& st, const AppService& s) {
 
 }  // namespace
 
-struct SqliteStore::Impl {
-  fs::path data_dir;
-  fs::path key_file;
-  StoreOptions options;
-  std::optional<SQLite::Database> db;
-  std::optional<crypto::Keyring> keyring;
-  int version = 0;
-  mutable std::mutex mu;
-  // Verified against when an account or token id is unknown, so that a miss costs the same
-  // scrypt work as a hit. Computed on first use.
-  std::string dummy_hash;
-  // DATA_DIR/berth.lock, held shared by every open store (serve, the admin commands) and
-  // exclusively during a master-key rotation: a rotation while `serve` runs would leave the
-  // running process sealing under a retired key.
-  int lock_fd = -1;
+namespace internal {
 
-  ~Impl() {
-    if (lock_fd >= 0) ::close(lock_fd);
+Error map_sqlite(const SQLite::Exception& e, const Context& ctx) {
+  const int extended = e.getExtendedErrorCode();
+  if (extended < 0) {
+    // SQLiteCpp's own errors (wrong column, misuse): a bug in this file.
+    return make_error(ErrorCode::kInternal, std::string("store: ") + e.what());
   }
-
-  core::UnixMillis now() const { return options.clock ? options.clock() : system_now(); }
-
-  // --- schema ------------------------------------------------------------------------------
-  int read_version() {
-    if (!db->tableExists("schema_version")) return 0;
-    SQLite::Statement st(*db, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
-    st.executeStep();
-    return st.getColumn(0).getInt();
-  }
-
-  void migrate() {
-    version = read_version();
-    if (version > latest_schema_version()) {
-      fail(ErrorCode::kFailedPrecondition,
-           "the database schema is newer than this berth-controller; upgrade berth");
-    }
-    if (options.read_only) {
-      if (version != latest_schema_version()) {
-        fail(ErrorCode::kFailedPrecondition,
-             "the database needs a schema migration and was opened read-only");
+  switch (extended & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return make_error(ErrorCode::kUnavailable, "the database is busy; retry later");
+    case SQLITE_FULL:
+      return make_error(ErrorCode::kResourceExhausted, "the database disk is full");
+    case SQLITE_READONLY:
+      return make_error(ErrorCode::kPermissionDenied, "the database is read-only");
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return make_error(ErrorCode::kPermissionDenied, "the database file cannot be opened");
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return make_error(ErrorCode::kDataLoss,
+                        "the database file is corrupt or not a berth database");
+    case SQLITE_IOERR:
+      return make_error(ErrorCode::kUnavailable, "an I/O error occurred on the database");
+    case SQLITE_CONSTRAINT:
+      if (extended == SQLITE_CONSTRAINT_UNIQUE || extended == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return make_error(ErrorCode::kConflict, ctx.conflict);
       }
+      if (extended == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        return make_error(ErrorCode::kFailedPrecondition,
+                          "the account or app service it refers to does not exist");
+      }
+      return make_error(ErrorCode::kInvalidArgument, "the record breaks a database constraint");
+    default:
+      return make_error(ErrorCode::kInternal, std::string("store: ") + e.what());
+  }
+}
+
+}  // namespace internal
+
+SqliteStore::Impl::~Impl() {
+  if (lock_fd >= 0) ::close(lock_fd);
+}
+
+core::UnixMillis SqliteStore::Impl::now() const {
+  return options.clock ? options.clock() : system_now();
+}
+
+// --- schema ------------------------------------------------------------------------------
+int SqliteStore::Impl::read_version() {
+  if (!db->tableExists("schema_version")) return 0;
+  SQLite::Statement st(*db, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+  st.executeStep();
+  return st.getColumn(0).getInt();
+}
+
+void SqliteStore::Impl::migrate() {
+  version = read_version();
+  if (version > latest_schema_version()) {
+    fail(ErrorCode::kFailedPrecondition,
+         "the database schema is newer than this berth-controller; upgrade berth");
+  }
+  if (options.read_only) {
+    if (version != latest_schema_version()) {
+      fail(ErrorCode::kFailedPrecondition,
+           "the database needs a schema migration and was opened read-only");
+    }
+    return;
+  }
+  for (const Migration& m : migrations()) {
+    if (m.version <= version) continue;
+    SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
+    db->exec(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+    db->exec(m.sql);
+    SQLite::Statement ins(*db, "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)");
+    ins.bind(1, m.version);
+    ins.bind(2, static_cast<std::int64_t>(now()));
+    ins.exec();
+    tx.commit();
+    log::info("store schema migrated", {{"version", m.version}, {"step", m.description}});
+    version = m.version;
+  }
+}
+
+// --- credentials -------------------------------------------------------------------------
+void SqliteStore::Impl::write_credential(const std::string& service_id,
+                                         const core::CredentialWrite& w) {
+  switch (w.action) {
+    case core::CredentialWrite::Action::kKeep:
+      return;
+    case core::CredentialWrite::Action::kRemove: {
+      SQLite::Statement del(*db, "DELETE FROM credentials WHERE service_id = ?");
+      del.bind(1, service_id);
+      del.exec();
       return;
     }
-    for (const Migration& m : migrations()) {
-      if (m.version <= version) continue;
-      SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
-      db->exec(
-          "CREATE TABLE IF NOT EXISTS schema_version ("
-          "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
-      db->exec(m.sql);
-      SQLite::Statement ins(*db, "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)");
-      ins.bind(1, m.version);
-      ins.bind(2, static_cast<std::int64_t>(now()));
-      ins.exec();
-      tx.commit();
-      log::info("store schema migrated", {{"version", m.version}, {"step", m.description}});
-      version = m.version;
-    }
-  }
-
-  // --- credentials -------------------------------------------------------------------------
-  void write_credential(const std::string& service_id, const core::CredentialWrite& w) {
-    switch (w.action) {
-      case core::CredentialWrite::Action::kKeep:
-        return;
-      case core::CredentialWrite::Action::kRemove: {
-        SQLite::Statement del(*db, "DELETE FROM credentials WHERE service_id = ?");
-        del.bind(1, service_id);
-        del.exec();
-        return;
+    case core::CredentialWrite::Action::kReplace: {
+      if (w.password.empty()) {
+        fail(ErrorCode::kValidation, "a registry credential needs a password");
       }
-      case core::CredentialWrite::Action::kReplace: {
-        if (w.password.empty()) {
-          fail(ErrorCode::kValidation, "a registry credential needs a password");
-        }
-        crypto::SealedBlob blob = unwrap(keyring->seal(
-            w.password, crypto::credential_aad(service_id, w.registry_host, w.username)));
-        SQLite::Statement up(*db,
-                             "INSERT INTO credentials (service_id, registry_host, username, "
-                             "key_id, nonce, ciphertext, set_at, expires_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                             "ON CONFLICT(service_id) DO UPDATE SET "
-                             "registry_host = excluded.registry_host, "
-                             "username = excluded.username, key_id = excluded.key_id, "
-                             "nonce = excluded.nonce, ciphertext = excluded.ciphertext, "
-                             "set_at = excluded.set_at, expires_at = excluded.expires_at");
-        up.bind(1, service_id);
-        up.bind(2, w.registry_host);
-        up.bind(3, w.username);
-        up.bind(4, blob.key_id);
-        bind_blob(up, 5, blob.nonce);
-        bind_blob(up, 6, blob.ciphertext);
-        up.bind(7, static_cast<std::int64_t>(w.set_at));
-        if (w.expires_at) {
-          up.bind(8, static_cast<std::int64_t>(*w.expires_at));
-        } else {
-          up.bind(8);
-        }
-        up.exec();
-        return;
+      crypto::SealedBlob blob = unwrap(keyring->seal(
+          w.password, crypto::credential_aad(service_id, w.registry_host, w.username)));
+      SQLite::Statement up(*db,
+                           "INSERT INTO credentials (service_id, registry_host, username, "
+                           "key_id, nonce, ciphertext, set_at, expires_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT(service_id) DO UPDATE SET "
+                           "registry_host = excluded.registry_host, "
+                           "username = excluded.username, key_id = excluded.key_id, "
+                           "nonce = excluded.nonce, ciphertext = excluded.ciphertext, "
+                           "set_at = excluded.set_at, expires_at = excluded.expires_at");
+      up.bind(1, service_id);
+      up.bind(2, w.registry_host);
+      up.bind(3, w.username);
+      up.bind(4, blob.key_id);
+      bind_blob(up, 5, blob.nonce);
+      bind_blob(up, 6, blob.ciphertext);
+      up.bind(7, static_cast<std::int64_t>(w.set_at));
+      if (w.expires_at) {
+        up.bind(8, static_cast<std::int64_t>(*w.expires_at));
+      } else {
+        up.bind(8);
       }
-    }
-  }
-
-  void insert_revision(const Revision& r) {
-    SQLite::Statement ins(*db, std::string("INSERT INTO revisions (") + kRevisionColumns +
-                                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    ins.bind(1, r.id);
-    ins.bind(2, r.service_id);
-    ins.bind(3, static_cast<std::int64_t>(r.number));
-    ins.bind(4, encode_config(r.config));
-    ins.bind(5, r.registry_host);
-    ins.bind(6, r.reason);
-    ins.bind(7, core::to_string(r.state));
-    ins.bind(8, r.image_digest);
-    ins.bind(9, encode_deploy_logs(r.deploy_logs));
-    ins.bind(10, static_cast<std::int64_t>(r.created_at));
-    ins.bind(11, static_cast<std::int64_t>(r.finished_at));
-    ins.exec();
-  }
-
-  void insert_task(const Task& t) {
-    SQLite::Statement ins(*db,
-                          "INSERT INTO tasks (id, service_id, revision_id, kind, state, agent, "
-                          "attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    ins.bind(1, t.id);
-    ins.bind(2, t.service_id);
-    ins.bind(3, t.revision_id);
-    ins.bind(4, core::to_string(t.kind));
-    ins.bind(5, core::to_string(t.state));
-    ins.bind(6, t.agent);
-    ins.bind(7, t.attempts);
-    ins.bind(8, static_cast<std::int64_t>(t.created_at));
-    ins.bind(9, static_cast<std::int64_t>(t.updated_at));
-    ins.exec();
-  }
-
-  void apply_rest(const core::Change& change) {
-    const std::string& sid = change.service.id;
-    if (change.revision) {
-      if (change.revision->service_id != sid) {
-        fail(ErrorCode::kInvalidArgument, "the revision belongs to another app service");
-      }
-      insert_revision(*change.revision);
-    }
-    write_credential(sid, change.credential);
-    if (change.task) {
-      if (change.task->service_id != sid) {
-        fail(ErrorCode::kInvalidArgument, "the task belongs to another app service");
-      }
-      insert_task(*change.task);
-    }
-  }
-
-  // Re-seals every credential not yet under `target_key_id` in one transaction: opened with
-  // `opener` (which holds the old key), sealed with `sealer` (whose current key is the target).
-  int reseal_all(const crypto::Keyring& opener, const crypto::Keyring& sealer) {
-    struct Row {
-      std::string service_id, host, username;
-      crypto::SealedBlob blob;
-    };
-    SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
-    std::vector<Row> rows;
-    {
-      SQLite::Statement st(*db,
-                           "SELECT service_id, registry_host, username, key_id, nonce, "
-                           "ciphertext FROM credentials WHERE key_id != ?");
-      st.bind(1, sealer.current_key_id());
-      while (st.executeStep()) {
-        Row r;
-        r.service_id = st.getColumn(0).getString();
-        r.host = st.getColumn(1).getString();
-        r.username = st.getColumn(2).getString();
-        r.blob.key_id = st.getColumn(3).getString();
-        r.blob.nonce = column_blob(st.getColumn(4));
-        r.blob.ciphertext = column_blob(st.getColumn(5));
-        rows.push_back(std::move(r));
-      }
-    }
-    SQLite::Statement up(*db,
-                         "UPDATE credentials SET key_id = ?, nonce = ?, ciphertext = ? "
-                         "WHERE service_id = ?");
-    for (const Row& r : rows) {
-      const std::string aad = crypto::credential_aad(r.service_id, r.host, r.username);
-      auto plain = opener.unseal(r.blob, aad);
-      if (!plain.ok()) {
-        fail(ErrorCode::kDataLoss,
-             "a stored registry password cannot be unsealed; the master key rotation stopped");
-      }
-      crypto::SealedBlob fresh = unwrap(sealer.seal(*plain, aad));
-      up.reset();
-      up.bind(1, fresh.key_id);
-      bind_blob(up, 2, fresh.nonce);
-      bind_blob(up, 3, fresh.ciphertext);
-      up.bind(4, r.service_id);
       up.exec();
+      return;
     }
-    tx.commit();
-    return static_cast<int>(rows.size());
   }
+}
 
-  // A `.next` key file means a rotation began and did not finish: re-seal what is not under
-  // the new key yet, then retire the old key. Idempotent.
-  int complete_rotation() {
-    const fs::path next = next_key_path(key_file);
-    if (!fs::exists(next)) return 0;
-    crypto::Keyring target = unwrap(crypto::Keyring::load(next));
-    const int n = reseal_all(*keyring, target);
-    check(keyring->finish_rotation());
-    keyring.reset();
-    keyring.emplace(unwrap(crypto::Keyring::load(key_file)));
-    log::info("store master key rotation completed",
-              {{"key_id", keyring->current_key_id()}, {"resealed", n}});
-    return n;
-  }
+void SqliteStore::Impl::insert_revision(const Revision& r) {
+  SQLite::Statement ins(*db, std::string("INSERT INTO revisions (") + kRevisionColumns +
+                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  ins.bind(1, r.id);
+  ins.bind(2, r.service_id);
+  ins.bind(3, static_cast<std::int64_t>(r.number));
+  ins.bind(4, encode_config(r.config));
+  ins.bind(5, r.registry_host);
+  ins.bind(6, r.reason);
+  ins.bind(7, core::to_string(r.state));
+  ins.bind(8, r.image_digest);
+  ins.bind(9, encode_deploy_logs(r.deploy_logs));
+  ins.bind(10, static_cast<std::int64_t>(r.created_at));
+  ins.bind(11, static_cast<std::int64_t>(r.finished_at));
+  ins.exec();
+}
 
-  const std::string& dummy() {
-    if (dummy_hash.empty()) {
-      dummy_hash = unwrap(crypto::hash_password(Secret("berth-timing-equaliser")));
+void SqliteStore::Impl::insert_task(const Task& t) {
+  SQLite::Statement ins(*db,
+                        "INSERT INTO tasks (id, service_id, revision_id, kind, state, agent, "
+                        "attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  ins.bind(1, t.id);
+  ins.bind(2, t.service_id);
+  ins.bind(3, t.revision_id);
+  ins.bind(4, core::to_string(t.kind));
+  ins.bind(5, core::to_string(t.state));
+  ins.bind(6, t.agent);
+  ins.bind(7, t.attempts);
+  ins.bind(8, static_cast<std::int64_t>(t.created_at));
+  ins.bind(9, static_cast<std::int64_t>(t.updated_at));
+  ins.exec();
+}
+
+void SqliteStore::Impl::apply_rest(const core::Change& change) {
+  const std::string& sid = change.service.id;
+  if (change.revision) {
+    if (change.revision->service_id != sid) {
+      fail(ErrorCode::kInvalidArgument, "the revision belongs to another app service");
     }
-    return dummy_hash;
+    insert_revision(*change.revision);
   }
-};
+  write_credential(sid, change.credential);
+  if (change.task) {
+    if (change.task->service_id != sid) {
+      fail(ErrorCode::kInvalidArgument, "the task belongs to another app service");
+    }
+    insert_task(*change.task);
+  }
+}
+
+// Re-seals every credential not yet under `target_key_id` in one transaction: opened with
+// `opener` (which holds the old key), sealed with `sealer` (whose current key is the target).
+int SqliteStore::Impl::reseal_all(const crypto::Keyring& opener, const crypto::Keyring& sealer) {
+  struct Row {
+    std::string service_id, host, username;
+    crypto::SealedBlob blob;
+  };
+  SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
+  std::vector<Row> rows;
+  {
+    SQLite::Statement st(*db,
+                         "SELECT service_id, registry_host, username, key_id, nonce, "
+                         "ciphertext FROM credentials WHERE key_id != ?");
+    st.bind(1, sealer.current_key_id());
+    while (st.executeStep()) {
+      Row r;
+      r.service_id = st.getColumn(0).getString();
+      r.host = st.getColumn(1).getString();
+      r.username = st.getColumn(2).getString();
+      r.blob.key_id = st.getColumn(3).getString();
+      r.blob.nonce = column_blob(st.getColumn(4));
+      r.blob.ciphertext = column_blob(st.getColumn(5));
+      rows.push_back(std::move(r));
+    }
+  }
+  SQLite::Statement up(*db,
+                       "UPDATE credentials SET key_id = ?, nonce = ?, ciphertext = ? "
+                       "WHERE service_id = ?");
+  for (const Row& r : rows) {
+    const std::string aad = crypto::credential_aad(r.service_id, r.host, r.username);
+    auto plain = opener.unseal(r.blob, aad);
+    if (!plain.ok()) {
+      fail(ErrorCode::kDataLoss,
+           "a stored registry password cannot be unsealed; the master key rotation stopped");
+    }
+    crypto::SealedBlob fresh = unwrap(sealer.seal(*plain, aad));
+    up.reset();
+    up.bind(1, fresh.key_id);
+    bind_blob(up, 2, fresh.nonce);
+    bind_blob(up, 3, fresh.ciphertext);
+    up.bind(4, r.service_id);
+    up.exec();
+  }
+  tx.commit();
+  return static_cast<int>(rows.size());
+}
+
+// A `.next` key file means a rotation began and did not finish: re-seal what is not under
+// the new key yet, then retire the old key. Idempotent.
+int SqliteStore::Impl::complete_rotation() {
+  const fs::path next = next_key_path(key_file);
+  if (!fs::exists(next)) return 0;
+  crypto::Keyring target = unwrap(crypto::Keyring::load(next));
+  const int n = reseal_all(*keyring, target);
+  check(keyring->finish_rotation());
+  keyring.reset();
+  keyring.emplace(unwrap(crypto::Keyring::load(key_file)));
+  log::info("store master key rotation completed",
+            {{"key_id", keyring->current_key_id()}, {"resealed", n}});
+  return n;
+}
 
 SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SqliteStore::~SqliteStore() = default;
@@ -528,140 +478,6 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const fs::path& data_dir,
                              {"key_id", s.keyring->current_key_id()},
                              {"read_only", ro}});
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
-}
-
-// --- accounts and authentication -------------------------------------------------------------
-
-Result<std::string> SqliteStore::authenticate_password(std::string_view account_name,
-                                                       const Secret& password) {
-  struct Found {
-    std::string id, hash;
-  };
-  auto found = guarded(Context{}, [&]() -> Result<Found> {
-    std::lock_guard lock(impl_->mu);
-    SQLite::Statement st(*impl_->db, "SELECT id, password_hash FROM accounts WHERE name = ?");
-    st.bind(1, std::string(account_name));
-    if (st.executeStep()) return Found{st.getColumn(0).getString(), st.getColumn(1).getString()};
-    return Found{"", impl_->dummy()};
-  });
-  if (!found.ok()) return found.take_error();
-  // scrypt outside the lock: it is the slow part and touches no shared state.
-  const bool match = crypto::verify_password(password, found->hash);
-  if (!match || found->id.empty()) {
-    return make_error(ErrorCode::kUnauthenticated, "the account name or password is wrong");
-  }
-  return found->id;
-}
-
-// Matches no secret: the digest of nothing is not all zeros.
-constexpr std::string_view kNoTokenHash =
-    "sha256$0000000000000000000000000000000000000000000000000000000000000000";
-
-Result<std::string> SqliteStore::authenticate_token(const Secret& token) {
-  std::string token_id;
-  Secret secret;
-  const bool shaped = crypto::split_token(token, token_id, secret);
-  struct Found {
-    std::string account_id, hash;
-    std::optional<core::UnixMillis> last_used;
-  };
-  auto found = guarded(Context{}, [&]() -> Result<Found> {
-    std::lock_guard lock(impl_->mu);
-    if (shaped) {
-      SQLite::Statement st(*impl_->db,
-                           "SELECT account_id, secret_hash, last_used_at FROM api_tokens "
-                           "WHERE id = ?");
-      st.bind(1, token_id);
-      if (st.executeStep()) {
-        Found f{st.getColumn(0).getString(), st.getColumn(1).getString(), std::nullopt};
-        if (!st.getColumn(2).isNull()) f.last_used = st.getColumn(2).getInt64();
-        return f;
-      }
-    }
-    // An unknown id still hashes and compares (the same few microseconds as a hit).
-    return Found{"", std::string(kNoTokenHash), std::nullopt};
-  });
-  if (!found.ok()) return found.take_error();
-  if (crypto::is_legacy_token_hash(found->hash)) {
-    // Issued before tokens were SHA-256: the secret is needed to re-hash it and the store
-    // never had it, so these tokens are refused with the remedy (docs/api.md).
-    return make_error(ErrorCode::kUnauthenticated,
-                      "this API token was issued by an older berth and is no longer accepted; "
-                      "issue a new one with `berth-controller token create`");
-  }
-  const bool match = crypto::verify_token_secret(secret, found->hash);
-  if (!match || found->account_id.empty()) {
-    return make_error(ErrorCode::kUnauthenticated, "the API token is not valid");
-  }
-  // last_used_at is advisory: written at most once a minute so that every API request is not
-  // an fsync, and a failure to write it does not fail the request.
-  const core::UnixMillis now = impl_->now();
-  if (!found->last_used || now - *found->last_used >= 60'000) {
-    Status touched = guarded(Context{}, [&]() -> Status {
-      std::lock_guard lock(impl_->mu);
-      SQLite::Statement up(*impl_->db, "UPDATE api_tokens SET last_used_at = ? WHERE id = ?");
-      up.bind(1, static_cast<std::int64_t>(now));
-      up.bind(2, token_id);
-      up.exec();
-      return Status::Ok();
-    });
-    if (!touched.ok()) {
-      log::warn("store token last_used_at not recorded",
-                {{"token_id", token_id}, {"error", touched.error().message}});
-    }
-  }
-  return found->account_id;
-}
-
-Result<std::string> SqliteStore::add_account(std::string_view name, const Secret& password) {
-  if (name.empty()) return make_error(ErrorCode::kValidation, "the account name is empty", "name");
-  if (password.empty()) {
-    return make_error(ErrorCode::kValidation, "the account password is empty", "password");
-  }
-  auto hash = crypto::hash_password(password);
-  if (!hash.ok()) return hash.take_error();
-  const std::string id = crypto::random_uuid();
-  return guarded(Context{"an account with this name already exists"}, [&]() -> Result<std::string> {
-    std::lock_guard lock(impl_->mu);
-    SQLite::Transaction tx(*impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
-    SQLite::Statement ins(*impl_->db,
-                          "INSERT INTO accounts (id, name, password_hash, created_at) "
-                          "VALUES (?, ?, ?, ?)");
-    ins.bind(1, id);
-    ins.bind(2, std::string(name));
-    ins.bind(3, *hash);
-    ins.bind(4, static_cast<std::int64_t>(impl_->now()));
-    ins.exec();
-    tx.commit();
-    log::info("store account added", {{"account", id}});
-    return id;
-  });
-}
-
-Result<Secret> SqliteStore::create_token(std::string_view account_name, std::string_view label) {
-  auto token = crypto::generate_token();
-  if (!token.ok()) return token.take_error();
-  const std::string hash = crypto::hash_token_secret(token->secret);
-  return guarded(Context{"a token with this id already exists"}, [&]() -> Result<Secret> {
-    std::lock_guard lock(impl_->mu);
-    SQLite::Transaction tx(*impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
-    SQLite::Statement find(*impl_->db, "SELECT id FROM accounts WHERE name = ?");
-    find.bind(1, std::string(account_name));
-    if (!find.executeStep()) fail(ErrorCode::kNotFound, "no account has this name");
-    const std::string account_id = find.getColumn(0).getString();
-    SQLite::Statement ins(*impl_->db,
-                          "INSERT INTO api_tokens (id, account_id, label, secret_hash, "
-                          "created_at, last_used_at) VALUES (?, ?, ?, ?, ?, NULL)");
-    ins.bind(1, token->id);
-    ins.bind(2, account_id);
-    ins.bind(3, std::string(label));
-    ins.bind(4, hash);
-    ins.bind(5, static_cast<std::int64_t>(impl_->now()));
-    ins.exec();
-    tx.commit();
-    log::info("store token created", {{"account", account_id}, {"token_id", token->id}});
-    return token->full;
-  });
 }
 
 // --- app services -----------------------------------------------------------------------------
@@ -740,18 +556,39 @@ Status SqliteStore::apply_change(const core::Change& change, std::int64_t expect
     if (cur.getColumn(0).getInt64() != expected_generation) {
       fail(ErrorCode::kConflict, "the app service was changed concurrently; re-read and retry");
     }
-    // Positional update: the SET list is kServiceColumns minus id and account_id (1, 2),
-    // bound at the same indexes as bind_service and keyed by ?1.
+    // Only what the user owns: the runtime's columns (agent, current_deployment_id, url,
+    // conditions, last_error) may have moved since `change.service` was read, and writing the
+    // read values back would undo a deploy result or a placement that landed in between.
     SQLite::Statement up(*impl_->db,
-                         "UPDATE app_services SET name = ?3, plan_name = ?4, zone = ?5, "
-                         "storage_size_gb = ?6, storage_tier = ?7, status = ?8, image_ref = ?9, "
-                         "container_port = ?10, env = ?11, custom_domains = ?12, "
-                         "registry_username = ?13, health = ?14, registry_host = ?15, url = ?16, "
-                         "current_deployment_id = ?17, desired_deployment_id = ?18, agent = ?19, "
-                         "conditions = ?20, last_error = ?21, generation = ?22, "
-                         "created_at = ?23, updated_at = ?24 "
-                         "WHERE id = ?1 AND account_id = ?2");
-    bind_service(up, change.service);
+                         "UPDATE app_services SET name = :name, plan_name = :plan_name, "
+                         "zone = :zone, storage_size_gb = :storage_size_gb, "
+                         "storage_tier = :storage_tier, status = :status, "
+                         "image_ref = :image_ref, container_port = :container_port, env = :env, "
+                         "custom_domains = :custom_domains, "
+                         "registry_username = :registry_username, health = :health, "
+                         "registry_host = :registry_host, "
+                         "desired_deployment_id = :desired_deployment_id, "
+                         "generation = :generation, updated_at = :updated_at "
+                         "WHERE id = :id AND account_id = :account_id");
+    const AppService& s = change.service;
+    up.bind(":name", s.name);
+    up.bind(":plan_name", s.plan_name);
+    up.bind(":zone", s.zone);
+    up.bind(":storage_size_gb", s.storage_size_gb);
+    up.bind(":storage_tier", s.storage_tier);
+    up.bind(":status", core::to_string(s.status));
+    up.bind(":image_ref", s.config.image_ref);
+    up.bind(":container_port", s.config.container_port);
+    up.bind(":env", encode_env(s.config.env));
+    up.bind(":custom_domains", encode_strings(s.config.custom_domains));
+    up.bind(":registry_username", s.config.registry_username);
+    up.bind(":health", encode_health(s.config.health));
+    up.bind(":registry_host", s.registry_host);
+    up.bind(":desired_deployment_id", s.desired_deployment_id);
+    up.bind(":generation", static_cast<std::int64_t>(s.generation));
+    up.bind(":updated_at", static_cast<std::int64_t>(s.updated_at));
+    up.bind(":id", s.id);
+    up.bind(":account_id", s.account_id);
     up.exec();
     impl_->apply_rest(change);
     tx.commit();
@@ -815,20 +652,25 @@ Result<std::int64_t> SqliteStore::next_revision_number(std::string_view service_
 }
 
 namespace {
-// The runtime-observed columns of an app service (record_outcome and update_observed).
+// The runtime-observed columns of an app service (record_outcome and update_observed). A
+// service the user is deleting stays Deleting: the runtime's record may have been read before
+// the DELETE, and only the removal may end that state.
 void write_observed(SQLite::Database& db, const AppService& service) {
   SQLite::Statement svc(db,
-                        "UPDATE app_services SET status = ?, url = ?, "
-                        "current_deployment_id = ?, agent = ?, conditions = ?, "
-                        "last_error = ?, updated_at = ? WHERE id = ?");
-  svc.bind(1, core::to_string(service.status));
-  svc.bind(2, service.url);
-  svc.bind(3, service.current_deployment_id);
-  svc.bind(4, service.agent);
-  svc.bind(5, encode_conditions(service.conditions));
-  svc.bind(6, service.last_error);
-  svc.bind(7, static_cast<std::int64_t>(service.updated_at));
-  svc.bind(8, service.id);
+                        "UPDATE app_services SET "
+                        "status = CASE WHEN status = :deleting THEN status ELSE :status END, "
+                        "url = :url, current_deployment_id = :current_deployment_id, "
+                        "agent = :agent, conditions = :conditions, last_error = :last_error, "
+                        "updated_at = :updated_at WHERE id = :id");
+  svc.bind(":deleting", core::to_string(core::ServiceStatus::kDeleting));
+  svc.bind(":status", core::to_string(service.status));
+  svc.bind(":url", service.url);
+  svc.bind(":current_deployment_id", service.current_deployment_id);
+  svc.bind(":agent", service.agent);
+  svc.bind(":conditions", encode_conditions(service.conditions));
+  svc.bind(":last_error", service.last_error);
+  svc.bind(":updated_at", static_cast<std::int64_t>(service.updated_at));
+  svc.bind(":id", service.id);
   if (svc.exec() == 0) fail(ErrorCode::kNotFound, "the app service does not exist");
 }
 }  // namespace

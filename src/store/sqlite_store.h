@@ -74,10 +74,15 @@ class SqliteStore final : public core::StateStore {
   Result<core::Revision> get_revision(std::string_view service_id,
                                       std::string_view revision_id) override;
   Result<std::int64_t> next_revision_number(std::string_view service_id) override;
-  // Writes the revision's outcome and the *observed* fields of `service` (status, url,
-  // current_deployment_id, agent, conditions, last_error, updated_at), never its desired
-  // config or generation, so an outcome cannot overwrite a PATCH that raced it.
-  // keep_succeeded < 1 keeps every revision; the current deployment is never pruned.
+  // apply_change writes only the user-owned columns (name, plan_name, zone, storage_size_gb,
+  // storage_tier, status, the config columns, registry_host, desired_deployment_id,
+  // generation, updated_at); update_observed and record_outcome only the runtime-owned ones
+  // (agent, current_deployment_id, url, conditions, last_error, status, updated_at), and a
+  // stored status of Deleting is kept (the CASE in write_observed). So a record read before
+  // the other kind of write commits can never put back what that write changed.
+  //
+  // record_outcome: keep_succeeded < 1 keeps every revision; the current deployment is never
+  // pruned.
   Status record_outcome(const core::Revision& revision, const core::AppService& service,
                         int keep_succeeded) override;
   Status update_observed(const core::AppService& service) override;
