@@ -277,6 +277,7 @@ TEST_CASE("Deleting a placed service sends the removal, then waits, then forgets
   in.task->state = TaskState::kSent;
   CHECK(plan_next(in).step == StepKind::kAwaitResult);
   in.task.reset();
+  in.removal_confirmed = true;  // the agent answered the removal with success
   CHECK(plan_next(in).step == StepKind::kForget);
 }
 
