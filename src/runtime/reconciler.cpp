@@ -792,7 +792,13 @@ Status Reconciler::apply_result(const ReceivedResult& received) {
     if (t.id == outcome.task_id) task = t;
   }
   if (!task) {
-    // A repeated result, or one for a task a later change finished: nothing to record.
+    // A repeated result, or one for a task a later change finished: nothing to record, but
+    // what the agent now serves is still news.
+    if (outcome.ok && !outcome.revision_id.empty()) {
+      std::lock_guard lock(mu_);
+      agents_[received.agent].apps[service.id] = core::ObservedApp{
+          outcome.revision_id, outcome.image_digest, outcome.stable_port, true, outcome.task_id};
+    }
     log::debug("result for a finished task",
                {{"app", service.name}, {"app_id", service.id}, {"task", outcome.task_id}});
     return Status::Ok();
