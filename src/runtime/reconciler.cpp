@@ -711,7 +711,9 @@ ReconcileOutcome Reconciler::reap_orphan(const std::string& service_id) {
   {
     std::lock_guard lock(mu_);
     for (const auto& [name, a] : agents_) {
-      if (a.connected && a.apps.contains(service_id)) {
+      auto app = a.apps.find(service_id);
+      // A missing app has no container left to remove (e.g. the last report of one just deleted).
+      if (a.connected && app != a.apps.end() && !app->second.missing) {
         agent = name;
         break;
       }
