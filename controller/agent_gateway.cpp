@@ -68,6 +68,28 @@ void route_link_events(agentlink::ServerOptions& options, runtime::Reconciler& r
       o.stable_port = result->stable_port;
       o.logs = result->logs;
       reconciler.task_result(agent, o);
+    } else if (const auto* ack = std::get_if<agentlink::Ack>(&message)) {
+      reconciler.task_acked(agent, ack->task_id);
+    } else if (const auto* status = std::get_if<agentlink::AppStatus>(&message)) {
+      core::AppReport r;
+      r.service_id = status->service_id;
+      r.revision_id = status->revision_id;
+      r.detail = status->detail;
+      switch (status->state) {
+        case agentlink::AppState::kRunning:
+          r.state = core::AppState::kRunning;
+          break;
+        case agentlink::AppState::kUnhealthy:
+          r.state = core::AppState::kUnhealthy;
+          break;
+        case agentlink::AppState::kMissing:
+          r.state = core::AppState::kMissing;
+          break;
+      }
+      log::info("app state reported", {{"agent", agent},
+                                       {"app_id", status->service_id},
+                                       {"state", agentlink::to_string(status->state)}});
+      reconciler.app_status(agent, r);
     } else if (const auto* progress = std::get_if<agentlink::Progress>(&message)) {
       log::info("deploy progress", {{"agent", agent},
                                     {"task", progress->task_id},

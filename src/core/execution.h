@@ -68,4 +68,13 @@ struct TaskOutcome {
   std::vector<DeployLogEntry> logs;
 };
 
+// What an agent's continuous probe reports about one app it serves, when that changes.
+enum class AppState { kRunning, kUnhealthy, kMissing };
+struct AppReport {
+  std::string service_id;
+  std::string revision_id;
+  AppState state = AppState::kRunning;
+  std::string detail;  // why unhealthy or missing, one sentence
+};
+
 }  // namespace berth::core

@@ -91,11 +91,26 @@ Plan plan_deleting(const PlanInput& in, Conditions& conds) {
     return make(StepKind::kForget, ServiceStatus::kDeleting,
                 "the service was never placed on an agent", conds);
   }
-  if (!in.task || in.task->kind != TaskKind::kRemove) {
-    return make(StepKind::kForget, ServiceStatus::kDeleting, "the agent has removed the app",
-                conds);
-  }
   conds.set("Ready", kFalse, "Deleting", "the app is being removed from agent " + s.agent);
+  if (!in.task || in.task->kind != TaskKind::kRemove) {
+    // Forget only what the agent no longer runs: a record forgotten while its container still
+    // runs would leave an app nobody can reach through the API.
+    if (in.removal_confirmed) {
+      return make(StepKind::kForget, ServiceStatus::kDeleting, "the agent has removed the app",
+                  conds);
+    }
+    if (!in.assigned_agent_connected) {
+      return make(StepKind::kWaitForReconnect, ServiceStatus::kDeleting,
+                  "agent " + s.agent + " is not connected; removal waits for it", conds,
+                  kWaitForAgentRequeueMs);
+    }
+    if (in.observed) {
+      return make(StepKind::kQueueRemove, ServiceStatus::kDeleting,
+                  "agent " + s.agent + " still runs the app; queueing its removal", conds);
+    }
+    return make(StepKind::kForget, ServiceStatus::kDeleting,
+                "agent " + s.agent + " does not run the app", conds);
+  }
   if (!in.assigned_agent_connected) {
     return make(StepKind::kWaitForReconnect, ServiceStatus::kDeleting,
                 "agent " + s.agent + " is not connected; removal waits for it", conds,
@@ -109,6 +124,175 @@ Plan plan_deleting(const PlanInput& in, Conditions& conds) {
   }
   return make(StepKind::kAwaitResult, ServiceStatus::kDeleting,
               "waiting for agent " + s.agent + " to remove the app", conds, kAwaitResultRequeueMs);
+}
+
+// The agent serves `revision_id` and its probe passes.
+bool serving(const PlanInput& in, const std::string& revision_id) {
+  return in.observed && !in.observed->missing && in.observed->revision_id == revision_id &&
+         in.observed->healthy;
+}
+
+// Why the app is not served although a revision is current, or "" when it is (or merely
+// unhealthy, which has its own patience).
+std::string lost_reason(const PlanInput& in) {
+  const auto& s = in.service;
+  if (!in.observed) return "agent " + s.agent + " does not run the app";
+  if (in.observed->missing) {
+    return "agent " + s.agent + " reports the app's container missing" +
+           (in.observed->detail.empty() ? std::string() : ": " + in.observed->detail);
+  }
+  if (in.observed->revision_id != s.current_deployment_id) {
+    return "agent " + s.agent + " runs another revision";
+  }
+  return {};
+}
+
+// Shows a step the runtime is retrying: the Progressing condition names the step, the error
+// and the next attempt, and last_error carries "step: error".
+// Returns the last_error to show, nullopt when nothing is being retried.
+std::optional<std::string> show_retry(const PlanInput& in, Conditions& conds) {
+  if (!in.retry) return std::nullopt;
+  const auto& r = *in.retry;
+  std::string text = r.step + ": " + r.message;
+  conds.set("Progressing", kTrue, "Retrying",
+            text + "; next attempt at " + format_rfc3339(r.next_attempt_at));
+  return text;
+}
+
+Plan plan_deploy_task(const PlanInput& in, Conditions& conds) {
+  const AppService& s = in.service;
+  const Task& t = *in.task;
+  if (!in.desired || in.desired->id != t.revision_id) {
+    // The task belongs to a revision that is no longer the desired one: a later change
+    // superseded it (the runtime marks a revision that never ran `superseded`).
+    return make(StepKind::kFinishTask, in_progress_status(s),
+                "the task's revision is no longer the desired one", conds);
+  }
+  const Revision& rev = *in.desired;
+  // A deploy task for the revision that already serves is a redeploy (the agent lost the
+  // app); any other revision with an outcome is done.
+  const bool redeploy = rev.state == RevisionState::kSucceeded && rev.id == s.current_deployment_id;
+  if (rev.state != RevisionState::kPending && !redeploy) {
+    return make(StepKind::kFinishTask, s.status, "the revision already has an outcome", conds);
+  }
+  if (redeploy && serving(in, rev.id)) {
+    return make(StepKind::kFinishTask, ServiceStatus::kRunning,
+                "agent " + s.agent + " serves the current revision again", conds);
+  }
+  if (redeploy) {
+    // Nothing serves meanwhile: the API must not say Ready for an app whose container is gone.
+    const std::string lost = lost_reason(in);
+    const std::string why = lost.empty() ? "the app is being redeployed" : lost;
+    conds.set("Ready", kFalse, "Redeploying", why);
+    conds.set("Degraded", kTrue, "Redeploying",
+              why + "; redeploying revision " + std::to_string(rev.number));
+  }
+  std::string why;
+  const bool credential_ok = credential_condition(in, rev, conds, why);
+  if (!redeploy && serving(in, rev.id)) {
+    conds.set("Progressing", kFalse, "Adopted",
+              "agent " + s.agent + " already serves revision " + std::to_string(rev.number));
+    return make(StepKind::kAdoptObserved, ServiceStatus::kRunning,
+                "agent " + s.agent + " reports the desired revision running", conds);
+  }
+  if (!credential_ok) {
+    // A redeploy cannot fail its revision (it already succeeded): the executor only records
+    // the error; the app stays down until a fresh credential is PATCHed.
+    ServiceStatus status = ServiceStatus::kFailed;
+    if (!redeploy && !s.current_deployment_id.empty()) status = ServiceStatus::kRunning;
+    Plan p = make(StepKind::kFailRevision, status, why, conds);
+    p.last_error = "credentials: " + why;
+    return p;
+  }
+  std::optional<std::string> retrying = show_retry(in, conds);
+  if (!retrying) {
+    conds.set("Progressing", kTrue, "Deploying",
+              "rolling out revision " + std::to_string(rev.number) + " on agent " + s.agent);
+  }
+  if (rev.image_digest.empty()) {
+    Plan p = make(StepKind::kResolveDigest, in_progress_status(s),
+                  "resolving " + rev.config.image_ref + " to a digest", conds);
+    p.last_error = std::move(retrying);
+    return p;
+  }
+  if (t.state == TaskState::kQueued) {
+    Plan p = make(StepKind::kDispatch, in_progress_status(s),
+                  "sending revision " + std::to_string(rev.number) + " to agent " + s.agent, conds);
+    p.task_id = t.id;
+    p.last_error = std::move(retrying);
+    return p;
+  }
+  return make(StepKind::kAwaitResult, in_progress_status(s),
+              "waiting for agent " + s.agent + " to finish the rollout", conds,
+              kAwaitResultRequeueMs);
+}
+
+// Restart and remove outside deletion. A restart needs no pull, so the credential (and an
+// expired ECR token) does not matter; a restart of an app whose container is gone redeploys.
+Plan plan_other_task(const PlanInput& in, Conditions& conds) {
+  const AppService& s = in.service;
+  const Task& t = *in.task;
+  if (t.kind == TaskKind::kRestart && t.state == TaskState::kQueued &&
+      !s.current_deployment_id.empty()) {
+    const std::string lost = lost_reason(in);
+    if (!lost.empty()) {
+      const std::string why = lost + "; the restart redeploys the current revision";
+      conds.set("Ready", kFalse, "Redeploying", why);
+      conds.set("Degraded", kTrue, "Redeploying", why);
+      return make(StepKind::kRedeployCurrent, ServiceStatus::kPendingModification, why, conds);
+    }
+  }
+  conds.set("Progressing", kTrue, t.kind == TaskKind::kRestart ? "Restarting" : "Removing",
+            std::string(to_string(t.kind)) + " on agent " + s.agent);
+  if (t.state == TaskState::kQueued) {
+    Plan p = make(StepKind::kDispatch, s.status,
+                  std::string("sending ") + to_string(t.kind) + " to agent " + s.agent, conds);
+    p.task_id = t.id;
+    return p;
+  }
+  return make(StepKind::kAwaitResult, s.status, "waiting for agent " + s.agent, conds,
+              kAwaitResultRequeueMs);
+}
+
+// No task in flight: converge what runs to the current revision, or report the steady state.
+Plan plan_steady(const PlanInput& in, Conditions& conds) {
+  const AppService& s = in.service;
+  if (s.current_deployment_id.empty()) {
+    const bool failed = in.desired && in.desired->state == RevisionState::kFailed;
+    conds.set("Ready", kFalse, failed ? "DeployFailed" : "NoRevision",
+              failed ? "the first deployment failed" : "nothing has been deployed");
+    return make(StepKind::kNothing, failed ? ServiceStatus::kFailed : in_progress_status(s),
+                failed ? "the first deployment failed" : "nothing to deploy", conds);
+  }
+  if (!in.assigned_agent_connected) {
+    const std::string why = "agent " + s.agent + " is not connected";
+    conds.set("Ready", kUnknown, "AgentDisconnected", why);
+    return make(StepKind::kWaitForReconnect, s.status, why, conds, kWaitForAgentRequeueMs);
+  }
+  if (const std::string lost = lost_reason(in); !lost.empty()) {
+    const std::string why = lost + "; redeploying the current revision";
+    conds.set("Ready", kFalse, "Drifted", why);
+    conds.set("Degraded", kTrue, "Drifted", why);
+    return make(StepKind::kRedeployCurrent, ServiceStatus::kPendingModification, why, conds);
+  }
+  if (!in.observed->healthy) {
+    std::string why = "agent " + s.agent + " reports the app unhealthy";
+    if (!in.observed->detail.empty()) why += ": " + in.observed->detail;
+    conds.set("Ready", kFalse, "Unhealthy", why);
+    const UnixMillis since =
+        in.observed->unhealthy_since > 0 ? in.observed->unhealthy_since : in.now;
+    const std::int64_t left = since + kUnhealthyRedeployAfterMs - in.now;
+    if (left <= 0) {
+      conds.set("Degraded", kTrue, "Unhealthy", why + "; redeploying the current revision");
+      return make(StepKind::kRedeployCurrent, ServiceStatus::kPendingModification,
+                  why + "; redeploying the current revision", conds);
+    }
+    conds.set("Degraded", kTrue, "Unhealthy", why);
+    return make(StepKind::kNothing, ServiceStatus::kRunning, "the app is unhealthy", conds, left);
+  }
+  conds.set("Ready", kTrue, "Running", "the current revision is serving");
+  conds.set("Progressing", kFalse, "Complete", "the rollout is complete");
+  return make(StepKind::kNothing, ServiceStatus::kRunning, "converged", conds);
 }
 
 }  // namespace
@@ -137,6 +321,8 @@ const char* to_string(StepKind k) {
       return "redeploy_current";
     case StepKind::kFinishTask:
       return "finish_task";
+    case StepKind::kQueueRemove:
+      return "queue_remove";
     case StepKind::kForget:
       return "forget";
   }
@@ -174,105 +360,19 @@ Plan plan_next(const PlanInput& in) {
 
   // 2. A task in flight decides what happens next.
   if (in.task) {
-    const Task& t = *in.task;
     if (!in.assigned_agent_connected) {
       const std::string why = "agent " + s.agent + " is not connected; the change waits for it";
       conds.set("Progressing", kUnknown, "AgentDisconnected", why);
       return make(StepKind::kWaitForReconnect,
-                  t.kind == TaskKind::kDeploy ? in_progress_status(s) : s.status, why, conds,
+                  in.task->kind == TaskKind::kDeploy ? in_progress_status(s) : s.status, why, conds,
                   kWaitForAgentRequeueMs);
     }
-    if (t.kind == TaskKind::kDeploy) {
-      if (!in.desired || in.desired->id != t.revision_id) {
-        // The task belongs to a revision that is no longer the desired one (superseded by a
-        // later change): it is finished as far as the planner is concerned.
-        return make(StepKind::kFinishTask, in_progress_status(s),
-                    "the task's revision is no longer the desired one", conds);
-      }
-      const Revision& rev = *in.desired;
-      // A deploy task for the revision that already serves is a redeploy (the agent lost the
-      // app); any other revision with an outcome is done.
-      const bool redeploy =
-          rev.state == RevisionState::kSucceeded && rev.id == s.current_deployment_id;
-      if (rev.state != RevisionState::kPending && !redeploy) {
-        return make(StepKind::kFinishTask, s.status, "the revision already has an outcome", conds);
-      }
-      if (redeploy && in.observed && in.observed->revision_id == rev.id && in.observed->healthy) {
-        return make(StepKind::kFinishTask, ServiceStatus::kRunning,
-                    "agent " + s.agent + " serves the current revision again", conds);
-      }
-      std::string why;
-      const bool credential_ok = credential_condition(in, rev, conds, why);
-      if (in.observed && in.observed->revision_id == rev.id && in.observed->healthy) {
-        conds.set("Progressing", kFalse, "Adopted",
-                  "agent " + s.agent + " already serves revision " + std::to_string(rev.number));
-        return make(StepKind::kAdoptObserved, ServiceStatus::kRunning,
-                    "agent " + s.agent + " reports the desired revision running", conds);
-      }
-      if (!credential_ok) {
-        return make(
-            StepKind::kFailRevision,
-            s.current_deployment_id.empty() ? ServiceStatus::kFailed : ServiceStatus::kRunning, why,
-            conds);
-      }
-      conds.set("Progressing", kTrue, "Deploying",
-                "rolling out revision " + std::to_string(rev.number) + " on agent " + s.agent);
-      if (rev.image_digest.empty()) {
-        return make(StepKind::kResolveDigest, in_progress_status(s),
-                    "resolving " + rev.config.image_ref + " to a digest", conds);
-      }
-      if (t.state == TaskState::kQueued) {
-        Plan p =
-            make(StepKind::kDispatch, in_progress_status(s),
-                 "sending revision " + std::to_string(rev.number) + " to agent " + s.agent, conds);
-        p.task_id = t.id;
-        return p;
-      }
-      return make(StepKind::kAwaitResult, in_progress_status(s),
-                  "waiting for agent " + s.agent + " to finish the rollout", conds,
-                  kAwaitResultRequeueMs);
-    }
-    // restart (or a remove outside deletion)
-    conds.set("Progressing", kTrue, t.kind == TaskKind::kRestart ? "Restarting" : "Removing",
-              std::string(to_string(t.kind)) + " on agent " + s.agent);
-    if (t.state == TaskState::kQueued) {
-      Plan p = make(StepKind::kDispatch, s.status,
-                    std::string("sending ") + to_string(t.kind) + " to agent " + s.agent, conds);
-      p.task_id = t.id;
-      return p;
-    }
-    return make(StepKind::kAwaitResult, s.status, "waiting for agent " + s.agent, conds,
-                kAwaitResultRequeueMs);
+    return in.task->kind == TaskKind::kDeploy ? plan_deploy_task(in, conds)
+                                              : plan_other_task(in, conds);
   }
 
   // 3. No task: converge the agent to the current revision, or report the steady state.
-  if (s.current_deployment_id.empty()) {
-    const bool failed = in.desired && in.desired->state == RevisionState::kFailed;
-    conds.set("Ready", kFalse, failed ? "DeployFailed" : "NoRevision",
-              failed ? "the first deployment failed" : "nothing has been deployed");
-    return make(StepKind::kNothing, failed ? ServiceStatus::kFailed : in_progress_status(s),
-                failed ? "the first deployment failed" : "nothing to deploy", conds);
-  }
-  if (!in.assigned_agent_connected) {
-    const std::string why = "agent " + s.agent + " is not connected";
-    conds.set("Ready", kUnknown, "AgentDisconnected", why);
-    return make(StepKind::kWaitForReconnect, s.status, why, conds, kWaitForAgentRequeueMs);
-  }
-  if (!in.observed || in.observed->revision_id != s.current_deployment_id) {
-    const std::string why =
-        !in.observed ? "agent " + s.agent + " does not run the app; redeploying it"
-                     : "agent " + s.agent + " runs another revision; redeploying the current one";
-    conds.set("Ready", kFalse, "Drifted", why);
-    return make(StepKind::kRedeployCurrent, ServiceStatus::kPendingModification, why, conds);
-  }
-  if (!in.observed->healthy) {
-    conds.set("Ready", kFalse, "Unhealthy", "agent " + s.agent + " reports the app unhealthy");
-    conds.set("Degraded", kTrue, "Unhealthy", "agent " + s.agent + " reports the app unhealthy");
-    return make(StepKind::kNothing, ServiceStatus::kRunning, "the app is unhealthy", conds);
-  }
-  conds.set("Ready", kTrue, "Running", "the current revision is serving");
-  conds.set("Progressing", kFalse, "Complete", "the rollout is complete");
-  return make(StepKind::kNothing, ServiceStatus::kRunning, "converged", conds);
+  return plan_steady(in, conds);
 }
 
 }  // namespace berth::core

@@ -28,7 +28,8 @@ Result<Revision> make_revision(std::string id, std::string service_id, std::int6
 
 bool transition_allowed(RevisionState from, RevisionState to) {
   return from == RevisionState::kPending &&
-         (to == RevisionState::kSucceeded || to == RevisionState::kFailed);
+         (to == RevisionState::kSucceeded || to == RevisionState::kFailed ||
+          to == RevisionState::kSuperseded);
 }
 
 Status finish_revision(Revision& revision, RevisionState to, UnixMillis now) {
@@ -65,6 +66,7 @@ ServiceStatus status_after_outcome(ServiceStatus current, bool had_serving_revis
   if (current == ServiceStatus::kDeleting) return current;
   switch (outcome) {
     case RevisionState::kPending:
+    case RevisionState::kSuperseded:
       return current;
     case RevisionState::kSucceeded:
       return ServiceStatus::kRunning;
@@ -75,7 +77,9 @@ ServiceStatus status_after_outcome(ServiceStatus current, bool had_serving_revis
 }
 
 void apply_outcome(AppService& service, const Revision& revision, UnixMillis now) {
-  if (revision.state == RevisionState::kPending) return;
+  if (revision.state == RevisionState::kPending || revision.state == RevisionState::kSuperseded) {
+    return;
+  }
   // An outcome of a rollout that a newer change superseded must not overwrite the status of
   // the newer rollout; if it succeeded it is still what serves until the newer one switches.
   const bool superseded =

@@ -26,7 +26,7 @@ std::string rollback_reason(std::string_view target_revision_id);  // "rollback 
 Result<Revision> make_revision(std::string id, std::string service_id, std::int64_t number,
                                const AppConfig& config, std::string_view reason, UnixMillis now);
 
-// pending -> succeeded and pending -> failed only; succeeded and failed are terminal.
+// pending -> succeeded, failed or superseded only; the other states are terminal.
 bool transition_allowed(RevisionState from, RevisionState to);
 // Moves `revision` to `to` and sets finished_at, or kFailedPrecondition. Re-applying the state
 // a revision is already in is accepted and changes nothing (outcomes arrive at least once).
@@ -43,7 +43,7 @@ std::vector<std::string> revisions_to_prune(const std::vector<Revision>& revisio
 //   succeeded                        -> Running
 //   failed, nothing served before    -> Failed
 //   failed, an old revision serves   -> Running (blue keeps serving)
-// Deleting stays Deleting; a pending outcome changes nothing.
+// Deleting stays Deleting; a pending or superseded outcome changes nothing.
 ServiceStatus status_after_outcome(ServiceStatus current, bool had_serving_revision,
                                    RevisionState outcome);
 

@@ -81,12 +81,15 @@ const char* to_string(RevisionState s) {
       return "succeeded";
     case RevisionState::kFailed:
       return "failed";
+    case RevisionState::kSuperseded:
+      return "superseded";
   }
   return "pending";
 }
 
 std::optional<RevisionState> parse_revision_state(std::string_view text) {
-  for (auto s : {RevisionState::kPending, RevisionState::kSucceeded, RevisionState::kFailed}) {
+  for (auto s : {RevisionState::kPending, RevisionState::kSucceeded, RevisionState::kFailed,
+                 RevisionState::kSuperseded}) {
     if (text == to_string(s)) return s;
   }
   return std::nullopt;

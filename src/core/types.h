@@ -72,8 +72,10 @@ struct AppService {
   UnixMillis updated_at = 0;
 };
 
-enum class RevisionState { kPending, kSucceeded, kFailed };
-const char* to_string(RevisionState s);  // "pending" | "succeeded" | "failed"
+// kSuperseded: a later change replaced the revision before it had an outcome (it never served;
+// it is not a failure and is never retried).
+enum class RevisionState { kPending, kSucceeded, kFailed, kSuperseded };
+const char* to_string(RevisionState s);  // "pending" | "succeeded" | "failed" | "superseded"
 std::optional<RevisionState> parse_revision_state(std::string_view text);
 
 struct DeployLogEntry {

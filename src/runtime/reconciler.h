@@ -4,17 +4,35 @@
 // out through the ports (StateStore, AgentGateway, DigestResolver). One call handles one
 // service key; the Controller (controller.h) decides retries from the returned outcome.
 //
-// Agent-link events (agent_connected, agent_disconnected, task_result) may arrive on any
-// thread; they update the in-memory observed state and enqueue the affected keys. The
-// reconciler never trusts memory over an agent's report: on every (re)connect the agent's full
-// state replaces what was remembered, and tasks sent before the connection are sent again (the
-// agent applies each task id once).
+// Threading. Agent-link events (agent_connected, agent_disconnected, task_result, task_acked,
+// app_status) may arrive on any thread. They only update memory and enqueue the affected keys;
+// they never write the store. Every store write for a service happens in reconcile(), which the
+// work queue runs for one key on one worker at a time, so a task result, a dispatch and a
+// status write of the same service never interleave.
+//
+// Task results. task_result() keeps the outcome in memory, keyed by service, and enqueues the
+// key; reconcile() applies it first thing. An outcome stays in memory until it is recorded (a
+// failed record_outcome is retried with the key's backoff), and a result that arrives before
+// the dispatcher marked its task sent still completes it (the task is marked sent before it is
+// sent, and the result is applied by the same worker afterwards).
+//
+// Delivery. A sent task the agent has not acknowledged within `resend_unacked_ms` is sent
+// again with the same id (the agent applies each id once), as is every task sent over an
+// earlier connection. A failed removal is sent again with backoff until the agent confirms
+// it; a service is forgotten only after that confirmation (or when it was never placed, or
+// the connected agent does not run it). An app an agent runs for a service the store does not
+// know is removed after `orphan_grace_ms`.
+//
+// The reconciler never trusts memory over an agent's report: on every (re)connect the agent's
+// full state replaces what was remembered.
 //
 // Indexes kept in memory so no event scans every service: agent -> services placed on it,
 // zone -> services waiting for an agent. They are primed once at start (prime()).
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -34,6 +52,10 @@ struct ReconcilerOptions {
   std::function<core::UnixMillis()> now;    // wall clock, milliseconds since the epoch
   std::function<std::string()> new_id;      // UUIDs for tasks
   std::string endpoint_host = "127.0.0.1";  // host part of an app's url
+  // A sent task without an ack for this long is sent again (same id).
+  std::int64_t resend_unacked_ms = 15'000;
+  // An app an agent runs for no known service is removed after this long.
+  std::int64_t orphan_grace_ms = 60'000;
 };
 
 struct ReconcilerStats {
@@ -52,30 +74,89 @@ class Reconciler {
 
   ReconcileOutcome reconcile(const std::string& service_id);
 
-  // --- agent-link events ---
+  // --- agent-link events (any thread; memory only) ---
   void agent_connected(const std::string& name, const std::string& zone,
                        const std::vector<std::pair<std::string, core::ObservedApp>>& apps);
   void agent_disconnected(const std::string& name);
   void task_result(const std::string& agent, const core::TaskOutcome& outcome);
+  void task_acked(const std::string& agent, const std::string& task_id);
+  void app_status(const std::string& agent, const core::AppReport& report);
 
   ReconcilerStats stats() const;
 
  private:
+  // Everything one reconcile pass works on.
+  struct Context {
+    core::AppService service;
+    std::optional<core::Revision> desired;
+    std::optional<core::Task> task;
+    core::Plan plan;
+    core::UnixMillis resend_at = 0;  // when an unacknowledged sent task is due again (0: none)
+  };
   struct AgentState {
     std::string zone;
     bool connected = false;
     std::uint64_t epoch = 0;  // bumped on every connect
     std::unordered_map<std::string, core::ObservedApp> apps;
   };
+  struct SentTask {
+    std::string task_id;
+    std::uint64_t epoch = 0;  // the connection it went out on
+    core::UnixMillis sent_at = 0;
+    bool acked = false;
+  };
+  struct ReceivedResult {
+    std::string agent;
+    core::TaskOutcome outcome;
+  };
+  struct Backoff {
+    int count = 0;
+    core::UnixMillis not_before = 0;
+  };
+  struct Orphan {
+    std::string agent;
+    core::UnixMillis first_seen = 0;
+    std::string task_id;  // the removal sent for it, empty until the grace period ends
+    core::UnixMillis sent_at = 0;
+  };
 
-  ReconcileOutcome execute(const core::Plan& plan, core::AppService& service,
-                           std::optional<core::Revision>& desired, std::optional<core::Task>& task);
+  // --- one reconcile pass ---
+  std::optional<ReconcileOutcome> load(const std::string& service_id, Context& ctx);
+  core::PlanInput plan_input(Context& ctx);
+  ReconcileOutcome execute(Context& ctx);
+
+  // --- one function per plan step ---
+  ReconcileOutcome step_nothing(Context& ctx);
+  ReconcileOutcome step_wait_for_agent(Context& ctx);
+  ReconcileOutcome step_wait(Context& ctx);
+  ReconcileOutcome step_assign_agent(Context& ctx);
+  ReconcileOutcome step_fail_revision(Context& ctx);
+  ReconcileOutcome step_resolve_digest(Context& ctx);
+  ReconcileOutcome step_dispatch(Context& ctx);
+  ReconcileOutcome step_adopt_observed(Context& ctx);
+  ReconcileOutcome step_redeploy_current(Context& ctx);
+  ReconcileOutcome step_finish_task(Context& ctx);
+  ReconcileOutcome step_queue_remove(Context& ctx);
+  ReconcileOutcome step_forget(Context& ctx);
+
+  // --- task results, applied by the worker ---
+  Status apply_results(const std::string& service_id);
+  Status apply_result(const ReceivedResult& received);
+  Status apply_deploy_result(const std::string& agent, core::AppService& service,
+                             const core::Task& task, const core::TaskOutcome& outcome);
+  Status apply_restart_result(core::AppService& service, const core::TaskOutcome& outcome);
+  Status apply_remove_result(const std::string& agent, core::AppService& service, core::Task& task,
+                             const core::TaskOutcome& outcome);
+
+  // --- helpers ---
+  ReconcileOutcome reap_orphan(const std::string& service_id);
   Status write_service(core::AppService& service);
-  Status fail_revision(core::AppService& service, core::Revision& revision,
-                       std::optional<core::Task>& task, const std::string& step,
-                       const std::string& message);
-  Status dispatch(core::AppService& service, const std::optional<core::Revision>& desired,
-                  core::Task& task);
+  Status finish_task(core::Task& task);
+  Status fail_revision(Context& ctx, const std::string& step, const std::string& message);
+  Status send(Context& ctx);
+  Status send_deploy(Context& ctx);
+  ReconcileOutcome retry_step(Context& ctx, const std::string& step, const Error& error);
+  void clear_retry(const std::string& service_id);
   void index_placement(const std::string& service_id, const std::string& agent);
   void unindex(const std::string& service_id);
   static ReconcileOutcome from_error(const Error& error, const char* what);
@@ -91,16 +172,19 @@ class Reconciler {
   std::unordered_map<std::string, std::string> placement_;  // service -> agent
   std::unordered_map<std::string, std::unordered_set<std::string>> by_agent_;
   std::unordered_map<std::string, std::unordered_set<std::string>> waiting_;  // zone -> services
-  // service -> (task id, agent epoch) of the task last sent for it: one entry per service at
-  // most (a service has one task in flight), dropped when the service is forgotten.
-  std::unordered_map<std::string, std::pair<std::string, std::uint64_t>> sent_;
+  // service -> the task last sent for it: one entry per service at most (a service has one
+  // task in flight), dropped when the task finishes or the service is forgotten.
+  std::unordered_map<std::string, SentTask> sent_;
+  std::unordered_map<std::string, std::string> sent_by_task_;  // task id -> service
   // zone -> connected agents, so placing a service looks only at its zone.
   std::unordered_map<std::string, std::unordered_set<std::string>> zone_agents_;
-  struct Redeploys {
-    int count = 0;
-    core::UnixMillis not_before = 0;
-  };
-  std::unordered_map<std::string, Redeploys> redeploys_;  // service -> redeploys in a row
+  // service -> results received and not yet recorded, oldest first.
+  std::unordered_map<std::string, std::deque<ReceivedResult>> results_;
+  std::unordered_map<std::string, core::PendingRetry> retries_;  // service -> failing step
+  std::unordered_map<std::string, Backoff> redeploys_;           // service -> redeploys in a row
+  std::unordered_map<std::string, Backoff> removals_;  // service -> failed removals in a row
+  std::unordered_set<std::string> removal_confirmed_;  // services the agent confirmed removed
+  std::unordered_map<std::string, Orphan> orphans_;    // unknown service id -> its removal
   std::uint64_t deploys_succeeded_ = 0;
   std::uint64_t deploys_failed_ = 0;
 };

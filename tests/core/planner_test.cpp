@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 #include "core/planner.h"
 
 using namespace berth::core;
@@ -275,6 +277,7 @@ TEST_CASE("Deleting a placed service sends the removal, then waits, then forgets
   in.task->state = TaskState::kSent;
   CHECK(plan_next(in).step == StepKind::kAwaitResult);
   in.task.reset();
+  in.removal_confirmed = true;  // the agent answered the removal with success
   CHECK(plan_next(in).step == StepKind::kForget);
 }
 
@@ -310,4 +313,129 @@ TEST_CASE("A redeploy is finished once the agent serves the current revision aga
   auto in = steady();
   in.task = task("t3", "r1", TaskKind::kDeploy, TaskState::kSent);
   CHECK(plan_next(in).step == StepKind::kFinishTask);
+}
+
+TEST_CASE("Planner branches for self-healing, removal and visible retries", "[planner]") {
+  struct Row {
+    const char* name;
+    std::function<void(PlanInput&)> setup;
+    StepKind step;
+    ServiceStatus status;
+    const char* ready;  // expected Ready status, "" when Ready must be absent
+  };
+  const std::vector<Row> rows = {
+      {"an app reported missing is redeployed and not Ready",
+       [](PlanInput& in) { in.observed->missing = true; }, StepKind::kRedeployCurrent,
+       ServiceStatus::kPendingModification, "False"},
+      {"an app unhealthy for less than the threshold waits",
+       [](PlanInput& in) {
+         in.observed->healthy = false;
+         in.observed->unhealthy_since = kNow - kUnhealthyRedeployAfterMs + 1;
+       },
+       StepKind::kNothing, ServiceStatus::kRunning, "False"},
+      {"an app unhealthy past the threshold is redeployed",
+       [](PlanInput& in) {
+         in.observed->healthy = false;
+         in.observed->unhealthy_since = kNow - kUnhealthyRedeployAfterMs;
+       },
+       StepKind::kRedeployCurrent, ServiceStatus::kPendingModification, "False"},
+      {"a queued restart of a missing app redeploys it",
+       [](PlanInput& in) {
+         in.observed->missing = true;
+         in.task = task("tr", "r1", TaskKind::kRestart);
+       },
+       StepKind::kRedeployCurrent, ServiceStatus::kPendingModification, "False"},
+      {"a restart with an expired ECR token is still dispatched",
+       [](PlanInput& in) {
+         in.desired->config.registry_username = "AWS";
+         in.credential = StoredCredential{"ghcr.io", "AWS", kNow - 1000, kNow - 1};
+         in.task = task("tr", "r1", TaskKind::kRestart);
+       },
+       StepKind::kDispatch, ServiceStatus::kRunning, ""},
+      {"a redeploy in flight is not Ready",
+       [](PlanInput& in) {
+         in.observed->missing = true;
+         in.task = task("t2", "r1");
+       },
+       StepKind::kDispatch, ServiceStatus::kPendingModification, "False"},
+      {"a redeploy with an expired token fails without failing the revision",
+       [](PlanInput& in) {
+         in.observed->missing = true;
+         in.desired->config.registry_username = "AWS";
+         in.credential = StoredCredential{"ghcr.io", "AWS", kNow - 1000, kNow - 1};
+         in.task = task("t2", "r1");
+       },
+       StepKind::kFailRevision, ServiceStatus::kFailed, "False"},
+  };
+  for (const auto& row : rows) {
+    SECTION(row.name) {
+      PlanInput in = steady();
+      row.setup(in);
+      const Plan p = plan_next(in);
+      CHECK(p.step == row.step);
+      CHECK(p.status == row.status);
+      const Condition* ready = find(p, "Ready");
+      if (std::string(row.ready).empty()) {
+        CHECK(ready == nullptr);
+      } else {
+        REQUIRE(ready != nullptr);
+        CHECK(ready->status == row.ready);
+      }
+    }
+  }
+}
+
+TEST_CASE("An unhealthy app that waits asks to be looked at again when its patience ends",
+          "[planner]") {
+  PlanInput in = steady();
+  in.observed->healthy = false;
+  in.observed->unhealthy_since = kNow - 10'000;
+  const Plan p = plan_next(in);
+  CHECK(p.requeue_after_ms == kUnhealthyRedeployAfterMs - 10'000);
+  REQUIRE(find(p, "Degraded") != nullptr);
+  CHECK(find(p, "Degraded")->status == "True");
+}
+
+TEST_CASE("A redeploy that cannot pull says which step failed in last_error", "[planner]") {
+  PlanInput in = steady();
+  in.observed->missing = true;
+  in.desired->config.registry_username = "AWS";
+  in.credential = StoredCredential{"ghcr.io", "AWS", kNow - 1000, kNow - 1};
+  in.task = task("t2", "r1");
+  const Plan p = plan_next(in);
+  REQUIRE(p.last_error);
+  CHECK(p.last_error->rfind("credentials: ", 0) == 0);
+}
+
+TEST_CASE("A step the runtime retries shows in Progressing and last_error", "[planner]") {
+  PlanInput in = first_deploy();
+  in.desired->image_digest.clear();
+  in.retry = PendingRetry{"resolve", "connect ghcr.io:443: refused", kNow + 5000};
+  const Plan p = plan_next(in);
+  CHECK(p.step == StepKind::kResolveDigest);
+  REQUIRE(p.last_error);
+  CHECK(*p.last_error == "resolve: connect ghcr.io:443: refused");
+  REQUIRE(find(p, "Progressing") != nullptr);
+  CHECK(find(p, "Progressing")->reason == "Retrying");
+  CHECK(find(p, "Progressing")->message.find(format_rfc3339(kNow + 5000)) != std::string::npos);
+}
+
+TEST_CASE("Deletion forgets only what the agent no longer runs", "[planner]") {
+  PlanInput in = steady();
+  in.service.status = ServiceStatus::kDeleting;
+  SECTION("the agent still runs the app: a removal is queued") {
+    CHECK(plan_next(in).step == StepKind::kQueueRemove);
+  }
+  SECTION("the agent confirmed the removal: forget") {
+    in.removal_confirmed = true;
+    CHECK(plan_next(in).step == StepKind::kForget);
+  }
+  SECTION("the agent is offline: wait, do not forget") {
+    in.assigned_agent_connected = false;
+    CHECK(plan_next(in).step == StepKind::kWaitForReconnect);
+  }
+  SECTION("the connected agent does not run the app: forget") {
+    in.observed.reset();
+    CHECK(plan_next(in).step == StepKind::kForget);
+  }
 }

@@ -2,8 +2,10 @@
 // In-memory fakes of the reconciler's ports, for unit tests only (the real adapters are exercised
 // by the integration and end-to-end suites).
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/execution.h"
@@ -19,6 +21,10 @@ class FakeStore : public core::StateStore {
   std::map<std::string, core::StoredCredential> credentials;
   std::map<std::string, std::string> passwords;
   int writes = 0;
+  // Test hooks: runs once at the start of the next unseal_password (a concurrent change landing
+  // between the plan and the dispatch); number of record_outcome calls to fail (kUnavailable).
+  std::function<void()> before_unseal;
+  int fail_record_outcome = 0;
 
   Result<std::string> authenticate_password(std::string_view, const Secret&) override {
     return make_error(ErrorCode::kUnauthenticated, "no");
@@ -78,6 +84,10 @@ class FakeStore : public core::StateStore {
     return static_cast<std::int64_t>(revisions.size() + 1);
   }
   Status record_outcome(const core::Revision& r, const core::AppService& s, int) override {
+    if (fail_record_outcome > 0) {
+      --fail_record_outcome;
+      return make_error(ErrorCode::kUnavailable, "database is locked");
+    }
     revisions[r.id] = r;
     return update_observed(s);
   }
@@ -102,6 +112,7 @@ class FakeStore : public core::StateStore {
   }
   Result<Secret> unseal_password(std::string_view sid, std::string_view host,
                                  std::string_view user) override {
+    if (before_unseal) std::exchange(before_unseal, nullptr)();
     auto it = passwords.find(std::string(sid));
     if (it == passwords.end()) return make_error(ErrorCode::kNotFound, "no credential");
     auto c = credentials.find(std::string(sid));
@@ -149,24 +160,29 @@ class FakeGateway : public core::AgentGateway {
   };
   std::vector<Sent> sent;
   bool connected = true;
+  // Runs after a task is recorded as sent, as a fast agent answering before send() returns.
+  std::function<void(const Sent&)> on_send;
 
   Status send_deploy(const std::string& agent, const core::DeployOrder& order,
                      const Secret* password) override {
     if (!connected) return make_error(ErrorCode::kUnavailable, "not connected");
     sent.push_back({agent, "deploy", order.task_id, order, password != nullptr,
                     password ? std::string(password->reveal()) : std::string()});
+    if (on_send) on_send(sent.back());
     return Status::Ok();
   }
   Status send_restart(const std::string& agent, const std::string& task_id,
                       const std::string&) override {
     if (!connected) return make_error(ErrorCode::kUnavailable, "not connected");
     sent.push_back({agent, "restart", task_id, {}, false, {}});
+    if (on_send) on_send(sent.back());
     return Status::Ok();
   }
   Status send_remove(const std::string& agent, const std::string& task_id,
                      const std::string&) override {
     if (!connected) return make_error(ErrorCode::kUnavailable, "not connected");
     sent.push_back({agent, "remove", task_id, {}, false, {}});
+    if (on_send) on_send(sent.back());
     return Status::Ok();
   }
 };
