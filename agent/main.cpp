@@ -15,6 +15,7 @@
 
 #include "agent/agent.h"
 #include "agent/agent_state.h"
+#include "agent/data_dir_lock.h"
 #include "agent/deployer.h"
 #include "agent/health_probe.h"
 #include "agent/podman_driver.h"
@@ -51,6 +52,8 @@ int main(int argc, char** argv) {
   std::string controller, credentials, data_dir, zone, podman = "podman", level = "info";
   std::vector<std::string> registry_cas;
   int probe_deadline_s = 120;
+  int stop_grace_s = agent::DeployerOptions{}.stop_grace_seconds;
+  int unhealthy_threshold = agent::DeployerOptions{}.unhealthy_threshold;
   app.add_option("--controller", controller, "controller agent endpoint, wss://HOST:PORT")
       ->required();
   app.add_option(
@@ -64,6 +67,13 @@ int main(int argc, char** argv) {
   app.add_option("--registry-ca", registry_cas, "HOST=FILE: trust FILE (PEM) for registry HOST");
   app.add_option("--probe-deadline", probe_deadline_s,
                  "seconds a new container has to become healthy");
+  app.add_option("--stop-grace-period", stop_grace_s,
+                 "seconds an old container has to exit after SIGTERM before it is killed")
+      ->check(CLI::Range(0, 3600));
+  app.add_option("--unhealthy-threshold", unhealthy_threshold,
+                 "consecutive failed health checks after which a running app is reported "
+                 "unhealthy")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--log-level", level, "debug|info|warn|error");
   CLI11_PARSE(app, argc, argv);
 
@@ -87,6 +97,10 @@ int main(int argc, char** argv) {
   if (ec) return fail("Could not create the data dir " + data_dir + ": " + ec.message() + ".");
   ::chmod(data_dir.c_str(), 0700);
   data_dir = fs::absolute(data_dir).string();
+  // Before anything in the directory is read or changed: a second agent here would remove the
+  // first one's containers as leftovers.
+  auto dir_lock = agent::DataDirLock::acquire(data_dir);
+  if (!dir_lock.ok()) return fail(dir_lock.error().message);
 
   auto pair = crypto::read_pem_files(credentials, "agent");
   if (!pair.ok()) return fail(pair.error().message);
@@ -118,6 +132,8 @@ int main(int argc, char** argv) {
   deployer_options.data_dir = data_dir;
   deployer_options.registry_ca = ca_by_host;
   deployer_options.probe_deadline = std::chrono::seconds(std::max(1, probe_deadline_s));
+  deployer_options.stop_grace_seconds = stop_grace_s;
+  deployer_options.unhealthy_threshold = unhealthy_threshold;
   agent::DeployerDeps deps;
   deps.driver = &driver;
   deps.prober = &prober;
@@ -126,7 +142,9 @@ int main(int argc, char** argv) {
   agent::Deployer deployer(deployer_options, deps);
 
   std::atomic<agentlink::Client*> link{nullptr};
-  agent::Agent worker({info->common_name, zone, "0.1.0"}, deployer, [&](agentlink::Message m) {
+  agent::Agent::Options agent_options{info->common_name, zone, "0.1.0"};
+  agent_options.watch_every = std::chrono::milliseconds(500);
+  agent::Agent worker(agent_options, deployer, [&](agentlink::Message m) {
     agentlink::Client* c = link.load();
     if (c == nullptr) return;
     // Not connected: the controller re-sends unfinished tasks and the agent answers from its

@@ -13,6 +13,7 @@ Status Agent::start() {
   if (auto st = deployer_.reconcile(); !st.ok())
     log::error("reconciling with the container runtime failed", {{"error", st.error().message}});
   worker_ = std::thread([this] { run(); });
+  if (options_.watch_every.count() > 0) watcher_ = std::thread([this] { watch_loop(); });
   return Status::Ok();
 }
 
@@ -22,6 +23,7 @@ agentlink::Hello Agent::hello() {
   h.zone = options_.zone;
   h.version = options_.version;
   h.apps = deployer_.observe();
+  deployer_.report_all_on_next_watch();
   return h;
 }
 
@@ -76,6 +78,17 @@ void Agent::run() {
   }
 }
 
+void Agent::watch_loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      if (cv_.wait_for(lock, options_.watch_every, [&] { return stopping_; })) return;
+    }
+    for (auto& status : deployer_.watch())
+      if (send_) send_(std::move(status));
+  }
+}
+
 void Agent::wait_idle() {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return stopping_ || (queue_.empty() && !busy_); });
@@ -89,6 +102,7 @@ void Agent::stop() {
   }
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
+  if (watcher_.joinable()) watcher_.join();
 }
 
 }  // namespace berth::agent

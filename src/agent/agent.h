@@ -6,9 +6,14 @@
 // task id already applied is acked and answered with its recorded result (by the Deployer).
 // Progress and TaskResult are sent through `send` from the worker thread.
 //
+// A second thread runs the Deployer's watch every `watch_every` and sends each AppStatus it
+// returns; after hello() (a (re)connect) the next round re-sends every app that is not running,
+// since statuses sent while the link was down were lost.
+//
 // Thread-safe: handle() may be called from the link's thread while the worker runs. stop()
 // finishes the running task and drops queued ones (the controller re-sends what it has not
 // seen a result for: delivery is at-least-once).
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -28,6 +33,9 @@ class Agent {
     std::string name;
     std::string zone;
     std::string version = "0.1.0";
+    // How often the watch round runs (each app is checked at its own health interval). Zero:
+    // no watch thread (unit tests call Deployer::watch themselves).
+    std::chrono::milliseconds watch_every{0};
   };
   using Sender = std::function<void(agentlink::Message)>;
 
@@ -48,6 +56,7 @@ class Agent {
 
  private:
   void run();
+  void watch_loop();
   static std::string task_id_of(const agentlink::Message& m);
 
   Options options_;
@@ -60,6 +69,7 @@ class Agent {
   bool busy_ = false;
   bool stopping_ = false;
   std::thread worker_;
+  std::thread watcher_;
 };
 
 }  // namespace berth::agent

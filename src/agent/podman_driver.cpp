@@ -85,10 +85,10 @@ Result<std::string> PodmanDriver::pull(const PullRequest& request) {
 
 Result<std::string> PodmanDriver::run(const ContainerSpec& spec) {
   std::vector<std::string> args{
-      "run",
-      "-d",
-      "--name",
-      spec.name,
+      "run", "-d",
+      // catatonit (installed with podman) as PID 1 forwards SIGTERM to the app, so a stop
+      // takes milliseconds instead of the whole grace period.
+      "--init", "--stop-timeout", std::to_string(spec.stop_grace_seconds), "--name", spec.name,
       "-p",
       "127.0.0.1:" + std::to_string(spec.host_port) + ":" + std::to_string(spec.container_port)};
   for (const auto& [k, v] : spec.labels) {

@@ -32,6 +32,8 @@ struct ContainerSpec {
   int container_port = 0;
   std::string env_file;  // empty: no environment
   std::map<std::string, std::string> labels;
+  // Seconds between SIGTERM and SIGKILL when the container is stopped or force-removed.
+  int stop_grace_seconds = 10;
 };
 
 struct ContainerInfo {
@@ -48,7 +50,9 @@ class RuntimeDriver {
   virtual ~RuntimeDriver() = default;
   // Returns the image id.
   virtual Result<std::string> pull(const PullRequest& request) = 0;
-  // Creates and starts a detached container; returns its id.
+  // Creates and starts a detached container, with an init process as PID 1 (so SIGTERM reaches
+  // the app: a process that is PID 1 ignores signals it installed no handler for); returns its
+  // id.
   virtual Result<std::string> run(const ContainerSpec& spec) = 0;
   // kNotFound when no such container exists.
   virtual Result<ContainerInfo> inspect(const std::string& name) = 0;

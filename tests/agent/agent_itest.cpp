@@ -2,11 +2,14 @@
 // registry with htpasswd auth and TLS (tests/support/testenv.h). Tagged [podman].
 #include <dirent.h>
 
+#include <signal.h>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -16,6 +19,7 @@
 #include "agent/health_probe.h"
 #include "agent/podman_driver.h"
 #include "agent/proxy_set.h"
+#include "agent/subprocess.h"
 #include "common/log.h"
 #include "net_helpers.h"
 #include "support/secret_scan.h"
@@ -43,6 +47,7 @@ struct Live {
   std::unique_ptr<AgentState> state;
   std::unique_ptr<Deployer> deployer;
   std::chrono::milliseconds probe_deadline = 30s;
+  int stop_grace_seconds = 1;
 
   Live() { open(); }
   ~Live() {
@@ -65,7 +70,7 @@ struct Live {
     o.registry_ca = {{reg.host(), reg.ca_file()}};
     o.probe_deadline = probe_deadline;
     o.drain_timeout = 2s;
-    o.stop_grace_seconds = 1;
+    o.stop_grace_seconds = stop_grace_seconds;
     DeployerDeps d;
     d.driver = &driver;
     d.prober = &prober;
@@ -106,6 +111,36 @@ std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A podman command the test itself runs (what an operator or a crash would do).
+std::string podman(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"podman"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = run_process(argv, 60s);
+  REQUIRE(r.ok());
+  INFO(r->err);
+  REQUIRE(r->exit_code == 0);
+  return r->out;
+}
+
+// Runs watch rounds until one reports `state` for the app (a wait on the agent's own report,
+// bounded so a broken watch fails instead of hanging).
+std::optional<agentlink::AppStatus> watch_until(Deployer& d, agentlink::AppState state,
+                                                std::chrono::seconds limit = 60s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    for (const auto& s : d.watch())
+      if (s.state == state) return s;
+    std::this_thread::sleep_for(100ms);
+  }
+  return std::nullopt;
+}
+
+std::string serving_container(Live& live) {
+  auto obs = live.deployer->observe();
+  REQUIRE(obs.size() == 1);
+  return obs[0].container;
 }
 
 }  // namespace
@@ -322,4 +357,162 @@ TEST_CASE("Restart restarts the serving container and remove tears the app down"
   CHECK(live.berth_containers().empty());
   CHECK(http_get(r1.stable_port).status == 0);
   CHECK(live.deployer->observe().empty());
+}
+
+// Not a check: prints how long the cleanup of blue takes on a real redeploy with the agent's
+// default stop grace period (run with `[.measure]` to see the figure quoted in docs/agent.md).
+TEST_CASE("Measure: cleanup duration of a redeploy with the default stop grace", "[.measure]") {
+  REQUIRE_PODMAN();
+  Live live;
+  live.stop_grace_seconds = DeployerOptions{}.stop_grace_seconds;
+  live.open();
+  const auto start = std::chrono::steady_clock::now();
+  auto r1 = live.deployer->deploy(live.task("m-1", 1, "v1", live.reg.password()), nullptr);
+  REQUIRE(r1.ok);
+  auto r2 = live.deployer->deploy(live.task("m-2", 2, "v2", live.reg.password()), nullptr);
+  REQUIRE(r2.ok);
+  const auto total = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  std::string figures;
+  for (const auto& e : r2.logs) figures += e.step + "=" + std::to_string(e.duration_ms) + "ms ";
+  WARN("redeploy: " << figures << "(two deploys: " << total.count() << " ms)");
+}
+
+TEST_CASE("A container removed with podman rm -f is reported missing and cannot be restarted",
+          "[podman][watch]") {
+  REQUIRE_PODMAN();
+  Live live;
+  auto r1 = live.deployer->deploy(live.task("it-1", 1, "v1", live.reg.password()), nullptr);
+  REQUIRE(r1.ok);
+  const std::string name = serving_container(live);
+  CHECK(live.deployer->watch().empty());  // serving and healthy
+
+  podman({"rm", "-f", name});
+  auto missing = watch_until(*live.deployer, agentlink::AppState::kMissing);
+  REQUIRE(missing);
+  CHECK(missing->service_id == "svc-it");
+  CHECK(missing->revision_id == "rev1");
+  CHECK_THAT(missing->detail, Catch::Contains(name));
+  CHECK_FALSE(live.deployer->observe()[0].healthy);
+
+  auto rs = live.deployer->restart({"it-2", "svc-it"}, nullptr);
+  CHECK_FALSE(rs.ok);
+  CHECK_THAT(rs.error, Catch::Contains("no longer exists"));
+  auto again = live.deployer->watch();
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].state == agentlink::AppState::kMissing);
+
+  // The controller's answer, a redeploy of the current revision, brings it back.
+  auto r3 = live.deployer->deploy(live.task("it-3", 1, "v1", live.reg.password()), nullptr);
+  REQUIRE(r3.ok);
+  CHECK(http_get(r3.stable_port).body == "v1\n");
+  auto running = watch_until(*live.deployer, agentlink::AppState::kRunning);
+  REQUIRE(running);
+  CHECK(running->container == serving_container(live));
+}
+
+TEST_CASE("A container whose process is killed is reported missing", "[podman][watch]") {
+  REQUIRE_PODMAN();
+  Live live;
+  auto r1 = live.deployer->deploy(live.task("it-1", 1, "v1", live.reg.password()), nullptr);
+  REQUIRE(r1.ok);
+  const std::string name = serving_container(live);
+  std::string pid = podman({"inspect", "--format", "{{.State.Pid}}", name});
+  pid.erase(pid.find_last_not_of(" \n") + 1);
+  REQUIRE(std::stoi(pid) > 0);
+  REQUIRE(::kill(std::stoi(pid), SIGKILL) == 0);
+  auto missing = watch_until(*live.deployer, agentlink::AppState::kMissing);
+  REQUIRE(missing);
+  CHECK_THAT(missing->detail, Catch::Contains("not running"));
+}
+
+TEST_CASE("An app whose health path starts failing is reported unhealthy, then running again",
+          "[podman][watch]") {
+  REQUIRE_PODMAN();
+  Live live;
+  auto t = live.task("it-1", 1, "v1", live.reg.password());
+  t.health.path = "/index.html";
+  auto r1 = live.deployer->deploy(t, nullptr);
+  REQUIRE(r1.ok);
+  const std::string name = serving_container(live);
+  CHECK(live.deployer->watch().empty());
+
+  podman({"exec", name, "/bin/busybox", "mv", "/www/index.html", "/www/away.html"});
+  auto unhealthy = watch_until(*live.deployer, agentlink::AppState::kUnhealthy);
+  REQUIRE(unhealthy);
+  CHECK(unhealthy->container == name);
+  CHECK_THAT(unhealthy->detail, Catch::Contains("404"));
+  CHECK_FALSE(live.deployer->observe()[0].healthy);
+
+  podman({"exec", name, "/bin/busybox", "mv", "/www/away.html", "/www/index.html"});
+  auto running = watch_until(*live.deployer, agentlink::AppState::kRunning);
+  REQUIRE(running);
+  CHECK(live.deployer->observe()[0].healthy);
+}
+
+TEST_CASE(
+    "An agent restarted with its containers gone reports the app as not serving, then missing",
+    "[podman][watch]") {
+  REQUIRE_PODMAN();
+  Live live;
+  auto r1 = live.deployer->deploy(live.task("it-1", 1, "v1", live.reg.password()), nullptr);
+  REQUIRE(r1.ok);
+  // The agent stops, and its containers go too (a host reboot, a `podman rm -af`).
+  live.open();
+  for (const auto& n : live.berth_containers()) podman({"rm", "-f", n});
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<agentlink::AppStatus> statuses;
+  Agent::Options o{"vm-1", "z1"};
+  o.watch_every = 100ms;
+  Agent agent(o, *live.deployer, [&](agentlink::Message m) {
+    if (auto* s = std::get_if<agentlink::AppStatus>(&m)) {
+      std::lock_guard lock(mu);
+      statuses.push_back(*s);
+      cv.notify_all();
+    }
+  });
+  REQUIRE(agent.start().ok());
+  const auto hello = agent.hello();
+  REQUIRE(hello.apps.size() == 1);
+  CHECK(hello.apps[0].revision_id == "rev1");
+  CHECK(hello.apps[0].container.empty());
+  CHECK_FALSE(hello.apps[0].healthy);
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 60s, [&] { return !statuses.empty(); }));
+    CHECK(statuses[0].state == agentlink::AppState::kMissing);
+    CHECK(statuses[0].revision_id == "rev1");
+  }
+  agent.stop();
+}
+
+TEST_CASE("Containers run with an init process and the stop grace period", "[podman-driver]") {
+  // `echo` in place of podman prints the argv the driver would run.
+  PodmanDriver driver(PodmanOptions{"echo"});
+  ContainerSpec spec;
+  spec.name = "c";
+  spec.image = "img";
+  spec.host_port = 1;
+  spec.container_port = 2;
+  spec.stop_grace_seconds = 3;
+  auto out = driver.run(spec);
+  REQUIRE(out.ok());
+  CHECK_THAT(*out, Catch::StartsWith("run -d --init --stop-timeout 3 --name c"));
+}
+
+TEST_CASE("Stopping a container sends SIGTERM to the app, not SIGKILL after the grace period",
+          "[podman]") {
+  REQUIRE_PODMAN();
+  Live live;
+  REQUIRE(live.deployer->deploy(live.task("it-1", 1, "v1", live.reg.password()), nullptr).ok);
+  const std::string name = serving_container(live);
+  // busybox httpd has no SIGTERM handler: as PID 1 (no init) it would ignore SIGTERM and be
+  // killed when the grace period ran out (exit code 137). With the init process in front it
+  // dies of the SIGTERM itself (143), at once.
+  REQUIRE(live.driver.stop(name, 10).ok());
+  std::string code = podman({"inspect", "--format", "{{.State.ExitCode}}", name});
+  code.erase(code.find_last_not_of(" \n") + 1);
+  CHECK(code == "143");
 }

@@ -10,97 +10,13 @@
 #include "agent/deployer.h"
 #include "agent/podman_driver.h"
 #include "common/log.h"
+#include "deployer_rig.h"
 #include "fakes.h"
 
 namespace fs = std::filesystem;
 using namespace berth;
 using namespace berth::agent;
 using namespace berth::agent::testing;
-
-namespace {
-
-const char* kCanary = "canary-pass-7f3a9c";
-
-std::string temp_dir() {
-  std::string t = (fs::temp_directory_path() / "berth-agent-unit-XXXXXX").string();
-  REQUIRE(::mkdtemp(t.data()) != nullptr);
-  return t;
-}
-
-struct Rig {
-  std::string dir = temp_dir();
-  FakeDriver driver;
-  FakeProber prober;
-  FakeProxies proxies;
-  std::unique_ptr<AgentState> state;
-  core::UnixMillis clock = 1'000'000;
-  int next_port = 30000;
-  int next_suffix = 0;
-  std::unique_ptr<Deployer> deployer;
-  std::vector<core::DeployLogEntry> progress;
-
-  Rig() {
-    auto s = AgentState::open(":memory:");
-    REQUIRE(s.ok());
-    state = std::move(s).value();
-    prober.calls = &driver.calls;
-    proxies.calls = &driver.calls;
-    make_deployer();
-  }
-  ~Rig() { fs::remove_all(dir); }
-
-  void make_deployer() {
-    DeployerOptions o;
-    o.data_dir = dir;
-    DeployerDeps d;
-    d.driver = &driver;
-    d.prober = &prober;
-    d.proxies = &proxies;
-    d.state = state.get();
-    d.now = [this] { return clock += 5; };
-    d.allocate_port = [this]() -> Result<int> { return next_port++; };
-    d.suffix = [this] { return "s" + std::to_string(next_suffix++); };
-    deployer = std::make_unique<Deployer>(o, d);
-  }
-
-  agentlink::DeployTask task(const std::string& id, int rev, bool with_auth = true) {
-    agentlink::DeployTask t;
-    t.task_id = id;
-    t.service_id = "svc1";
-    t.revision_id = "rev" + std::to_string(rev);
-    t.revision = rev;
-    t.image_ref = "127.0.0.1:5000/app:v" + std::to_string(rev);
-    t.pull_ref = t.image_ref;
-    t.image_digest = "sha256:" + std::string(64, static_cast<char>('0' + rev));
-    t.container_port = 8080;
-    t.health.path = "/health";
-    if (with_auth) t.auth = agentlink::RegistryAuth{{"127.0.0.1:5000"}, "berth", Secret(kCanary)};
-    return t;
-  }
-
-  agentlink::TaskResult deploy(const agentlink::DeployTask& t) {
-    return deployer->deploy(t, [this](const core::DeployLogEntry& e) { progress.push_back(e); });
-  }
-
-  bool tmp_is_empty() const {
-    const fs::path tmp = fs::path(dir) / "tmp";
-    return !fs::exists(tmp) || fs::is_empty(tmp);
-  }
-};
-
-std::vector<std::string> steps_of(const agentlink::TaskResult& r) {
-  std::vector<std::string> s;
-  for (const auto& e : r.logs) s.push_back(e.step + ":" + e.status);
-  return s;
-}
-
-std::size_t index_of(const std::vector<std::string>& v, const std::string& x) {
-  auto it = std::find(v.begin(), v.end(), x);
-  REQUIRE(it != v.end());
-  return static_cast<std::size_t>(it - v.begin());
-}
-
-}  // namespace
 
 TEST_CASE(
     "A first deploy pulls by digest, starts green on a fresh port, probes it, then opens the "
@@ -391,20 +307,38 @@ TEST_CASE(
   CHECK((*rig.state->app("svc1"))->pending_container.empty());
 }
 
-TEST_CASE("The image to pull is pinned to the task's digest", "[deployer]") {
+TEST_CASE("The image to pull is parsed by the core and pinned to the task's digest", "[deployer]") {
+  const std::string d1 = "sha256:" + std::string(64, 'a');
+  const std::string d0 = "sha256:" + std::string(64, '0');
   agentlink::DeployTask t;
   t.image_ref = "ghcr.io/acme/app:v1";
-  CHECK(pull_image(t) == "ghcr.io/acme/app:v1");
-  t.image_digest = "sha256:abc";
-  CHECK(pull_image(t) == "ghcr.io/acme/app@sha256:abc");
-  t.pull_ref = "127.0.0.1:5000/app:v1@sha256:old";
-  CHECK(pull_image(t) == "127.0.0.1:5000/app@sha256:abc");
+  CHECK(*pull_image(t) == "ghcr.io/acme/app:v1");
+  t.image_digest = d1;
+  CHECK(*pull_image(t) == "ghcr.io/acme/app@" + d1);
+  t.pull_ref = "127.0.0.1:5000/app:v1@" + d0;
+  CHECK(*pull_image(t) == "127.0.0.1:5000/app@" + d1);
   t.pull_ref = "127.0.0.1:5000/app";
-  CHECK(pull_image(t) == "127.0.0.1:5000/app@sha256:abc");
-  CHECK(image_host("127.0.0.1:5000/app@sha256:abc") == "127.0.0.1:5000");
-  CHECK(image_host("docker.io/library/nginx:1") == "docker.io");
-  CHECK(image_host("library/nginx") == "docker.io");
-  CHECK(image_host("localhost/app") == "localhost");
+  CHECK(*pull_image(t) == "127.0.0.1:5000/app@" + d1);
+  t.pull_ref = "nginx";
+  CHECK(*pull_image(t) == "docker.io/library/nginx@" + d1);
+  t.pull_ref = "Bad Image";
+  CHECK(pull_image(t).error().code == ErrorCode::kValidation);
+}
+
+TEST_CASE("The registry CA is chosen by the host the core's parser finds", "[deployer]") {
+  Rig rig;
+  const std::string ca = rig.dir + "/ca.pem";
+  { std::ofstream(ca) << "PEM"; }
+  DeployerOptions o;
+  o.data_dir = rig.dir;
+  o.registry_ca = {{"localhost:5000", ca}};
+  DeployerDeps d{&rig.driver, &rig.prober, &rig.proxies, rig.state.get()};
+  d.allocate_port = []() -> Result<int> { return 30000; };
+  Deployer deployer(o, d);
+  auto t = rig.task("t1", 1, false);
+  t.image_ref = t.pull_ref = "localhost:5000/team/app:v1";
+  REQUIRE(deployer.deploy(t, nullptr).ok);
+  CHECK(fs::exists(rig.dir + "/certs/localhost_5000/ca.crt"));
 }
 
 TEST_CASE("A podman failure becomes one sentence from its last stderr line", "[podman-driver]") {

@@ -26,6 +26,7 @@ class FakeDriver final : public RuntimeDriver {
   std::string fail_pull;  // non-empty: pull fails with this reason
   std::string fail_run;
   bool fail_remove = false;
+  std::string logs;  // non-empty: what logs_tail returns
   // What the auth file held at pull time (to check its content and mode).
   std::string authfile_seen;
   std::string authfile_content;
@@ -96,6 +97,7 @@ class FakeDriver final : public RuntimeDriver {
     return Status::Ok();
   }
   Result<std::string> logs_tail(const std::string& name, int) override {
+    if (!logs.empty()) return logs;
     return std::string("log of ") + name;
   }
 };
