@@ -173,10 +173,11 @@ std::vector<agentlink::AppStatus> Deployer::watch() {
                               std::max(1, options_.unhealthy_threshold)};
       if (auto changed = w.watch.observe(*seen, t)) {
         w.pending = true;
-        log::info("app state changed", {{"app", app.service_id},
-                                        {"container", app.container},
-                                        {"state", agentlink::to_string(*changed)},
-                                        {"detail", w.watch.detail()}});
+        nlohmann::json fields{{"app", app.service_id},
+                              {"container", app.container},
+                              {"state", agentlink::to_string(*changed)}};
+        if (!w.watch.detail().empty()) fields["detail"] = w.watch.detail();
+        log::info("app state changed", fields);
       } else if (seen->kind == Observation::Kind::kUnknown) {
         log::debug("app state unknown", {{"app", app.service_id}, {"error", seen->detail}});
       }
