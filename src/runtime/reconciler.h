@@ -26,6 +26,9 @@
 // The reconciler never trusts memory over an agent's report: on every (re)connect the agent's
 // full state replaces what was remembered.
 //
+// Files: reconciler.cpp (one pass and one function per plan step), task_results.cpp (results
+// and link events), reconciler_log.h (shared helpers).
+//
 // Indexes kept in memory so no event scans every service: agent -> services placed on it,
 // zone -> services waiting for an agent. They are primed once at start (prime()).
 #include <cstdint>

@@ -178,3 +178,30 @@ TEST_CASE("With SQLite, a PATCH between a deploy result and its recording keeps 
   REQUIRE(s.gateway.sent.size() == 2);  // the new revision goes out next
   CHECK(s.gateway.sent[1].order.revision_id == r2.id);
 }
+
+TEST_CASE("With SQLite, a revision superseded before it ran is stored as superseded",
+          "[reconciler][revisions]") {
+  Stack s;
+  const core::Revision r1 = s.create();
+  auto current = s.store->load_service(s.service_id);
+  REQUIRE(current.ok());
+  core::Revision r2 = s.revision(2, "2.0.0");
+  core::Change patch;
+  patch.service = *current;
+  patch.service.config = r2.config;
+  patch.service.desired_deployment_id = r2.id;
+  patch.service.generation += 1;
+  patch.revision = r2;
+  patch.task = s.deploy_task(r2);
+  REQUIRE(s.store->apply_change(patch, current->generation).ok());
+  s.reconciler->agent_connected("vm-1", "local", {});
+  s.settle();
+  auto rev1 = s.store->get_revision(s.service_id, r1.id);
+  REQUIRE(rev1.ok());
+  CHECK(rev1->state == core::RevisionState::kSuperseded);
+  auto all = s.store->list_revisions(s.service_id, /*include_failed=*/true);
+  REQUIRE(all.ok());
+  CHECK(all->size() == 2);
+  REQUIRE(s.gateway.sent.size() == 1);
+  CHECK(s.gateway.sent[0].order.revision_id == r2.id);
+}

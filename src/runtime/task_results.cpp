@@ -1,0 +1,320 @@
+// The reconciler's task results and agent-link events: the events only update memory and
+// enqueue keys; the results are recorded by the worker that holds the service's key
+// (apply_results, called first thing by reconcile()).
+#include <algorithm>
+
+#include "common/log.h"
+#include "core/revision.h"
+#include "runtime/reconciler.h"
+#include "runtime/reconciler_log.h"
+
+namespace berth::runtime {
+
+using detail::app_fields;
+using detail::failed_step_text;
+using detail::next_delay;
+
+// --- task results --------------------------------------------------------------------------
+
+Status Reconciler::apply_results(const std::string& service_id) {
+  for (;;) {
+    std::optional<ReceivedResult> next;
+    {
+      std::lock_guard lock(mu_);
+      auto it = results_.find(service_id);
+      if (it == results_.end()) return Status::Ok();
+      if (it->second.empty()) {
+        results_.erase(it);
+        return Status::Ok();
+      }
+      next = it->second.front();
+    }
+    if (Status st = apply_result(*next); !st.ok()) {
+      auto f = nlohmann::json{{"app_id", service_id}, {"task", next->outcome.task_id}};
+      f["error"] = st.error().message;
+      log::warn("recording a task result failed, will retry", f);
+      return st;
+    }
+    std::lock_guard lock(mu_);
+    auto it = results_.find(service_id);
+    if (it != results_.end() && !it->second.empty()) it->second.pop_front();
+  }
+}
+
+Status Reconciler::apply_result(const ReceivedResult& received) {
+  const core::TaskOutcome& outcome = received.outcome;
+  auto svc = store_.load_service(outcome.service_id);
+  if (!svc.ok()) {
+    return svc.error().code == ErrorCode::kNotFound ? Status::Ok() : Status(svc.error());
+  }
+  core::AppService service = std::move(svc).value();
+  auto tasks = store_.pending_tasks(service.id);
+  if (!tasks.ok()) return tasks.error();
+  std::optional<core::Task> task;
+  for (auto& t : *tasks) {
+    if (t.id == outcome.task_id) task = t;
+  }
+  if (!task) {
+    // A repeated result, or one for a task a later change finished: nothing to record, but
+    // what the agent now serves is still news.
+    if (outcome.ok && !outcome.revision_id.empty()) {
+      std::lock_guard lock(mu_);
+      agents_[received.agent].apps[service.id] = core::ObservedApp{
+          outcome.revision_id, outcome.image_digest, outcome.stable_port, true, outcome.task_id};
+    }
+    log::debug("result for a finished task",
+               {{"app", service.name}, {"app_id", service.id}, {"task", outcome.task_id}});
+    return Status::Ok();
+  }
+  switch (task->kind) {
+    case core::TaskKind::kDeploy:
+      if (Status st = apply_deploy_result(received.agent, service, *task, outcome); !st.ok()) {
+        return st;
+      }
+      break;
+    case core::TaskKind::kRestart:
+      if (Status st = apply_restart_result(service, outcome); !st.ok()) return st;
+      break;
+    case core::TaskKind::kRemove:
+      // A failed removal is not finished: the task goes back to the queue.
+      return apply_remove_result(received.agent, service, *task, outcome);
+  }
+  return finish_task(*task);
+}
+
+Status Reconciler::apply_deploy_result(const std::string& agent, core::AppService& service,
+                                       const core::Task& task, const core::TaskOutcome& outcome) {
+  const auto now = options_.now();
+  auto loaded = store_.get_revision(service.id, task.revision_id);
+  if (!loaded.ok()) {
+    return loaded.error().code == ErrorCode::kNotFound ? Status::Ok() : Status(loaded.error());
+  }
+  core::Revision revision = std::move(loaded).value();
+  const bool was_pending = revision.state == core::RevisionState::kPending;
+  revision.deploy_logs.insert(revision.deploy_logs.end(), outcome.logs.begin(), outcome.logs.end());
+  if (was_pending) {
+    if (!outcome.image_digest.empty() && revision.image_digest.empty()) {
+      revision.image_digest = outcome.image_digest;
+    }
+    (void)core::finish_revision(
+        revision, outcome.ok ? core::RevisionState::kSucceeded : core::RevisionState::kFailed, now);
+    core::apply_outcome(service, revision, now);
+    // The agent's own sentence, prefixed with the step that failed.
+    if (!outcome.ok && revision.id == service.desired_deployment_id) {
+      service.last_error = failed_step_text(outcome, "deploy");
+    }
+  } else if (!outcome.ok) {
+    service.last_error = failed_step_text(outcome, "deploy");  // a failed redeploy
+  } else if (revision.id == service.current_deployment_id) {
+    service.last_error.clear();  // a redeploy brought the serving revision back
+  }
+  if (outcome.ok && outcome.stable_port > 0) {
+    service.url = "http://" + options_.endpoint_host + ":" + std::to_string(outcome.stable_port);
+  }
+  if (Status st = store_.record_outcome(revision, service, options_.keep_succeeded); !st.ok()) {
+    return st;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (outcome.ok) {
+      ++deploys_succeeded_;
+      agents_[agent].apps[service.id] = core::ObservedApp{
+          outcome.revision_id, outcome.image_digest, outcome.stable_port, true, outcome.task_id};
+    } else {
+      ++deploys_failed_;
+    }
+  }
+  auto f = app_fields(service);
+  f["agent"] = agent;
+  f["task"] = outcome.task_id;
+  f["revision"] = revision.number;
+  if (outcome.ok) {
+    log::info("deploy succeeded", f);
+  } else {
+    f["error"] = failed_step_text(outcome, "deploy");
+    log::warn("deploy failed", f);
+  }
+  return Status::Ok();
+}
+
+Status Reconciler::apply_restart_result(core::AppService& service,
+                                        const core::TaskOutcome& outcome) {
+  auto f = app_fields(service);
+  f["task"] = outcome.task_id;
+  if (outcome.ok) {
+    log::info("restart succeeded", f);
+    return Status::Ok();
+  }
+  service.last_error = failed_step_text(outcome, "restart");
+  if (Status st = write_service(service); !st.ok()) return st;
+  f["error"] = service.last_error;
+  log::warn("restart failed", f);
+  return Status::Ok();
+}
+
+Status Reconciler::apply_remove_result(const std::string& agent, core::AppService& service,
+                                       core::Task& task, const core::TaskOutcome& outcome) {
+  auto f = app_fields(service);
+  f["agent"] = agent;
+  f["task"] = outcome.task_id;
+  if (outcome.ok) {
+    if (Status st = finish_task(task); !st.ok()) return st;
+    std::lock_guard lock(mu_);
+    agents_[agent].apps.erase(service.id);
+    removal_confirmed_.insert(service.id);
+    removals_.erase(service.id);
+    log::info("app removed", f);
+    return Status::Ok();
+  }
+  // Not removed: send the same task again after a backoff, until the agent confirms it.
+  service.last_error = failed_step_text(outcome, "remove");
+  if (Status st = write_service(service); !st.ok() && st.error().code != ErrorCode::kNotFound) {
+    return st;
+  }
+  task.state = core::TaskState::kQueued;
+  task.updated_at = options_.now();
+  if (Status st = store_.update_task(task);
+      !st.ok() && st.error().code != ErrorCode::kFailedPrecondition) {
+    return st;
+  }
+  std::int64_t delay = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto& r = removals_[service.id];
+    delay = next_delay(r.count, 60'000);
+    r.not_before = options_.now() + delay;
+    r.count += 1;
+    if (auto s = sent_.find(service.id); s != sent_.end() && s->second.task_id == task.id) {
+      sent_by_task_.erase(task.id);
+      sent_.erase(s);
+    }
+  }
+  f["error"] = service.last_error;
+  f["retry_in_ms"] = delay;
+  log::warn("removal failed, will retry", f);
+  return Status::Ok();
+}
+
+// --- agent-link events (memory only) -------------------------------------------------------
+
+void Reconciler::agent_connected(
+    const std::string& name, const std::string& zone,
+    const std::vector<std::pair<std::string, core::ObservedApp>>& apps) {
+  std::vector<std::string> keys;
+  const auto now = options_.now();
+  {
+    std::lock_guard lock(mu_);
+    AgentState& a = agents_[name];
+    if (!a.zone.empty() && a.zone != zone) zone_agents_[a.zone].erase(name);
+    a.zone = zone;
+    zone_agents_[zone].insert(name);
+    a.connected = true;
+    a.epoch += 1;
+    a.apps.clear();
+    for (const auto& [service_id, app] : apps) {
+      core::ObservedApp& o = a.apps[service_id] = app;
+      if (!o.healthy && !o.missing && o.unhealthy_since == 0) o.unhealthy_since = now;
+      keys.push_back(service_id);
+    }
+    for (const auto& id : by_agent_[name]) keys.push_back(id);
+    auto w = waiting_.find(zone);
+    if (w != waiting_.end()) {
+      keys.insert(keys.end(), w->second.begin(), w->second.end());
+      w->second.clear();
+    }
+  }
+  log::info("agent connected", {{"agent", name}, {"zone", zone}, {"apps", apps.size()}});
+  for (const auto& k : keys) queue_.add(k);
+}
+
+void Reconciler::agent_disconnected(const std::string& name) {
+  std::vector<std::string> keys;
+  {
+    std::lock_guard lock(mu_);
+    auto a = agents_.find(name);
+    if (a == agents_.end()) return;
+    a->second.connected = false;
+    zone_agents_[a->second.zone].erase(name);
+    for (const auto& id : by_agent_[name]) keys.push_back(id);
+  }
+  log::warn("agent disconnected", {{"agent", name}});
+  for (const auto& k : keys) queue_.add(k);
+}
+
+void Reconciler::task_result(const std::string& agent, const core::TaskOutcome& outcome) {
+  {
+    std::lock_guard lock(mu_);
+    auto o = orphans_.find(outcome.service_id);
+    if (o != orphans_.end() && o->second.task_id == outcome.task_id) {
+      // The removal of an app no service owns: only memory to update.
+      if (outcome.ok) {
+        agents_[agent].apps.erase(outcome.service_id);
+        orphans_.erase(o);
+      } else {
+        o->second.sent_at = 0;  // send again once the key comes round
+      }
+    } else {
+      results_[outcome.service_id].push_back(ReceivedResult{agent, outcome});
+    }
+  }
+  queue_.add(outcome.service_id);
+}
+
+void Reconciler::task_acked(const std::string& agent, const std::string& task_id) {
+  std::lock_guard lock(mu_);
+  auto s = sent_by_task_.find(task_id);
+  if (s == sent_by_task_.end()) return;
+  auto sent = sent_.find(s->second);
+  if (sent == sent_.end() || sent->second.task_id != task_id) return;
+  auto a = agents_.find(agent);
+  if (a != agents_.end() && a->second.epoch == sent->second.epoch) sent->second.acked = true;
+}
+
+void Reconciler::app_status(const std::string& agent, const core::AppReport& report) {
+  const auto now = options_.now();
+  {
+    std::lock_guard lock(mu_);
+    auto& apps = agents_[agent].apps;
+    auto it = apps.find(report.service_id);
+    if (it == apps.end()) {
+      core::ObservedApp fresh;
+      fresh.revision_id = report.revision_id;
+      it = apps.emplace(report.service_id, fresh).first;
+    }
+    core::ObservedApp& o = it->second;
+    if (!report.revision_id.empty()) o.revision_id = report.revision_id;
+    o.detail = report.detail;
+    switch (report.state) {
+      case core::AppState::kRunning:
+        o.healthy = true;
+        o.missing = false;
+        o.unhealthy_since = 0;
+        break;
+      case core::AppState::kUnhealthy:
+        // The controller's own clock starts the patience: agents' clocks may differ.
+        if (o.healthy || o.missing || o.unhealthy_since == 0) o.unhealthy_since = now;
+        o.healthy = false;
+        o.missing = false;
+        break;
+      case core::AppState::kMissing:
+        o.healthy = false;
+        o.missing = true;
+        o.unhealthy_since = 0;
+        break;
+    }
+  }
+  queue_.add(report.service_id);
+}
+
+ReconcilerStats Reconciler::stats() const {
+  std::lock_guard lock(mu_);
+  ReconcilerStats s;
+  for (const auto& [name, a] : agents_) {
+    if (a.connected) ++s.agents_connected;
+  }
+  s.deploys_succeeded = deploys_succeeded_;
+  s.deploys_failed = deploys_failed_;
+  return s;
+}
+
+}  // namespace berth::runtime
