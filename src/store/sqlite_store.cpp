@@ -675,6 +675,34 @@ void write_observed(SQLite::Database& db, const AppService& service) {
 }
 }  // namespace
 
+namespace {
+// The two histories a service keeps, each bounded on its own: revisions that served (rollback
+// targets) and revisions that finished without serving. `superseded` is listed for the runtime
+// that marks a revision replaced before it ran; a state the store does not know is never pruned.
+constexpr const char* kSucceededStates = "('succeeded')";
+constexpr const char* kNeverServedStates = "('failed', 'superseded')";
+
+// Deletes the revisions of `service_id` in `states` beyond the newest `keep`, sparing the
+// service's current and desired revisions and any revision an unfinished task still refers to
+// (read from the stored rows, not from a caller's possibly stale record).
+void prune_revisions(SQLite::Database& db, const std::string& service_id, const char* states,
+                     int keep) {
+  SQLite::Statement prune(
+      db, std::string("DELETE FROM revisions WHERE service_id = :service_id AND state IN ") +
+              states +
+              " AND id NOT IN (SELECT current_deployment_id FROM app_services "
+              "WHERE id = :service_id UNION SELECT desired_deployment_id FROM app_services "
+              "WHERE id = :service_id UNION SELECT revision_id FROM tasks "
+              "WHERE service_id = :service_id AND state != 'done') "
+              "AND id NOT IN (SELECT id FROM revisions WHERE service_id = :service_id "
+              "AND state IN " +
+              states + " ORDER BY number DESC LIMIT :keep)");
+  prune.bind(":service_id", service_id);
+  prune.bind(":keep", keep);
+  prune.exec();
+}
+}  // namespace
+
 Status SqliteStore::update_observed(const AppService& service) {
   return guarded(Context{}, [&]() -> Status {
     std::lock_guard lock(impl_->mu);
@@ -707,15 +735,8 @@ Status SqliteStore::record_outcome(const Revision& revision, const AppService& s
     write_observed(*impl_->db, service);
 
     if (keep_succeeded > 0) {
-      SQLite::Statement prune(*impl_->db,
-                              "DELETE FROM revisions WHERE service_id = ?1 AND state = 'succeeded' "
-                              "AND id != ?2 AND id NOT IN (SELECT id FROM revisions "
-                              "WHERE service_id = ?1 AND state = 'succeeded' "
-                              "ORDER BY number DESC LIMIT ?3)");
-      prune.bind(1, service.id);
-      prune.bind(2, service.current_deployment_id);
-      prune.bind(3, keep_succeeded);
-      prune.exec();
+      prune_revisions(*impl_->db, service.id, kSucceededStates, keep_succeeded);
+      prune_revisions(*impl_->db, service.id, kNeverServedStates, keep_succeeded);
     }
     tx.commit();
     return Status::Ok();
@@ -805,6 +826,18 @@ Status SqliteStore::update_task(const Task& task) {
       probe.bind(2, task.service_id);
       if (probe.executeStep()) fail(ErrorCode::kFailedPrecondition, "the task is already done");
       fail(ErrorCode::kNotFound, "the task does not exist");
+    }
+    if (task.state == core::TaskState::kDone && impl_->options.keep_done_tasks > 0) {
+      // Finished tasks are history nobody reads; the newest few stay so that a late write for
+      // a task that just finished still learns it is done rather than unknown.
+      SQLite::Statement prune(*impl_->db,
+                              "DELETE FROM tasks WHERE service_id = :service_id "
+                              "AND state = 'done' AND id NOT IN (SELECT id FROM tasks "
+                              "WHERE service_id = :service_id AND state = 'done' "
+                              "ORDER BY updated_at DESC, rowid DESC LIMIT :keep)");
+      prune.bind(":service_id", task.service_id);
+      prune.bind(":keep", impl_->options.keep_done_tasks);
+      prune.exec();
     }
     tx.commit();
     return Status::Ok();
