@@ -129,7 +129,9 @@ class StateStore {
   // Records a rollout outcome (state, digest, logs, finished_at) together with the
   // runtime-owned fields of `service`, in one transaction; never the user-owned ones, so an
   // outcome read before a PATCH cannot undo it, and never status out of Deleting. Prunes
-  // succeeded revisions beyond `keep_succeeded`.
+  // history beyond `keep_succeeded`, counted separately for succeeded revisions and for those
+  // that finished without serving (failed, superseded); never a pending revision, the current
+  // or desired one, or one an unfinished task refers to. keep_succeeded < 1 prunes nothing.
   virtual Status record_outcome(const Revision& revision, const AppService& service,
                                 int keep_succeeded) = 0;
 
@@ -155,6 +157,8 @@ class StateStore {
   // Writes the task's state, agent, attempts and updated_at. A task that is already done is
   // never changed again (a result may complete a task before the dispatcher marks it sent):
   // kFailedPrecondition, and nothing is written. kNotFound when the task does not exist.
+  // Finished tasks are history: the store keeps the newest few per service and forgets older
+  // ones, so a write for a long-finished task may be kNotFound rather than kFailedPrecondition.
   virtual Status update_task(const Task& task) = 0;
 
   // --- agents ------------------------------------------------------------------------------

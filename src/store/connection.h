@@ -1,12 +1,19 @@
 #pragma once
 // Internal to src/store (not part of its interface): the state behind a SqliteStore (one
-// connection, the keyring, the data-directory lock) and how the library's exceptions become
-// error values. Every SqliteStore source file includes it; nothing outside src/store may.
+// connection, the keyring, the data-directory lock), the two ways a method reaches the
+// connection, and how the library's exceptions become error values. Every SqliteStore source
+// file includes it; nothing outside src/store may.
+//
+// How a method is written: it calls impl.locked(ctx, body) to read, or
+// impl.transaction(ctx, body) to write. `body` returns Result/Status; an error it returns rolls
+// the transaction back. SQLiteCpp reports failures only by throwing; those exceptions (and
+// std::bad_alloc) are caught in exactly one place per call, in these two functions, and mapped
+// by current_error(). Project code never throws.
 #include <filesystem>
 #include <mutex>
-#include <new>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -18,8 +25,18 @@
 namespace berth::store {
 namespace internal {
 
-// Thrown inside the store only, to leave a transaction early with a value error; guarded()
-// turns it back into a value. Nothing escapes SqliteStore's methods.
+// What a UNIQUE/PRIMARY KEY violation means to the caller of the operation that hit it.
+struct Context {
+  const char* conflict = "the record already exists";
+};
+
+// The error for the exception being handled; call only inside a catch block.
+Error current_error(const Context& ctx);
+
+// --- accounts.cpp only ----------------------------------------------------------------------
+// The account and token functions are kept as they were written (a change to tokens is being
+// made beside this one): they still leave a transaction early by throwing StoreFailure through
+// fail()/unwrap(), which guarded() turns back into a value. New code returns errors instead.
 struct StoreFailure {
   Error error;
 };
@@ -34,30 +51,14 @@ T unwrap(Result<T> r) {
   return std::move(r).value();
 }
 
-inline void check(const Status& s) {
-  if (!s.ok()) throw StoreFailure{s.error()};
-}
-
-// What a UNIQUE/PRIMARY KEY violation means to the caller of the operation that hit it.
-struct Context {
-  const char* conflict = "the record already exists";
-};
-
-Error map_sqlite(const SQLite::Exception& e, const Context& ctx);
-
-// Runs `body`, turning every exception of the store and of the libraries it calls into a value.
 template <typename F>
 auto guarded(const Context& ctx, F&& body) -> decltype(body()) {
   try {
     return body();
   } catch (const StoreFailure& f) {
     return f.error;
-  } catch (const SQLite::Exception& e) {
-    return map_sqlite(e, ctx);
-  } catch (const std::bad_alloc&) {
-    return make_error(ErrorCode::kResourceExhausted, "out of memory");
-  } catch (const std::exception& e) {
-    return make_error(ErrorCode::kInternal, std::string("store: ") + e.what());
+  } catch (...) {
+    return current_error(ctx);
   }
 }
 
@@ -83,25 +84,47 @@ struct SqliteStore::Impl {
 
   core::UnixMillis now() const;
 
-  // --- schema ------------------------------------------------------------------------------
-  int read_version();
-  void migrate();
+  // Runs body(db) under the mutex, without a transaction (reads; steps that open their own).
+  template <typename F>
+  auto locked(const internal::Context& ctx, F&& body)
+      -> decltype(body(std::declval<SQLite::Database&>())) {
+    try {
+      std::lock_guard lock(mu);
+      return body(*db);
+    } catch (...) {
+      return internal::current_error(ctx);
+    }
+  }
 
-  // --- the parts of a Change besides the service row ---------------------------------------
-  void write_credential(const std::string& service_id, const core::CredentialWrite& w);
-  void insert_revision(const core::Revision& r);
-  void insert_task(const core::Task& t);
-  void apply_rest(const core::Change& change);
+  // Runs body(db) under the mutex in one BEGIN IMMEDIATE transaction, committed iff body
+  // returns ok (the write lock is taken up front: no read-then-upgrade deadlock).
+  template <typename F>
+  auto transaction(const internal::Context& ctx, F&& body)
+      -> decltype(body(std::declval<SQLite::Database&>())) {
+    try {
+      std::lock_guard lock(mu);
+      SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
+      auto out = body(*db);
+      if (out.ok()) tx.commit();
+      return out;
+    } catch (...) {
+      return internal::current_error(ctx);
+    }
+  }
 
-  // --- keys --------------------------------------------------------------------------------
-  // Re-seals every credential not yet under `target_key_id` in one transaction: opened with
-  // `opener` (which holds the old key), sealed with `sealer` (whose current key is the target).
-  int reseal_all(const crypto::Keyring& opener, const crypto::Keyring& sealer);
+  // --- connection.cpp ----------------------------------------------------------------------
+  Status open_files();  // directory, lock, key, database, pragmas, migrations
+  Status migrate();
+
+  // --- keys.cpp ----------------------------------------------------------------------------
+  // Re-seals every credential not yet under `sealer`'s current key in one transaction: opened
+  // with `opener` (which holds the old key), sealed with `sealer`. Returns how many.
+  Result<int> reseal_all(const crypto::Keyring& opener, const crypto::Keyring& sealer);
   // A `.next` key file means a rotation began and did not finish: re-seal what is not under
   // the new key yet, then retire the old key. Idempotent.
-  int complete_rotation();
+  Result<int> complete_rotation();
 
-  // --- accounts (accounts.cpp) -------------------------------------------------------------
+  // --- accounts.cpp ------------------------------------------------------------------------
   const std::string& dummy();
 };
 

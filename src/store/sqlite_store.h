@@ -40,6 +40,9 @@ struct StoreOptions {
   bool read_only = false;
   // A cap on the database size in pages (0: none). Tests use it to simulate a full disk.
   std::int64_t max_page_count = 0;
+  // Finished (done) tasks kept per service; older ones are deleted when a task finishes.
+  // < 1 keeps every one.
+  int keep_done_tasks = 10;
 };
 
 struct KeyRotation {
@@ -81,8 +84,10 @@ class SqliteStore final : public core::StateStore {
   // stored status of Deleting is kept (the CASE in write_observed). So a record read before
   // the other kind of write commits can never put back what that write changed.
   //
-  // record_outcome: keep_succeeded < 1 keeps every revision; the current deployment is never
-  // pruned.
+  // record_outcome keeps the newest `keep_succeeded` succeeded revisions and, separately, the
+  // newest `keep_succeeded` that finished without serving (failed, superseded); pending
+  // revisions, the current and desired ones and those an unfinished task refers to are never
+  // pruned. keep_succeeded < 1 keeps every revision.
   Status record_outcome(const core::Revision& revision, const core::AppService& service,
                         int keep_succeeded) override;
   Status update_observed(const core::AppService& service) override;
