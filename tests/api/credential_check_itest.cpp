@@ -16,12 +16,12 @@
 #include <vector>
 
 #include "api/handler.h"
+#include "common/base64.h"
 #include "common/log.h"
 #include "core/revision.h"
 #include "crypto/password.h"
 #include "registry/digest_resolver.h"
 #include "store/sqlite_store.h"
-#include "support/http_client.h"
 #include "support/testenv.h"
 
 namespace fs = std::filesystem;
@@ -111,7 +111,7 @@ struct Fixture {
     api::HttpRequest req;
     req.method = method;
     req.target = target;
-    req.headers["authorization"] = testing::basic_auth("alice", "alice-password");
+    req.headers["authorization"] = "Basic " + base64::encode("alice:alice-password");
     if (!body.is_null()) {
       req.headers["content-type"] = "application/json";
       req.body = body.dump();
@@ -170,7 +170,9 @@ struct Fixture {
   }
 };
 
-std::string id_of(const api::HttpResponse& r) { return json::parse(r.body).at("id"); }
+std::string id_of(const api::HttpResponse& r) {
+  return json::parse(r.body).at("id").get<std::string>();
+}
 
 }  // namespace
 

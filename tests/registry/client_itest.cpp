@@ -137,8 +137,8 @@ TEST_CASE("A wrong password is reported as refused credentials naming the user",
       auto info = resolve_digest(image_ref(reg.image("v1")), cred(reg, wrong), options_for(reg));
       REQUIRE_FALSE(info.ok());
       CHECK(info.error().code == ErrorCode::kPermissionDenied);
-      CHECK(info.error().message ==
-            "registry " + reg.host() + " refused the credentials for " + reg.username());
+      CHECK(info.error().message == "registry " + reg.host() + " refused the credentials for " +
+                                        reg.username() + " (HTTP 401)");
       CHECK(logs.all().find(wrong) == std::string::npos);
     }
   }
