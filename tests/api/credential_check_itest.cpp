@@ -164,7 +164,10 @@ struct Fixture {
   }
 
   std::string unsealed(const std::string& id) {
-    auto pw = store->unseal_password(id);
+    auto cred = store->get_credential(id);
+    REQUIRE(cred.ok());
+    REQUIRE(cred->has_value());
+    auto pw = store->unseal_password(id, (*cred)->registry_host, (*cred)->username);
     REQUIRE(pw.ok());
     return std::string(pw->reveal());
   }
