@@ -5,6 +5,7 @@
 // are wired together.
 #include <pthread.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -42,6 +43,7 @@ struct ServeOptions {
   std::string log_level = "info";
   std::string port_file;
   std::size_t max_connections = 256;
+  int auth_cache_ttl_seconds = 60;
   // Agent link and reconcile loop.
   std::string agent_listen;  // HOST:PORT; empty: 127.0.0.1:0 with --local-agent, else off
   std::vector<std::string> agent_hosts;  // extra names for the agent endpoint's certificate
@@ -123,6 +125,7 @@ int run_serve(const ServeOptions& o) {
   api_options.allow_insecure_http = o.insecure_http;
   api_options.default_zone = o.default_zone;
   api_options.max_connections = o.max_connections;
+  api_options.auth.cache.ttl = std::chrono::seconds(std::max(0, o.auth_cache_ttl_seconds));
   api_options.new_id = [] { return crypto::random_uuid(); };
 
   // Block the stop signals before any thread starts, so every thread inherits the mask and
@@ -285,6 +288,9 @@ const Registration kServe([](CLI::App& root, Runner& run) {
   sub->add_option("--log-level", o->log_level, "debug|info|warn|error")->capture_default_str();
   sub->add_option("--port-file", o->port_file, "Write the bound port to this file once listening");
   sub->add_option("--max-connections", o->max_connections, "Concurrent API connections")
+      ->capture_default_str();
+  sub->add_option("--auth-cache-ttl-seconds", o->auth_cache_ttl_seconds,
+                  "how long a verified Basic password is reused (0: verify every request)")
       ->capture_default_str();
   sub->add_option("--agent-listen", o->agent_listen,
                   "HOST:PORT for agents (WebSocket over TLS 1.3, client certificates)");

@@ -74,10 +74,15 @@ Result<std::string> verify(core::StateStore& store, const Credentials& credentia
 }
 
 Result<std::string> authenticate(core::StateStore& store, std::string_view authorization) {
-  if (t_verified.active && t_verified.authorization == authorization) {
-    return std::string(t_verified.account_id);
-  }
   auto credentials = parse_authorization(authorization);
+  if (t_verified.active) {
+    // Under the server: its verdict is final, and nothing is hashed on this (I/O) thread.
+    if (!t_verified.account_id.empty() && t_verified.authorization == authorization) {
+      return std::string(t_verified.account_id);
+    }
+    if (!credentials) return credentials.take_error();
+    return unauthenticated("the credentials were not verified");
+  }
   if (!credentials) return credentials.take_error();
   return verify(store, *credentials);
 }

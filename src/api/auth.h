@@ -41,7 +41,8 @@ Result<std::string> verify(core::StateStore& store, const Credentials& credentia
 Result<std::string> authenticate(core::StateStore& store, std::string_view authorization);
 
 // While alive, authenticate() on this thread answers `account_id` for exactly `authorization`
-// without consulting the store. Not copyable; scopes do not nest.
+// and never consults the store: any other value, or an empty `account_id`, is
+// kUnauthenticated. The server wraps every handler call in one. Scopes do not nest.
 class VerifiedScope {
  public:
   VerifiedScope(std::string_view authorization, std::string_view account_id);

@@ -18,6 +18,7 @@
 // than one HMAC) and read time only through the clock they are given, so tests drive it.
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <mutex>

@@ -12,6 +12,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -373,8 +374,8 @@ HttpResponse ApiServer::Impl::dispatch(http::request<http::string_body>& req,
   in.body = std::move(req.body());
   // The handler asks api::authenticate() for the account; the scope answers it with the
   // verdict reached above instead of a second verification.
-  std::optional<VerifiedScope> verified;
-  if (!account_id.empty()) verified.emplace(in.header("authorization"), account_id);
+  const std::string authorization = in.header("authorization");
+  const VerifiedScope verified(authorization, account_id);
   try {
     return handler.handle(in);
   } catch (const std::exception& e) {
@@ -443,7 +444,12 @@ asio::awaitable<void> ApiServer::Impl::serve(Stream& stream, ConnState& state) {
     const bool keep_alive = req.keep_alive();
     const std::string method(req.method_string());
     const std::string path = path_only(req.target());
-    const std::string authorization(req[http::field::authorization]);
+    // The last Authorization field, as dispatch() hands the handler the last of a repeated
+    // header: the value verified here is the value the handler asks about.
+    std::string authorization;
+    for (const auto& field : req) {
+      if (field.name() == http::field::authorization) authorization = std::string(field.value());
+    }
     AuthVerdict verdict = co_await authorize(path, authorization, state.client);
     HttpResponse out =
         verdict.refusal ? std::move(*verdict.refusal) : dispatch(req, verdict.account_id);

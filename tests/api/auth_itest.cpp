@@ -23,17 +23,16 @@
 #include <catch2/catch.hpp>
 
 #include "api/server.h"
+#include "common/base64.h"
 #include "common/log.h"
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
-#include "support/http_client.h"
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using berth::Secret;
-using berth::testing::basic_auth;
 using namespace std::chrono_literals;
 
 namespace {
@@ -179,6 +178,10 @@ struct Gate {
     cv.wait(lock, [&] { return entered >= n; });
   }
 };
+
+std::string basic_auth(const std::string& user, const std::string& password) {
+  return "Basic " + berth::base64::encode(user + ":" + password);
+}
 
 }  // namespace
 
