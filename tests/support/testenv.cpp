@@ -106,8 +106,10 @@ std::string source_dir() {
   if (const char* env = std::getenv("BERTH_SOURCE_DIR"); env != nullptr && *env != '\0') {
     return env;
   }
-  // tests/support/testenv.cpp -> the tree's root.
-  return fs::path(__FILE__).parent_path().parent_path().parent_path().string();
+  // Set by tests/CMakeLists.txt. __FILE__ is no substitute: with ccache's base_dir it is relative
+  // to the build directory, so a binary run by hand from elsewhere would look in the wrong place
+  // and report every peer as missing.
+  return BERTH_DEFAULT_SOURCE_DIR;
 }
 
 std::string make_temp_dir(const std::string& prefix) {

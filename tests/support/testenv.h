@@ -129,7 +129,7 @@ std::string missing_peers(std::initializer_list<Peer> peers);
 // Whether an executable `name` is on PATH (or, when `name` holds a '/', is executable).
 bool on_path(const std::string& name);
 
-// Directory of the source tree (BERTH_SOURCE_DIR, else derived from this file's path).
+// Directory of the source tree (BERTH_SOURCE_DIR, else the tree it was built from).
 std::string source_dir();
 // Runs argv (no shell) with extra environment entries, capturing stdout+stderr into `output`,
 // killing it after `timeout_seconds`. Returns the exit status, or -1 if it could not run or was
