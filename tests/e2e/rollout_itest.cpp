@@ -120,10 +120,7 @@ TEST_CASE(
 }
 
 TEST_CASE("A rollback serves the bits its target ran even after the tag moved", "[e2e][rollback]") {
-  if (!testenv::podman_usable()) {
-    WARN(testenv::podman_unusable_reason());
-    return;
-  }
+  BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   e2e::Stack stack;
   stack.start();
   auto& reg = stack.registry();

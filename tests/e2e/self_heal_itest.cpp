@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "e2e/stack.h"
+#include "support/skip.h"
 
 namespace e2e = berth::e2e;
 namespace testenv = berth::testenv;
@@ -63,10 +64,7 @@ void expect_healed(e2e::Stack& stack, const std::string& id, const std::string& 
 }  // namespace
 
 TEST_CASE("A container removed behind berth's back is redeployed", "[e2e][self-heal]") {
-  if (!testenv::podman_usable()) {
-    WARN(testenv::podman_unusable_reason());
-    return;
-  }
+  BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   e2e::Stack stack;
   stack.start();
   auto [id, url] = running_v1(stack, "heal-rm");
@@ -77,10 +75,7 @@ TEST_CASE("A container removed behind berth's back is redeployed", "[e2e][self-h
 }
 
 TEST_CASE("An app whose process was killed is redeployed", "[e2e][self-heal]") {
-  if (!testenv::podman_usable()) {
-    WARN(testenv::podman_unusable_reason());
-    return;
-  }
+  BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   e2e::Stack stack;
   stack.start();
   auto [id, url] = running_v1(stack, "heal-kill");
@@ -91,10 +86,7 @@ TEST_CASE("An app whose process was killed is redeployed", "[e2e][self-heal]") {
 }
 
 TEST_CASE("An app that stops answering its probe is redeployed", "[e2e][self-heal]") {
-  if (!testenv::podman_usable()) {
-    WARN(testenv::podman_unusable_reason());
-    return;
-  }
+  BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   e2e::Stack stack;
   stack.start();
   auto [id, url] = running_v1(stack, "heal-pause");
@@ -112,10 +104,7 @@ TEST_CASE("An app that stops answering its probe is redeployed", "[e2e][self-hea
 }
 
 TEST_CASE("An agent restarted with its containers gone redeploys them", "[e2e][self-heal]") {
-  if (!testenv::podman_usable()) {
-    WARN(testenv::podman_unusable_reason());
-    return;
-  }
+  BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   e2e::Stack stack({.separate_agent = true});
   stack.start();
   auto [id, url] = running_v1(stack, "heal-reboot");
