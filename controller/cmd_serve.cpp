@@ -20,6 +20,7 @@
 #include "agentlink/server.h"
 #include "api/server.h"
 #include "command.h"
+#include "common/dir_lock.h"
 #include "common/log.h"
 #include "crypto/password.h"
 #include "local_agent.h"
@@ -143,6 +144,16 @@ int run_serve(const ServeOptions& o) {
     return 1;
   }
   std::unique_ptr<store::SqliteStore> store = std::move(opened).value();
+  // One serve per data directory: a second one would run a second reconcile loop and a second
+  // local agent against the same apps.
+  auto dir_lock =
+      DirLock::acquire(std::filesystem::path(o.data_dir) / "berth.lock", "berth-controller serve");
+  if (!dir_lock) {
+    log::error("cannot start: the data directory is in use",
+               {{"data_dir", o.data_dir}, {"error", dir_lock.error().message}});
+    std::fprintf(stderr, "serve: %s\n", dir_lock.error().message.c_str());
+    return 1;
+  }
 
   registry::RegistryOptions registry_options;
   if (!parse_pairs(o.registry_cas, registry_options.ca_files)) {
@@ -198,6 +209,19 @@ int run_serve(const ServeOptions& o) {
     link_options.ca_cert_pem = pki->ca.cert_pem;
     link_options.server_cert_pem = pki->server.cert_pem;
     link_options.server_key_pem = pki->server.key_pem;
+    link_options.renew_certificate = [ca = pki->ca, hosts = o.agent_hosts] {
+      return issue_server_certificate(ca, hosts);
+    };
+    auto revocations = RevocationWatcher::open(o.data_dir);
+    if (!revocations.ok()) {
+      log::error("cannot read the agent revocation list", {{"error", revocations.error().message}});
+      return 1;
+    }
+    link_options.refusal_reason =
+        [watcher = std::shared_ptr<RevocationWatcher>(std::move(revocations).value())](
+            const agentlink::AgentIdentity& id) {
+          return watcher->reason(id.name, id.fingerprint);
+        };
     route_link_events(link_options, reconciler, *store, system_now);
     link = std::make_unique<agentlink::Server>(std::move(link_options));
     if (auto st = link->start(); !st.ok()) {

@@ -1,15 +1,14 @@
 #include "local_agent.h"
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 
 #include "common/log.h"
-
-extern char** environ;
+#include "common/process.h"
 
 namespace berth::controller {
 namespace fs = std::filesystem;
@@ -27,58 +26,51 @@ LocalAgent::~LocalAgent() { stop(); }
 
 Status LocalAgent::spawn_locked() {
   const fs::path base = options_.data_dir / "local-agent";
-  std::vector<std::string> args = {options_.agent_binary.string(),
-                                   "--controller",
-                                   options_.controller_url,
-                                   "--credentials",
-                                   (base / "credentials").string(),
-                                   "--data-dir",
-                                   (base / "data").string(),
-                                   "--zone",
-                                   options_.zone,
-                                   "--log-level",
-                                   options_.log_level};
+  SpawnOptions spawn;
+  spawn.argv = {options_.agent_binary.string(),
+                "--controller",
+                options_.controller_url,
+                "--credentials",
+                (base / "credentials").string(),
+                "--data-dir",
+                (base / "data").string(),
+                "--zone",
+                options_.zone,
+                "--log-level",
+                options_.log_level};
   for (const auto& ca : options_.registry_cas) {
-    args.push_back("--registry-ca");
-    args.push_back(ca);
+    spawn.argv.push_back("--registry-ca");
+    spawn.argv.push_back(ca);
   }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  // The controller blocks SIGTERM/SIGINT for its sigwait loop; the child starts with a clean
-  // mask and default dispositions so it can be stopped like any process.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], nullptr, &attr, argv.data(), environ);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return make_error(ErrorCode::kUnavailable,
-                      "could not start the local agent " + options_.agent_binary.string());
-  }
-  pid_ = pid;
-  log::info("local agent started", {{"agent", options_.name}, {"pid", pid}});
+  // SIGTERM lets the agent finish what it is doing, as on a normal stop.
+  spawn.parent_death_signal = SIGTERM;
+  auto pid = spawn_child(spawn);
+  if (!pid.ok()) return pid.error();
+  pid_ = *pid;
+  log::info("local agent started", {{"agent", options_.name}, {"pid", pid_}});
   return Status::Ok();
 }
 
 Status LocalAgent::start() {
-  std::lock_guard lock(mu_);
-  if (Status st = spawn_locked(); !st.ok()) return st;
-  supervisor_ = std::thread([this] { supervise(); });
-  return Status::Ok();
+  // The supervisor thread spawns every child, the first one too: the parent-death signal is
+  // tied to the spawning thread, and this one lives exactly as long as the agent should.
+  std::promise<Status> first;
+  auto started = first.get_future();
+  supervisor_ =
+      std::thread([this, first = std::move(first)]() mutable { supervise(std::move(first)); });
+  Status st = started.get();
+  if (!st.ok() && supervisor_.joinable()) supervisor_.join();
+  return st;
 }
 
-void LocalAgent::supervise() {
+void LocalAgent::supervise(std::promise<Status> first) {
+  {
+    std::lock_guard lock(mu_);
+    Status st = spawn_locked();
+    const bool ok = st.ok();
+    first.set_value(std::move(st));
+    if (!ok) return;
+  }
   int restarts = 0;
   for (;;) {
     pid_t pid;

@@ -2,13 +2,16 @@
 // The local agent of `berth-controller serve --local-agent`: a berth-agent child process on this
 // machine with credentials the controller issues itself (DATA_DIR/local-agent/credentials), its
 // own data directory (DATA_DIR/local-agent/data) and the controller's zone. The child inherits
-// the controller's environment (CONTAINERS_CONF and friends) and gets nothing secret on its
-// command line. A supervisor thread restarts it with backoff if it exits while berth runs;
-// stop() sends SIGTERM, waits, then SIGKILL.
+// the controller's environment (CONTAINERS_CONF and friends) but none of its descriptors beyond
+// stdin/stdout/stderr (no listening socket, database or lock), gets nothing secret on its
+// command line, and receives SIGTERM when the controller dies, even by SIGKILL (see
+// spawn_child). A supervisor thread starts it and restarts it with backoff if it exits while
+// berth runs; stop() sends SIGTERM, waits, then SIGKILL.
 #include <sys/types.h>
 
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -38,7 +41,7 @@ class LocalAgent {
 
  private:
   Status spawn_locked();
-  void supervise();
+  void supervise(std::promise<Status> first);
 
   LocalAgentOptions options_;
   mutable std::mutex mu_;

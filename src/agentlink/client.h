@@ -8,12 +8,23 @@
 // quick: it returns the agent's full observed state). on_message runs on a separate callback
 // thread, in order, never concurrently; it may block and may call send(), but not stop().
 // Heartbeat frames are handled internally and never reach on_message.
+//
+// Refusal: when the controller closes the connection with a reason (a revoked agent, a hello
+// it refused), the client logs the reason as a warning ("the controller refused this agent" /
+// "agent link closed by the controller") and keeps reconnecting with backoff, so an agent whose
+// revocation is lifted comes back by itself.
+//
+// Frame limit: send() refuses a message whose frame exceeds kMaxFrameBytes with
+// kPayloadTooLarge, because the controller would refuse the frame and drop the link. It is
+// permanent for that message: the caller must shrink it (truncate logs at the source), never
+// re-send it as is.
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "agentlink/limits.h"
 #include "agentlink/messages.h"
 #include "common/result.h"
 #include "common/secret.h"
@@ -67,7 +78,8 @@ class Client {
 
   // Queues a message on the current connection. kUnavailable while not connected; a frame
   // queued on a connection that then breaks is lost (the controller re-sends unacked tasks and
-  // the agent re-reports in its next Hello). Thread-safe.
+  // the agent re-reports in its next Hello). kPayloadTooLarge when the frame exceeds
+  // kMaxFrameBytes (see above). Thread-safe.
   Status send(const Message& message);
   // True once the controller accepted this connection's Hello (it answers with a heartbeat)
   // and until the connection breaks.

@@ -333,6 +333,17 @@ std::optional<AppState> parse_app_state(std::string_view text) {
   return std::nullopt;
 }
 
+bool agent_may_send(const Message& m) {
+  return std::holds_alternative<Hello>(m) || std::holds_alternative<Ack>(m) ||
+         std::holds_alternative<Progress>(m) || std::holds_alternative<TaskResult>(m) ||
+         std::holds_alternative<AppStatus>(m) || std::holds_alternative<Heartbeat>(m);
+}
+
+bool controller_may_send(const Message& m) {
+  return std::holds_alternative<DeployTask>(m) || std::holds_alternative<RestartTask>(m) ||
+         std::holds_alternative<RemoveTask>(m) || std::holds_alternative<Heartbeat>(m);
+}
+
 std::string encode(const Message& message) {
   json j = std::visit([](const auto& m) { return to_json(m); }, message);
   j["v"] = kProtocolVersion;

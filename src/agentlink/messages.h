@@ -116,6 +116,10 @@ struct AppStatus {
 using Message = std::variant<Hello, DeployTask, RestartTask, RemoveTask, Ack, Progress, TaskResult,
                              AppStatus, Heartbeat>;
 
+// Which side may send which message; a frame of the other side's kind is a protocol error.
+bool agent_may_send(const Message& m);       // hello, ack, progress, result, status, heartbeat
+bool controller_may_send(const Message& m);  // deploy, restart, remove, heartbeat
+
 // Encodes one message as a JSON text frame. The only function that ever writes a password
 // (DeployTask::auth) into bytes: the frame goes straight to the TLS stream and is wiped after.
 std::string encode(const Message& message);

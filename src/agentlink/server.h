@@ -11,10 +11,26 @@
 //     certificate CN, otherwise the connection is closed and no callback runs.
 //   - A second accepted connection for the same agent name replaces the first (the old one is
 //     closed without an on_disconnect, because the agent is still connected).
+//   - Refusal (revocation): when refusal_reason returns a reason for an agent's identity, its
+//     connection is refused right after the WebSocket upgrade with a close frame (policy error)
+//     carrying the reason, so the agent can log why; no callback runs for it. An agent already
+//     connected when it becomes refused is closed the same way at the next maintenance tick,
+//     with an on_disconnect.
+//   - Certificate renewal: with renew_certificate set, the server checks its certificate at
+//     start and every maintenance_interval; once a third or less of its validity is left, it
+//     calls renew_certificate() and every later TLS handshake presents the new certificate
+//     (connections already up keep theirs). A failed renewal is logged and retried at the next
+//     tick; the old certificate stays in use meanwhile.
+//   - Frame limit: send() refuses a message whose frame exceeds kMaxFrameBytes with
+//     kPayloadTooLarge (the agent would refuse the frame and drop the link). It is a permanent
+//     error for that message: re-sending it can never succeed, so the caller must fail the task
+//     or shrink the message, not retry it.
 //
 // Threading: one I/O thread runs the sockets. Callbacks run on one separate callback thread, in
 // the order the events happened, never concurrently with each other; they may block (that only
 // delays later callbacks) and may call send()/connected(), but must not call stop().
+// refusal_reason, renew_certificate and now_unix_s run on the I/O thread: keep them quick (a
+// stat and a small file read, one key generation).
 // Heartbeat frames are answered internally and never reach on_message.
 #include <chrono>
 #include <cstdint>
@@ -23,9 +39,11 @@
 #include <string>
 #include <vector>
 
+#include "agentlink/limits.h"
 #include "agentlink/messages.h"
 #include "common/result.h"
 #include "common/secret.h"
+#include "crypto/certs.h"
 
 namespace berth::agentlink {
 
@@ -52,7 +70,21 @@ struct ServerOptions {
   std::function<void(const AgentIdentity&, const Hello&)> on_hello;
   std::function<void(const std::string& agent, const Message&)> on_message;
   std::function<void(const std::string& agent)> on_disconnect;
+
+  // Empty when the agent may connect; otherwise one sentence the agent is told (e.g. "agent
+  // certificate revoked"). Consulted at every handshake and, for connected agents, at every
+  // maintenance tick.
+  std::function<std::string(const AgentIdentity&)> refusal_reason;
+  // Issues a new server certificate (from the controller CA) when the current one is due.
+  std::function<Result<crypto::PemPair>()> renew_certificate;
+  std::chrono::milliseconds maintenance_interval{5'000};
+  // Unix seconds for the renewal decision; the system clock when empty (tests inject one).
+  std::function<std::int64_t()> now_unix_s;
 };
+
+// True when a certificate valid from not_before to not_after (Unix seconds) has a third or less
+// of its validity left at `now` (or is already expired). Pure.
+bool certificate_due_for_renewal(std::int64_t not_before, std::int64_t not_after, std::int64_t now);
 
 class Server {
  public:
@@ -70,7 +102,8 @@ class Server {
   // Queues one message for the agent and returns; delivery is not confirmed here (the agent
   // acks task ids). kUnavailable when the agent has no accepted connection; a frame queued on a
   // connection that then breaks is lost, so callers keep tasks in an outbox until acked.
-  // Thread-safe.
+  // kPayloadTooLarge when the encoded frame exceeds kMaxFrameBytes (permanent: see above);
+  // kInvalidArgument for a message type the controller does not send. Thread-safe.
   Status send(const std::string& agent, const Message& message);
   // Names of agents with an accepted connection (Hello received and matching the certificate).
   std::vector<std::string> connected() const;

@@ -363,6 +363,11 @@ Result<CertInfo> inspect_certificate(std::string_view cert_pem_text) {
     return ossl_error(ErrorCode::kInvalidArgument, "the certificate has an unreadable notAfter");
   }
   info.not_after_unix = static_cast<std::int64_t>(timegm(&tm));
+  tm = std::tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notBefore(cert->get()), &tm) != 1) {
+    return ossl_error(ErrorCode::kInvalidArgument, "the certificate has an unreadable notBefore");
+  }
+  info.not_before_unix = static_cast<std::int64_t>(timegm(&tm));
   return info;
 }
 

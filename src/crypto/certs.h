@@ -34,6 +34,7 @@ struct CertInfo {
   std::string common_name;
   std::string zone;         // subject OU, empty when none
   std::string fingerprint;  // SHA-256 of the DER, lowercase hex
+  std::int64_t not_before_unix = 0;
   std::int64_t not_after_unix = 0;
 };
 

@@ -586,3 +586,204 @@ TEST_CASE("A TLS 1.2 client is refused at the handshake", "[agentlink][integrati
   CHECK_FALSE(ec);
   CHECK(std::string(SSL_get_version(stream13.native_handle())) == "TLSv1.3");
 }
+
+namespace {
+
+// The SHA-256 fingerprint of the certificate the server presents to a fresh TLS handshake.
+std::string presented_fingerprint(std::uint16_t port, const crypto::PemPair& ca,
+                                  const crypto::PemPair& agent) {
+  net::io_context ioc;
+  net::ssl::context ctx(net::ssl::context::tls_client);
+  ctx.add_certificate_authority(net::buffer(ca.cert_pem));
+  ctx.use_certificate_chain(net::buffer(agent.cert_pem));
+  ctx.use_private_key(net::buffer(agent.key_pem.reveal().data(), agent.key_pem.size()),
+                      net::ssl::context::pem);
+  ctx.set_verify_mode(net::ssl::verify_peer);
+  net::ssl::stream<tcp::socket> stream(ioc, ctx);
+  stream.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  stream.handshake(net::ssl::stream_base::client);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      SSL_get1_peer_certificate(stream.native_handle()), &X509_free);
+  REQUIRE(cert);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  REQUIRE(X509_digest(cert.get(), EVP_sha256(), md, &len) == 1);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 0xf]);
+  }
+  boost::system::error_code ignored;
+  stream.next_layer().close(ignored);
+  return out;
+}
+
+std::string fingerprint_of(const crypto::PemPair& pair) {
+  auto info = crypto::inspect_certificate(pair.cert_pem);
+  REQUIRE(info.ok());
+  return info->fingerprint;
+}
+
+}  // namespace
+
+TEST_CASE("A message whose frame exceeds the link's limit is refused by send and the link stays up",
+          "[agentlink][integration][frame-limit]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  ServerLog slog;
+  Server server(server_options(ca, srv, slog));
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client.start().ok());
+  REQUIRE(wait_until([&] { return client.connected() && !server.connected().empty(); }));
+
+  auto huge_deploy = deploy_with_password();
+  huge_deploy.env["BIG"] = std::string(kMaxFrameBytes, 'x');
+  auto refused = server.send("vm-1", huge_deploy);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == ErrorCode::kPayloadTooLarge);
+  CHECK_FALSE(refused.error().retryable());
+
+  TaskResult huge_result{"t-1", "svc-1", "rev-2", false, "failed", "", 0, {}};
+  core::DeployLogEntry entry;
+  entry.message = std::string(kMaxFrameBytes, 'y');
+  huge_result.logs.push_back(entry);
+  auto refused_back = client.send(huge_result);
+  REQUIRE_FALSE(refused_back.ok());
+  CHECK(refused_back.error().code == ErrorCode::kPayloadTooLarge);
+
+  // Neither side dropped the link: messages that fit still flow, and nothing reconnected.
+  REQUIRE(server.send("vm-1", deploy_with_password()).ok());
+  REQUIRE(client.send(Ack{"t-1"}).ok());
+  REQUIRE(wait_until([&] { return alog.count() == 1 && slog.message_count() == 1; }));
+  CHECK(slog.disconnect_count() == 0);
+  CHECK(slog.hello_count() == 1);
+  CHECK(alog.hello_calls == 1);
+}
+
+TEST_CASE("A refused agent is closed after the upgrade and its log says why",
+          "[agentlink][integration][revocation]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  LogCapture logs;
+  ServerLog slog;
+  auto so = server_options(ca, srv, slog);
+  so.refusal_reason = [](const AgentIdentity& id) {
+    return id.name == "vm-1" ? std::string("agent vm-1 is revoked by the controller") : "";
+  };
+  Server server(so);
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client.start().ok());
+  REQUIRE(wait_until(
+      [&] { return logs.contains("the controller refused this agent", "is revoked by the"); }));
+  CHECK(slog.hello_count() == 0);
+  CHECK(server.connected().empty());
+  CHECK_FALSE(client.connected());
+  CHECK(logs.contains("agent refused", "vm-1"));
+}
+
+TEST_CASE("A connected agent that becomes refused is disconnected and told why",
+          "[agentlink][integration][revocation]") {
+  auto ca = make_ca("berth test CA");
+  auto srv = server_cert(ca);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  LogCapture logs;
+  ServerLog slog;
+  auto revoked = std::make_shared<std::atomic<bool>>(false);
+  auto so = server_options(ca, srv, slog);
+  so.maintenance_interval = 100ms;
+  so.refusal_reason = [revoked](const AgentIdentity&) {
+    return revoked->load() ? std::string("agent vm-1 is revoked by the controller") : "";
+  };
+  Server server(so);
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client.start().ok());
+  REQUIRE(wait_until([&] { return client.connected() && slog.hello_count() == 1; }));
+
+  revoked->store(true);
+  REQUIRE(wait_until([&] { return slog.disconnect_count() == 1; }));
+  REQUIRE(wait_until(
+      [&] { return logs.contains("agent link closed by the controller", "is revoked by the"); }));
+  // It keeps trying, and is refused every time.
+  REQUIRE(wait_until([&] { return logs.contains("the controller refused this agent"); }));
+  CHECK(server.connected().empty());
+  CHECK(slog.hello_count() == 1);
+}
+
+TEST_CASE("The server renews its certificate before it expires and new handshakes present it",
+          "[agentlink][integration][renewal]") {
+  auto ca = make_ca("berth test CA");
+  crypto::CertRequest short_lived;
+  short_lived.common_name = "berth-controller";
+  short_lived.ip_addresses = {"127.0.0.1"};
+  short_lived.server = true;
+  short_lived.not_before_offset_s = 0;
+  short_lived.not_after_offset_s = 60;
+  auto first = issue(ca, short_lived);
+  auto agent = agent_cert(ca, "vm-1", "eu-1");
+  auto first_info = crypto::inspect_certificate(first.cert_pem);
+  REQUIRE(first_info.ok());
+
+  ServerLog slog;
+  auto so = server_options(ca, first, slog);
+  so.maintenance_interval = 50ms;
+  // The injected clock starts in the first half of the certificate's life.
+  auto now = std::make_shared<std::atomic<std::int64_t>>(first_info->not_before_unix + 10);
+  so.now_unix_s = [now] { return now->load(); };
+  auto renewed = std::make_shared<std::vector<std::string>>();
+  auto renew_mu = std::make_shared<std::mutex>();
+  so.renew_certificate = [ca, renewed, renew_mu]() -> Result<crypto::PemPair> {
+    auto next = crypto::issue_certificate(ca, [] {
+      crypto::CertRequest req;
+      req.common_name = "berth-controller";
+      req.ip_addresses = {"127.0.0.1"};
+      req.server = true;
+      req.not_after_offset_s = 3600;
+      return req;
+    }());
+    if (next) {
+      std::lock_guard l(*renew_mu);
+      renewed->push_back(next->cert_pem);
+    }
+    return next;
+  };
+  auto renewed_count = [renewed, renew_mu] {
+    std::lock_guard l(*renew_mu);
+    return renewed->size();
+  };
+  Server server(so);
+  REQUIRE(server.start().ok());
+  AgentLog alog;
+  Client client(client_options(server.port(), ca, agent, alog));
+  REQUIRE(client.start().ok());
+  REQUIRE(wait_until([&] { return client.connected(); }));
+  CHECK(renewed_count() == 0);
+  CHECK(presented_fingerprint(server.port(), ca, agent) == fingerprint_of(first));
+
+  // Less than a third of the 60 s left: the next tick renews.
+  now->store(first_info->not_after_unix - 19);
+  REQUIRE(wait_until([&] { return renewed_count() == 1; }));
+  std::string renewed_fingerprint;
+  {
+    std::lock_guard l(*renew_mu);
+    auto info = crypto::inspect_certificate(renewed->front());
+    REQUIRE(info.ok());
+    renewed_fingerprint = info->fingerprint;
+  }
+  REQUIRE(wait_until(
+      [&] { return presented_fingerprint(server.port(), ca, agent) == renewed_fingerprint; }));
+  // The renewed certificate is not due at the same clock, so it is not renewed again, and the
+  // connection made before the renewal is still up.
+  std::this_thread::sleep_for(300ms);
+  CHECK(renewed_count() == 1);
+  CHECK(client.connected());
+  CHECK(slog.disconnect_count() == 0);
+}

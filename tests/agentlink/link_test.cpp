@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "agentlink/client.h"
+#include "agentlink/server.h"
 
 using namespace berth;
 using namespace berth::agentlink;
@@ -54,4 +55,17 @@ TEST_CASE("A plaintext or malformed agent link URL is refused", "[agentlink][url
     CHECK_FALSE(ep.ok());
     if (!ep.ok()) CHECK(ep.error().field == "url");
   }
+}
+
+TEST_CASE("A certificate is due for renewal once a third or less of its validity is left",
+          "[agentlink][renewal]") {
+  // Valid for 90 days from t=0: due from day 60 on.
+  constexpr std::int64_t kDay = 24 * 3600;
+  CHECK_FALSE(certificate_due_for_renewal(0, 90 * kDay, 0));
+  CHECK_FALSE(certificate_due_for_renewal(0, 90 * kDay, 60 * kDay - 1));
+  CHECK(certificate_due_for_renewal(0, 90 * kDay, 60 * kDay));
+  CHECK(certificate_due_for_renewal(0, 90 * kDay, 89 * kDay));
+  CHECK(certificate_due_for_renewal(0, 90 * kDay, 91 * kDay));  // expired
+  // A certificate with no validity window at all is always due.
+  CHECK(certificate_due_for_renewal(100, 100, 0));
 }
