@@ -15,12 +15,12 @@
 
 #include "agent/agent.h"
 #include "agent/agent_state.h"
-#include "agent/data_dir_lock.h"
 #include "agent/deployer.h"
 #include "agent/health_probe.h"
 #include "agent/podman_driver.h"
 #include "agent/proxy_set.h"
 #include "agentlink/client.h"
+#include "common/dir_lock.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "crypto/certs.h"
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   data_dir = fs::absolute(data_dir).string();
   // Before anything in the directory is read or changed: a second agent here would remove the
   // first one's containers as leftovers.
-  auto dir_lock = agent::DataDirLock::acquire(data_dir);
+  auto dir_lock = DirLock::acquire(fs::path(data_dir) / "agent.lock", "berth-agent");
   if (!dir_lock.ok()) return fail(dir_lock.error().message);
 
   auto pair = crypto::read_pem_files(credentials, "agent");

@@ -1,34 +1,36 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <fstream>
+#include <filesystem>
 
-#include "agent/data_dir_lock.h"
+#include "common/dir_lock.h"
 #include "deployer_rig.h"
 
 using namespace berth;
-using namespace berth::agent;
 
+// The agent claims DATA_DIR/agent.lock with the shared DirLock (agent/main.cpp), as serve does
+// with berth.lock.
 TEST_CASE("A second agent on the same data dir is refused and told which process holds it",
           "[lock]") {
-  const std::string dir = testing::temp_dir();
+  const std::filesystem::path dir = testing::temp_dir();
+  const auto lock_file = dir / "agent.lock";
   {
-    auto first = DataDirLock::acquire(dir);
+    auto first = DirLock::acquire(lock_file, "berth-agent");
     REQUIRE(first.ok());
-    std::ifstream in(dir + "/agent.lock");
-    std::string pid;
-    in >> pid;
-    CHECK(pid == std::to_string(::getpid()));
+    auto holder = read_lock_holder(lock_file);
+    REQUIRE(holder.has_value());
+    CHECK(holder->pid == ::getpid());
+    CHECK(holder->holder == "berth-agent");
 
-    // flock locks belong to the open file description: a second open in this process competes
+    // OFD locks belong to the open file description: a second open in this process competes
     // exactly like another process would.
-    auto second = DataDirLock::acquire(dir);
+    auto second = DirLock::acquire(lock_file, "berth-agent");
     REQUIRE_FALSE(second.ok());
     CHECK(second.error().code == ErrorCode::kFailedPrecondition);
-    CHECK_THAT(second.error().message, Catch::Contains("in use by another berth-agent"));
+    CHECK_THAT(second.error().message, Catch::Contains("in use by berth-agent"));
     CHECK_THAT(second.error().message, Catch::Contains("(pid " + std::to_string(::getpid()) + ")"));
   }
   // Released with its holder: the next agent starts.
-  CHECK(DataDirLock::acquire(dir).ok());
+  CHECK(DirLock::acquire(lock_file, "berth-agent").ok());
   std::filesystem::remove_all(dir);
 }
