@@ -1,5 +1,6 @@
 #include "crypto/certs.h"
 
+#include <chrono>
 #include <ctime>
 #include <memory>
 
@@ -13,6 +14,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "common/hex.h"
 #include "crypto/files.h"
 
 namespace berth::crypto {
@@ -353,16 +355,17 @@ Result<CertInfo> inspect_certificate(std::string_view cert_pem_text) {
   if (X509_digest(cert->get(), EVP_sha256(), md, &len) != 1) {
     return ossl_error(ErrorCode::kInternal, "cannot compute the certificate fingerprint");
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned int i = 0; i < len; ++i) {
-    info.fingerprint += kHex[md[i] >> 4];
-    info.fingerprint += kHex[md[i] & 0x0F];
-  }
+  info.fingerprint = hex_lower(md, len);
   std::tm tm{};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert->get()), &tm) != 1) {
     return ossl_error(ErrorCode::kInvalidArgument, "the certificate has an unreadable notAfter");
   }
-  info.not_after_unix = static_cast<std::int64_t>(timegm(&tm));
+  // UTC broken-down time to seconds since the epoch with the C++20 calendar (no timegm).
+  using namespace std::chrono;
+  const sys_days day = year{tm.tm_year + 1900} / month{static_cast<unsigned>(tm.tm_mon + 1)} /
+                       std::chrono::day{static_cast<unsigned>(tm.tm_mday)};
+  const sys_seconds at = day + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
+  info.not_after_unix = at.time_since_epoch().count();
   return info;
 }
 
