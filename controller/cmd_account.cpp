@@ -25,7 +25,7 @@ Secret read_password_line() {
   std::getline(std::cin, line);
   if (!line.empty() && line.back() == '\r') line.pop_back();
   Secret out(line);
-  secure_wipe(line.data(), line.size());
+  wipe_string(line);  // the whole capacity, also what getline read beyond size()
   return out;
 }
 

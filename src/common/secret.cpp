@@ -2,10 +2,17 @@
 
 #include <cstring>
 
+#include <openssl/crypto.h>
+
 namespace berth {
 
 void secure_wipe(void* data, std::size_t size) noexcept {
   if (data != nullptr && size > 0) explicit_bzero(data, size);
+}
+
+void wipe_string(std::string& s) noexcept {
+  if (s.capacity() > 0) secure_wipe(s.data(), s.capacity());
+  s.clear();
 }
 
 Secret& Secret::operator=(const Secret& other) {
@@ -25,22 +32,12 @@ Secret& Secret::operator=(Secret&& other) noexcept {
   return *this;
 }
 
-void Secret::wipe() noexcept {
-  // Wipe the whole capacity: a shrunk string may keep old bytes past size().
-  if (bytes_.capacity() > 0) secure_wipe(bytes_.data(), bytes_.capacity());
-  bytes_.clear();
-}
+void Secret::wipe() noexcept { wipe_string(bytes_); }
 
 bool Secret::equals(const Secret& other) const {
-  const std::size_t n = bytes_.size() > other.bytes_.size() ? bytes_.size() : other.bytes_.size();
-  unsigned char diff = bytes_.size() == other.bytes_.size() ? 0 : 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char a = i < bytes_.size() ? static_cast<unsigned char>(bytes_[i]) : 0;
-    const unsigned char b =
-        i < other.bytes_.size() ? static_cast<unsigned char>(other.bytes_[i]) : 0;
-    diff |= static_cast<unsigned char>(a ^ b);
-  }
-  return diff == 0;
+  // The length is not secret (it shows in every protocol that carries one); the bytes are.
+  if (bytes_.size() != other.bytes_.size()) return false;
+  return CRYPTO_memcmp(bytes_.data(), other.bytes_.data(), bytes_.size()) == 0;
 }
 
 }  // namespace berth

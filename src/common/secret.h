@@ -22,7 +22,7 @@ class Secret {
   // The plaintext. Every call site is a place the secret leaves this wrapper: keep them few.
   std::string_view reveal() const { return bytes_; }
 
-  // Constant-time comparison.
+  // Comparison whose time depends only on the lengths (CRYPTO_memcmp), not on the bytes.
   bool equals(const Secret& other) const;
 
  private:
@@ -32,5 +32,8 @@ class Secret {
 
 // Overwrites a buffer so the compiler cannot elide it.
 void secure_wipe(void* data, std::size_t size) noexcept;
+
+// Wipes a string's whole capacity (a shrunk string keeps old bytes past size()) and empties it.
+void wipe_string(std::string& s) noexcept;
 
 }  // namespace berth

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
-#include <set>
+#include <type_traits>
 #include <variant>
 
 #include <nlohmann/json.hpp>

@@ -4,10 +4,12 @@
 //
 // Contract:
 //   - Pure: no I/O, no clock. Safe to call from any thread.
-//   - Every rejection is an Error with code kValidation (HTTP 422), one sentence in `message`
-//     and the offending field path in `field` ("app_config.container_port",
-//     "app_config.env.MDB_HOST", "name"). Malformed JSON text is the caller's 400; these
-//     functions receive an already parsed document.
+//   - Every rejection is an Error with code kValidation (HTTP 422), the offending field path in
+//     `field` ("app_config.container_port", "app_config.env.MDB_HOST", "name") and the message
+//     "<field>: <what is wrong>" (validation_error in common/result.h). Messages never repeat
+//     a submitted value (docs/app-services.md "Error messages"). A parsed document that is not
+//     an object is kInvalidArgument (400), like the caller's malformed JSON text.
+//   - Create and PATCH bodies are read by one reader over one table of fields.
 //   - The registry password only ever lives in a berth::Secret inside a request type. It is
 //     not part of AppConfig, and no to_json here can emit a password key.
 //   - Go SDK zero values: see docs/app-services.md for which zero values mean "absent".

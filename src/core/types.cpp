@@ -1,49 +1,29 @@
 #include "core/types.h"
 
+#include <chrono>
 #include <cstdio>
 
 namespace berth::core {
 
-namespace {
-
-// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days), so the
-// conversion needs neither gmtime (not pure, not thread-safe) nor a time zone database.
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
-}
-
-std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  std::int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
-}
-
-}  // namespace
-
 std::string format_rfc3339(UnixMillis t) {
-  const std::int64_t secs = floor_div(t, 1000);
-  const auto millis = static_cast<int>(t - secs * 1000);
-  const std::int64_t days = floor_div(secs, 86400);
-  const auto sod = static_cast<int>(secs - days * 86400);
-  std::int64_t y = 0;
-  unsigned m = 0;
-  unsigned d = 0;
-  civil_from_days(days, y, m, d);
+  // The C++20 calendar converts without gmtime (not pure) or a time zone database; g++ 12 has
+  // no std::format for it yet, so snprintf lays it out.
+  using namespace std::chrono;
+  const sys_time<milliseconds> at{milliseconds{t}};
+  const sys_days day = floor<days>(at);
+  const year_month_day date{day};
+  const hh_mm_ss<milliseconds> time{at - day};
   char buf[64];
+  const int n = std::snprintf(
+      buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(date.year()),
+      static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+      static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()),
+      static_cast<int>(time.seconds().count()));
+  const auto millis = static_cast<int>(time.subseconds().count());
   if (millis != 0) {
-    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                  static_cast<long long>(y), m, d, sod / 3600, (sod / 60) % 60, sod % 60, millis);
+    std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), ".%03dZ", millis);
   } else {
-    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02dZ", static_cast<long long>(y), m,
-                  d, sod / 3600, (sod / 60) % 60, sod % 60);
+    std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), "Z");
   }
   return buf;
 }

@@ -1,5 +1,6 @@
 #include "crypto/certs.h"
 
+#include <chrono>
 #include <ctime>
 #include <memory>
 
@@ -13,6 +14,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "common/hex.h"
 #include "crypto/files.h"
 
 namespace berth::crypto {
@@ -353,21 +355,25 @@ Result<CertInfo> inspect_certificate(std::string_view cert_pem_text) {
   if (X509_digest(cert->get(), EVP_sha256(), md, &len) != 1) {
     return ossl_error(ErrorCode::kInternal, "cannot compute the certificate fingerprint");
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned int i = 0; i < len; ++i) {
-    info.fingerprint += kHex[md[i] >> 4];
-    info.fingerprint += kHex[md[i] & 0x0F];
-  }
+  info.fingerprint = hex_lower(md, len);
   std::tm tm{};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert->get()), &tm) != 1) {
     return ossl_error(ErrorCode::kInvalidArgument, "the certificate has an unreadable notAfter");
   }
-  info.not_after_unix = static_cast<std::int64_t>(timegm(&tm));
+  // UTC broken-down time to seconds since the epoch with the C++20 calendar (no timegm).
+  const auto to_unix = [](const std::tm& t) {
+    using namespace std::chrono;
+    const sys_days day = year{t.tm_year + 1900} / month{static_cast<unsigned>(t.tm_mon + 1)} /
+                         std::chrono::day{static_cast<unsigned>(t.tm_mday)};
+    const sys_seconds at = day + hours{t.tm_hour} + minutes{t.tm_min} + seconds{t.tm_sec};
+    return static_cast<std::int64_t>(at.time_since_epoch().count());
+  };
+  info.not_after_unix = to_unix(tm);
   tm = std::tm{};
   if (ASN1_TIME_to_tm(X509_get0_notBefore(cert->get()), &tm) != 1) {
     return ossl_error(ErrorCode::kInvalidArgument, "the certificate has an unreadable notBefore");
   }
-  info.not_before_unix = static_cast<std::int64_t>(timegm(&tm));
+  info.not_before_unix = to_unix(tm);
   return info;
 }
 

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common/hex.h"
 #include "common/log.h"
 #include "crypto/files.h"
 
@@ -43,13 +44,7 @@ std::string key_id_of(const Secret& key) {
   if (EVP_Digest(key.reveal().data(), key.size(), md, &len, EVP_sha256(), nullptr) != 1) {
     return {};
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (std::size_t i = 0; i < kKeyIdHex / 2; ++i) {
-    id += kHex[md[i] >> 4];
-    id += kHex[md[i] & 0x0F];
-  }
-  return id;
+  return hex_lower(md, kKeyIdHex / 2);
 }
 
 // Reads and checks one key file. kNotFound when it does not exist.

@@ -48,3 +48,33 @@ TEST_CASE("Malformed base64 is refused", "[base64]") {
   CHECK(base64::decode("Zg", out));  // padding may be omitted
   CHECK(out == "f");
 }
+
+TEST_CASE("Base64 appends to existing text and round-trips inputs larger than one block",
+          "[base64]") {
+  std::string out = "Basic ";
+  base64::encode_to("berth:pw", out);
+  CHECK(out == "Basic YmVydGg6cHc=");
+
+  std::string big(3 * (1u << 20) + 5, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7);
+  for (const auto alphabet : {base64::Alphabet::kStandard, base64::Alphabet::kUrl}) {
+    for (const bool pad : {true, false}) {
+      const std::string text = base64::encode(big, alphabet, pad);
+      CHECK(text.size() == base64::encoded_size(big.size(), pad));
+      std::string back;
+      REQUIRE(base64::decode(text, back, alphabet, pad));
+      CHECK(back == big);
+    }
+  }
+}
+
+TEST_CASE("Decoding refuses the other alphabet and whitespace OpenSSL would skip", "[base64]") {
+  std::string out;
+  CHECK_FALSE(base64::decode("-_-_", out));                                 // URL chars
+  CHECK_FALSE(base64::decode("+/+/", out, base64::Alphabet::kUrl, false));  // standard chars
+  CHECK_FALSE(base64::decode(" Zm9v", out));                                // leading space
+  CHECK_FALSE(base64::decode("Zm9v\n", out));                               // trailing newline
+  CHECK_FALSE(base64::decode("Zm9vYg=\n", out));
+  CHECK(base64::decode("-_-_", out, base64::Alphabet::kUrl, false));
+  CHECK(out == std::string("\xfb\xff\xbf", 3));
+}

@@ -1,0 +1,11 @@
+#pragma once
+// The wall clock, read in one place. Only composition roots and adapters call it; the core
+// takes time as a value (UnixMillis in core/types.h is the same integer).
+#include <cstdint>
+
+namespace berth {
+
+// Milliseconds since the Unix epoch (std::chrono::system_clock).
+std::int64_t system_now();
+
+}  // namespace berth
