@@ -46,8 +46,7 @@ void route_link_events(agentlink::ServerOptions& options, runtime::Reconciler& r
     std::vector<std::pair<std::string, core::ObservedApp>> apps;
     apps.reserve(hello.apps.size());
     for (const auto& a : hello.apps) {
-      core::ObservedApp o{a.revision_id, a.image_digest, a.stable_port, a.healthy,
-                          a.last_task_id};
+      core::ObservedApp o{a.revision_id, a.image_digest, a.stable_port, a.healthy, a.last_task_id};
       // The agent keeps state for an app whose container is gone (removed, crashed, host
       // rebooted) and says so with an empty container name: nothing serves it.
       if (!a.revision_id.empty() && a.container.empty()) {

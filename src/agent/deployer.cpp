@@ -1,6 +1,7 @@
 // The deploy task, phase by phase (deployer.h has the contract). Restart and remove are in
 // deployer_tasks.cpp; start-up reconcile, Hello's view and the watch in deployer_watch.cpp.
 #include "agent/deployer.h"
+#include "common/clock.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -126,10 +127,7 @@ std::string random_suffix() {
   return s;
 }
 
-core::UnixMillis wall_clock_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+core::UnixMillis wall_clock_ms() { return system_now(); }
 
 Deployer::Deployer(DeployerOptions options, DeployerDeps deps)
     : options_(std::move(options)), deps_(std::move(deps)) {

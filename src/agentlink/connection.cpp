@@ -1,4 +1,5 @@
 #include "agentlink/connection.h"
+#include "common/secret.h"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,11 +11,6 @@
 #include "common/log.h"
 
 namespace berth::agentlink::detail {
-
-void wipe_string(std::string& s) noexcept {
-  if (s.capacity() > 0) secure_wipe(s.data(), s.capacity());
-  s.clear();
-}
 
 Frame& Frame::operator=(Frame&& other) noexcept {
   wipe_string(bytes_);

@@ -33,8 +33,6 @@ namespace websocket = boost::beast::websocket;
 using tcp = boost::asio::ip::tcp;
 using boost::system::error_code;
 
-void wipe_string(std::string& s) noexcept;
-
 // A frame on its way to the socket. Wiped when it dies or is moved from, because a deploy frame
 // carries a registry password.
 class Frame {

@@ -12,12 +12,6 @@ using nlohmann::json;
 
 constexpr std::size_t kMaxFrameBytes = 1024 * 1024;
 
-// Wipes the whole capacity: a string that shrank may keep old bytes past size().
-void wipe_string(std::string& s) noexcept {
-  if (s.capacity() > 0) secure_wipe(s.data(), s.capacity());
-  s.clear();
-}
-
 json health_to_json(const core::HealthCheck& h) {
   return json{{"path", h.path},
               {"interval_seconds", h.interval_seconds},

@@ -1,4 +1,5 @@
 #include "agentlink/tls.h"
+#include "common/clock.h"
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -97,10 +98,6 @@ std::optional<AgentIdentity> peer_identity(SSL* ssl) {
   return id;
 }
 
-std::int64_t now_unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t now_unix_ms() { return system_now(); }
 
 }  // namespace berth::agentlink::detail

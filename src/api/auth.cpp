@@ -1,4 +1,5 @@
 #include "api/auth.h"
+#include "common/text.h"
 
 #include <cctype>
 
@@ -9,9 +10,7 @@ namespace {
 
 bool scheme_is(std::string_view value, std::string_view scheme, std::string_view& rest) {
   if (value.size() <= scheme.size() || value[scheme.size()] != ' ') return false;
-  for (size_t i = 0; i < scheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(value[i])) != scheme[i]) return false;
-  }
+  if (!iequals_ascii(value.substr(0, scheme.size()), scheme)) return false;
   rest = value.substr(scheme.size() + 1);
   while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
   while (!rest.empty() && rest.back() == ' ') rest.remove_suffix(1);

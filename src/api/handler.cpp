@@ -1,4 +1,5 @@
 #include "api/handler.h"
+#include "common/text.h"
 
 #include <algorithm>
 #include <optional>
@@ -83,10 +84,7 @@ bool is_json_media_type(std::string_view value) {
   while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
   while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
   constexpr std::string_view kJson = "application/json";
-  if (type.size() != kJson.size()) return false;
-  return std::equal(type.begin(), type.end(), kJson.begin(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == b;
-  });
+  return iequals_ascii(type, kJson);
 }
 
 // Reads a JSON object body. Never echoes the body: parser messages quote the input, which may

@@ -1,4 +1,5 @@
 #include "api/server.h"
+#include "common/text.h"
 
 #include <atomic>
 #include <chrono>
@@ -102,8 +103,8 @@ struct ApiServer::Impl {
        std::function<void(const std::string&)> on_change)
       : opts(std::move(o)),
         store(store),
-        handler(HandlerOptions{opts.default_zone, opts.new_id, opts.credential_check}, store, std::move(clock),
-                std::move(on_change)),
+        handler(HandlerOptions{opts.default_zone, opts.new_id, opts.credential_check}, store,
+                std::move(clock), std::move(on_change)),
         auth_cache(opts.auth.cache, opts.auth.clock),
         by_address(opts.auth.per_address, opts.auth.clock),
         by_account(opts.auth.per_account, opts.auth.clock) {}
@@ -367,9 +368,7 @@ HttpResponse ApiServer::Impl::dispatch(http::request<http::string_body>& req,
   in.method = std::string(req.method_string());
   in.target = std::string(req.target());
   for (const auto& f : req) {
-    std::string name(f.name_string());
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    in.headers[name] = std::string(f.value());
+    in.headers[to_lower_ascii(f.name_string())] = std::string(f.value());
   }
   in.body = std::move(req.body());
   // The handler asks api::authenticate() for the account; the scope answers it with the

@@ -1,4 +1,5 @@
 #include "registry/protocol.h"
+#include "common/text.h"
 
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
@@ -6,11 +7,7 @@
 namespace berth::registry {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string lower(std::string_view s) { return to_lower_ascii(s); }
 
 // Splits "host", "host:port", "[v6]", "[v6]:port" into host (no brackets) and port.
 void split_host_port(std::string_view authority, std::string& host, std::string& port) {

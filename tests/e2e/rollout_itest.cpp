@@ -71,7 +71,8 @@ TEST_CASE("A PATCH with a wrong registry password is refused with 422 while v1 k
 
   // Neither password reached a log line (controller and its local agent) or a response.
   const std::string log = stack.controller_log();
-  REQUIRE(log.find("new registry credential refused by the registry") != std::string::npos);  // the log is really captured
+  REQUIRE(log.find("new registry credential refused by the registry") !=
+          std::string::npos);       // the log is really captured
   berth::testing::SecretScan scan;  // every encoded form of both (support/secret_scan.h)
   scan.add(right, stack.registry().username());
   scan.add(wrong, stack.registry().username());
