@@ -154,7 +154,14 @@ Result<CredentialDecision> decide_credential(const std::optional<StoredCredentia
                    "public image)");
   }
   if (current->expires_at) {
-    if (*current->expires_at <= now) {
+    // A restart starts the container it already has: nothing is pulled, so an expired token
+    // does not stand in its way (a redeploy that needs a pull reports the expiry in status).
+    if (*current->expires_at <= now && request.operation == CredentialOperation::kRestart) {
+      d.warnings.push_back("the stored ECR token for " + host + " expired at " +
+                           format_rfc3339(*current->expires_at) +
+                           "; a restart needs no pull, but the next deploy does: refresh it with "
+                           "a PATCH that carries registry_password");
+    } else if (*current->expires_at <= now) {
       return invalid(password_field, "the stored ECR token expired at " +
                                          format_rfc3339(*current->expires_at) +
                                          "; supply a fresh registry_password with a PATCH");

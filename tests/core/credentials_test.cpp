@@ -318,6 +318,22 @@ TEST_CASE("Restart reuses the stored credential or needs none", "[credentials]")
   CHECK(none->action == Action::kNone);
 }
 
+TEST_CASE("Restart is not blocked by an expired ECR token: it pulls nothing", "[credentials]") {
+  core::AppConfig cfg;
+  cfg.image_ref = std::string(kEcrHost) + "/image:tag";
+  auto req = core::credential_request_for_restart(cfg);
+  auto d = core::decide_credential(stored(kEcrHost, "AWS", kNow - kHour), req, kNow);
+  REQUIRE(d.ok());
+  CHECK(d->action == Action::kReuse);
+  REQUIRE(d->warnings.size() == 1);
+  CHECK_THAT(d->warnings.front(), Catch::Contains("a restart needs no pull"));
+  // A PATCH that would redeploy with the same expired token is still refused.
+  auto patch = core::decide_credential(stored(kEcrHost, "AWS", kNow - kHour),
+                                       request(Op::kPatch, cfg.image_ref, U::kAbsent, "", false),
+                                       kNow);
+  CHECK_FALSE(patch.ok());
+}
+
 TEST_CASE("An ECR password is stored with a 12 hour expiry", "[credentials]") {
   const std::string image = std::string(kEcrHost) + "/image:tag";
   auto d = core::decide_credential(std::nullopt,
