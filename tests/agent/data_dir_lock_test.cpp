@@ -12,7 +12,7 @@ using namespace berth;
 // with berth.lock.
 TEST_CASE("A second agent on the same data dir is refused and told which process holds it",
           "[lock]") {
-  const std::filesystem::path dir = testing::temp_dir();
+  const std::filesystem::path dir = agent::testing::temp_dir();
   const auto lock_file = dir / "agent.lock";
   {
     auto first = DirLock::acquire(lock_file, "berth-agent");
