@@ -165,8 +165,7 @@ Result<CredentialDecision> decide_credential(const std::optional<StoredCredentia
       return invalid(password_field, "the stored ECR token expired at " +
                                          format_rfc3339(*current->expires_at) +
                                          "; supply a fresh registry_password with a PATCH");
-    }
-    if (*current->expires_at - now <= kEcrExpiryWarningMs) {
+    } else if (*current->expires_at - now <= kEcrExpiryWarningMs) {
       d.warnings.push_back("the stored ECR token for " + host + " expires at " +
                            format_rfc3339(*current->expires_at) +
                            "; refresh it with a PATCH that carries registry_password");
