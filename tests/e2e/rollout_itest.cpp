@@ -55,7 +55,7 @@ TEST_CASE("A PATCH with a wrong registry password is refused with 422 while v1 k
         std::string::npos);
   CHECK(refused.json()["error"].get<std::string>().find(stack.registry().host()) !=
         std::string::npos);
-  CHECK(stack.all_deployments(id)["deployments"].size() == 1);
+  CHECK(stack.all_deployments(id).size() == 1);
 
   const json service = stack.get_service(id);
   INFO(service.dump(2));
