@@ -9,7 +9,8 @@
 //     kill -9. A failed call changed nothing.
 //   - Secrets: a registry password enters the database only sealed (AES-256-GCM, associated
 //     data = service id, registry host, username); account passwords only as scrypt hashes,
-//     API token secrets only as SHA-256 (256 random bits need no slow hash). secure_delete is on, so overwritten rows do not linger in free pages.
+//     API token secrets only as SHA-256 (256 random bits need no slow hash). secure_delete is on,
+//     so overwritten rows do not linger in free pages.
 //   - Errors (never exceptions): busy/locked -> kUnavailable, disk full -> kResourceExhausted,
 //     read-only or unopenable file -> kPermissionDenied, corrupt file or unopenable ciphertext
 //     -> kDataLoss, a taken name -> kConflict, a missing row -> kNotFound.
