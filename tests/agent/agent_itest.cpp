@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <signal.h>
+#include <unistd.h>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
@@ -105,6 +106,20 @@ struct Live {
     return names;
   }
 };
+
+// The parent pid of /proc/PID (field 4 of its stat line, after the parenthesised command).
+pid_t parent_of(const std::string& proc_dir) {
+  std::ifstream in(proc_dir + "/stat");
+  std::string line;
+  std::getline(in, line);
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(line.substr(close + 1));
+  std::string state;
+  pid_t ppid = -1;
+  rest >> state >> ppid;
+  return ppid;
+}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -267,7 +282,9 @@ TEST_CASE(
       const std::string environ = slurp(base + "/environ");
       if (!scan.find_in(cmdline).empty() || !scan.find_in(environ).empty()) ++leaks;
       std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-      if (cmdline.find(" pull ") != std::string::npos) {
+      // Only this agent's own podman (a direct child of this process): other suites run in
+      // parallel and pull with auth files in their own data dirs.
+      if (cmdline.find(" pull ") != std::string::npos && parent_of(base) == ::getpid()) {
         const auto at = cmdline.find("--authfile ");
         if (at != std::string::npos) {
           const auto start = at + 11;
