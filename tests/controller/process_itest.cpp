@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
@@ -73,7 +74,13 @@ TEST_CASE("A spawned child inherits none of its parent's sockets and files",
     std::string name;
     return std::getline(comm, name) && name == "sleep";
   }));
-  const auto fds = open_fds(pid);
+  // The dynamic loader of the new program briefly holds its own descriptors (ld.so.cache, libc)
+  // after comm changes: wait for that to pass. An inherited descriptor never goes away.
+  std::vector<int> fds;
+  wait_until([&] {
+    fds = open_fds(pid);
+    return std::all_of(fds.begin(), fds.end(), [](int fd) { return fd <= 2; });
+  });
   for (int fd : fds) CHECK(fd <= 2);
 
   ::kill(pid, SIGKILL);
