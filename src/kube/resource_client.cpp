@@ -101,9 +101,9 @@ class Query {
 Result<json> parse_body(const Response& response) {
   json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
-    return make_error(ErrorCode::kUnavailable,
-                      "the API server answered HTTP " + std::to_string(response.status) +
-                          " with a body that is not a JSON object");
+    return make_error(ErrorCode::kUnavailable, "the API server answered HTTP " +
+                                                   std::to_string(response.status) +
+                                                   " with a body that is not a JSON object");
   }
   return body;
 }
@@ -125,8 +125,8 @@ ResourceClient::ResourceClient(Transport& transport, ResourceType type)
     : transport_(transport), type_(std::move(type)) {}
 
 std::string ResourceClient::collection_path(const std::string& namespace_) const {
-  std::string path = type_.group.empty() ? "/api/" + type_.version
-                                         : "/apis/" + type_.group + "/" + type_.version;
+  std::string path =
+      type_.group.empty() ? "/api/" + type_.version : "/apis/" + type_.group + "/" + type_.version;
   if (type_.namespaced && !namespace_.empty()) path += "/namespaces/" + url_encode(namespace_);
   path += "/" + type_.resource;
   return path;
@@ -230,7 +230,8 @@ Result<ListPage> ResourceClient::list_all(const std::string& namespace_, ListOpt
 }
 
 Result<json> ResourceClient::create(const json& object) {
-  if (!object.is_object()) return make_error(ErrorCode::kInvalidArgument, "object must be a JSON object");
+  if (!object.is_object())
+    return make_error(ErrorCode::kInvalidArgument, "object must be a JSON object");
   const std::string namespace_ = meta_string(object, "namespace");
   const std::string name = meta_string(object, "name");
   if (type_.namespaced) {
@@ -253,7 +254,8 @@ Result<json> ResourceClient::create(const json& object) {
 }
 
 Result<json> ResourceClient::update(const json& object, const std::string& subresource) {
-  if (!object.is_object()) return make_error(ErrorCode::kInvalidArgument, "object must be a JSON object");
+  if (!object.is_object())
+    return make_error(ErrorCode::kInvalidArgument, "object must be a JSON object");
   const std::string namespace_ = meta_string(object, "namespace");
   const std::string name = meta_string(object, "name");
   if (auto st = check_object_ref(type_, namespace_, name); !st) return st.error();
@@ -276,7 +278,8 @@ Result<json> ResourceClient::merge_patch(const std::string& namespace_, const st
                                          const json& patch, const PatchOptions& options) {
   if (auto st = check_object_ref(type_, namespace_, name); !st) return st.error();
   if (auto st = check_subresource(options.subresource); !st) return st.error();
-  if (!patch.is_object()) return make_error(ErrorCode::kInvalidArgument, "a merge patch must be a JSON object");
+  if (!patch.is_object())
+    return make_error(ErrorCode::kInvalidArgument, "a merge patch must be a JSON object");
   Query query;
   query.add("fieldManager", options.field_manager);
   Request request;
@@ -289,7 +292,8 @@ Result<json> ResourceClient::merge_patch(const std::string& namespace_, const st
 }
 
 Result<json> ResourceClient::apply(const json& object, const PatchOptions& options) {
-  if (!object.is_object()) return make_error(ErrorCode::kInvalidArgument, "object must be a JSON object");
+  if (!object.is_object())
+    return make_error(ErrorCode::kInvalidArgument, "object must be a JSON object");
   if (options.field_manager.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "server-side apply needs a field manager");
   }
@@ -382,8 +386,8 @@ Status ResourceClient::watch(const std::string& namespace_, const WatchOptions& 
     json event = json::parse(line, nullptr, /*allow_exceptions=*/false);
     auto type = event.is_object() ? event.find("type") : event.end();
     auto object = event.is_object() ? event.find("object") : event.end();
-    if (!event.is_object() || type == event.end() || !type->is_string() ||
-        object == event.end() || !object->is_object()) {
+    if (!event.is_object() || type == event.end() || !type->is_string() || object == event.end() ||
+        !object->is_object()) {
       failure = make_error(ErrorCode::kUnavailable, "watch: the API server sent a malformed event");
       return false;
     }

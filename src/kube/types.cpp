@@ -85,7 +85,8 @@ class Reader {
     return v;
   }
   void fail(const std::string& path, const char* what) {
-    if (!error_) error_ = make_error(ErrorCode::kInvalidArgument, what_ + ": " + path + ": " + what, path);
+    if (!error_)
+      error_ = make_error(ErrorCode::kInvalidArgument, what_ + ": " + path + ": " + what, path);
   }
   bool ok() const { return !error_.has_value(); }
   Error error() const { return *error_; }
@@ -174,7 +175,8 @@ std::string describe(const char* kind, const json& object) {
     auto meta = object.find("metadata");
     if (meta != object.end() && meta->is_object()) {
       if (meta->contains("name") && (*meta)["name"].is_string()) name = (*meta)["name"];
-      if (meta->contains("namespace") && (*meta)["namespace"].is_string()) ns = (*meta)["namespace"];
+      if (meta->contains("namespace") && (*meta)["namespace"].is_string())
+        ns = (*meta)["namespace"];
     }
   }
   return std::string(kind) + " " + (ns.empty() ? name : ns + "/" + name);
@@ -185,7 +187,8 @@ std::string describe(const char* kind, const json& object) {
 // ---- AppService ----
 
 Result<AppService> AppService::from_json(const json& object) {
-  if (!object.is_object()) return make_error(ErrorCode::kInvalidArgument, "AppService: not a JSON object");
+  if (!object.is_object())
+    return make_error(ErrorCode::kInvalidArgument, "AppService: not a JSON object");
   AppService a;
   a.raw = object;
   Reader r(describe("AppService", object));
@@ -195,8 +198,8 @@ Result<AppService> AppService::from_json(const json& object) {
   r.str(spec, "imageRef", "spec.imageRef", s.image_ref);
   r.integer(spec, "containerPort", "spec.containerPort", s.container_port);
   r.str(spec, "registryUsername", "spec.registryUsername", s.registry_username);
-  if (const json* ref = r.child(spec, "registryPasswordSecretRef",
-                                "spec.registryPasswordSecretRef")) {
+  if (const json* ref =
+          r.child(spec, "registryPasswordSecretRef", "spec.registryPasswordSecretRef")) {
     SecretKeyRef k;
     r.str(ref, "name", "spec.registryPasswordSecretRef.name", k.name);
     r.str(ref, "key", "spec.registryPasswordSecretRef.key", k.key);
@@ -208,9 +211,12 @@ Result<AppService> AppService::from_json(const json& object) {
   r.string_list(spec, "customDomains", "spec.customDomains", s.custom_domains);
   if (const json* hc = r.child(spec, "healthCheck", "spec.healthCheck")) {
     r.str(hc, "path", "spec.healthCheck.path", s.health_check.path);
-    r.integer(hc, "intervalSeconds", "spec.healthCheck.intervalSeconds", s.health_check.interval_seconds);
-    r.integer(hc, "timeoutSeconds", "spec.healthCheck.timeoutSeconds", s.health_check.timeout_seconds);
-    r.integer(hc, "healthyThreshold", "spec.healthCheck.healthyThreshold", s.health_check.healthy_threshold);
+    r.integer(hc, "intervalSeconds", "spec.healthCheck.intervalSeconds",
+              s.health_check.interval_seconds);
+    r.integer(hc, "timeoutSeconds", "spec.healthCheck.timeoutSeconds",
+              s.health_check.timeout_seconds);
+    r.integer(hc, "healthyThreshold", "spec.healthCheck.healthyThreshold",
+              s.health_check.healthy_threshold);
   }
   const json* status = r.child(object, "status", "status");
   AppServiceStatus& st = a.status;
@@ -226,8 +232,10 @@ Result<AppService> AppService::from_json(const json& object) {
       Condition cond;
       r.str(&c, "type", "status.conditions.type", cond.type);
       r.str(&c, "status", "status.conditions.status", cond.status);
-      r.integer(&c, "observedGeneration", "status.conditions.observedGeneration", cond.observed_generation);
-      r.str(&c, "lastTransitionTime", "status.conditions.lastTransitionTime", cond.last_transition_time);
+      r.integer(&c, "observedGeneration", "status.conditions.observedGeneration",
+                cond.observed_generation);
+      r.str(&c, "lastTransitionTime", "status.conditions.lastTransitionTime",
+            cond.last_transition_time);
       r.str(&c, "reason", "status.conditions.reason", cond.reason);
       r.str(&c, "message", "status.conditions.message", cond.message);
       st.conditions.push_back(std::move(cond));
@@ -287,7 +295,8 @@ json AppService::to_json() const {
 // ---- Secret ----
 
 Result<KubeSecret> KubeSecret::from_json(const json& object) {
-  if (!object.is_object()) return make_error(ErrorCode::kInvalidArgument, "Secret: not a JSON object");
+  if (!object.is_object())
+    return make_error(ErrorCode::kInvalidArgument, "Secret: not a JSON object");
   KubeSecret s;
   Reader r(describe("Secret", object));
   read_meta(r, object, s.metadata);
@@ -304,7 +313,8 @@ Result<KubeSecret> KubeSecret::from_json(const json& object) {
       wipe_string(bytes);
       // The key is named, never the value.
       return make_error(ErrorCode::kInvalidArgument,
-                        describe("Secret", object) + ": data." + key + ": not base64", "data." + key);
+                        describe("Secret", object) + ": data." + key + ": not base64",
+                        "data." + key);
     }
     s.data.emplace(key, Secret(bytes));
     wipe_string(bytes);
@@ -355,14 +365,16 @@ json ControllerRevision::to_json() const {
 // ---- Lease ----
 
 Result<Lease> Lease::from_json(const json& object) {
-  if (!object.is_object()) return make_error(ErrorCode::kInvalidArgument, "Lease: not a JSON object");
+  if (!object.is_object())
+    return make_error(ErrorCode::kInvalidArgument, "Lease: not a JSON object");
   Lease l;
   l.raw = object;
   Reader r(describe("Lease", object));
   read_meta(r, object, l.metadata);
   const json* spec = r.child(object, "spec", "spec");
   r.str(spec, "holderIdentity", "spec.holderIdentity", l.spec.holder_identity);
-  r.integer(spec, "leaseDurationSeconds", "spec.leaseDurationSeconds", l.spec.lease_duration_seconds);
+  r.integer(spec, "leaseDurationSeconds", "spec.leaseDurationSeconds",
+            l.spec.lease_duration_seconds);
   r.str(spec, "acquireTime", "spec.acquireTime", l.spec.acquire_time);
   r.str(spec, "renewTime", "spec.renewTime", l.spec.renew_time);
   r.integer(spec, "leaseTransitions", "spec.leaseTransitions", l.spec.lease_transitions);
@@ -386,7 +398,8 @@ json Lease::to_json() const {
 // ---- Event ----
 
 Result<Event> Event::from_json(const json& object) {
-  if (!object.is_object()) return make_error(ErrorCode::kInvalidArgument, "Event: not a JSON object");
+  if (!object.is_object())
+    return make_error(ErrorCode::kInvalidArgument, "Event: not a JSON object");
   Event e;
   e.raw = object;
   Reader r(describe("Event", object));
@@ -451,7 +464,8 @@ const Condition* find_condition(const std::vector<Condition>& conditions, const 
   return nullptr;
 }
 
-void set_condition(std::vector<Condition>& conditions, Condition condition, const std::string& now) {
+void set_condition(std::vector<Condition>& conditions, Condition condition,
+                   const std::string& now) {
   for (auto& c : conditions) {
     if (c.type != condition.type) continue;
     condition.last_transition_time = c.status == condition.status ? c.last_transition_time : now;
