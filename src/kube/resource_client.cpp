@@ -241,8 +241,10 @@ Result<json> ResourceClient::create(const json& object) {
     }
     if (auto st = check_namespace(namespace_, false); !st) return st.error();
   }
-  // generateName leaves the name to the server.
-  if (!name.empty() || meta_string(object, "generateName").empty()) {
+  // The name is not part of a create's path; it is checked only so that a bad one fails here
+  // with a clear message. Without one (generateName, or a review object such as
+  // SelfSubjectAccessReview) the server decides.
+  if (!name.empty()) {
     if (auto st = check_name("metadata.name", name); !st) return st.error();
   }
   Request request;
