@@ -1,0 +1,251 @@
+// The informer against the test API server: it follows changes made by another client, resumes
+// a dropped watch without a relist, relists after compaction and after a 410 in the stream
+// (reporting what was deleted meanwhile), retries 500/429 with backoff, and follows bookmarks.
+#include <mutex>
+
+#include <catch2/catch.hpp>
+
+#include "kube/informer.h"
+#include "kube/kube_itest.h"
+#include "kube/types.h"
+#include "support/wait.h"
+
+namespace berth::kube {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+using berth::testing::wait_until;
+
+const ResourceType kNamespaces{"", "v1", "namespaces", "Namespace", false};
+
+json app(const std::string& ns, const std::string& name) {
+  return {{"apiVersion", "berth.dev/v1alpha1"},
+          {"kind", "AppService"},
+          {"metadata", {{"name", name}, {"namespace", ns}}},
+          {"spec", {{"imageRef", "nginx:1.25"}, {"containerPort", 8080}}}};
+}
+
+void make_namespace(Transport& transport, const std::string& name) {
+  auto created = ResourceClient(transport, kNamespaces).create({{"metadata", {{"name", name}}}});
+  if (!created) REQUIRE(created.error().code == ErrorCode::kConflict);
+}
+
+int count_requests(const testenv::KubeApiServer& server, const std::string& verb) {
+  int n = 0;
+  for (const auto& r : server.requests()) {
+    if (r.value("verb", "") == verb && r.value("resource", "") == "appservices") ++n;
+  }
+  return n;
+}
+
+// Handler calls as "add NAME", "update NAME", "delete NAME", readable from the test thread.
+class Events {
+ public:
+  InformerHandlers handlers() {
+    auto name = [](const json& o) { return o["metadata"]["name"].get<std::string>(); };
+    return {[this, name](const json& o) { push("add " + name(o)); },
+            [this, name](const json&, const json& o) { push("update " + name(o)); },
+            [this, name](const json& o) { push("delete " + name(o)); }};
+  }
+  bool contains(const std::string& event) const {
+    std::lock_guard lock(mu_);
+    return std::find(events_.begin(), events_.end(), event) != events_.end();
+  }
+  std::vector<std::string> all() const {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+
+ private:
+  void push(std::string event) {
+    std::lock_guard lock(mu_);
+    events_.push_back(std::move(event));
+  }
+  mutable std::mutex mu_;
+  std::vector<std::string> events_;
+};
+
+InformerOptions fast_options(const std::string& ns) {
+  InformerOptions options;
+  options.namespace_ = ns;
+  options.backoff_initial = 20ms;
+  options.backoff_max = 200ms;
+  options.watch_timeout_seconds = 60;
+  return options;
+}
+
+TEST_CASE("the informer lists, then follows another client's creates, updates and deletes",
+          "[kube][itest][informer]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  make_namespace(*cluster.transport, "follow");
+  make_namespace(*cluster.transport, "elsewhere");
+  ResourceClient apps(*cluster.transport, AppService::kType);
+  REQUIRE(apps.create(app("follow", "existing")).ok());
+  REQUIRE(apps.create(app("elsewhere", "other")).ok());
+  auto own = itest::transport_for(cluster.server, cluster.server.admin_token());
+  ResourceClient client(*own, AppService::kType);
+  Events events;
+  Informer informer(client, fast_options(""), events.handlers());
+  informer.start();
+  REQUIRE(wait_until([&] { return informer.has_synced(); }, 20s));
+  CHECK(informer.get("follow", "existing").has_value());
+  CHECK(informer.list("elsewhere").size() == 1);
+
+  REQUIRE(apps.create(app("follow", "new")).ok());
+  REQUIRE(wait_until([&] { return informer.get("follow", "new").has_value(); }, 20s));
+  REQUIRE(apps.merge_patch("follow", "new", {{"metadata", {{"labels", {{"v", "2"}}}}}}).ok());
+  REQUIRE(wait_until([&] { return events.contains("update new"); }, 20s));
+  CHECK((*informer.get("follow", "new"))["metadata"]["labels"]["v"] == "2");
+  REQUIRE(apps.remove("follow", "new").ok());
+  REQUIRE(wait_until([&] { return events.contains("delete new"); }, 20s));
+  CHECK_FALSE(informer.get("follow", "new").has_value());
+  CHECK(informer.list("follow").size() == 1);
+  informer.stop();
+  CHECK(count_requests(cluster.server, "list") == 1);
+}
+
+TEST_CASE("a dropped watch is resumed from the last version without a relist or a missed event",
+          "[kube][itest][informer]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  make_namespace(*cluster.transport, "drop");
+  ResourceClient apps(*cluster.transport, AppService::kType);
+  auto own = itest::transport_for(cluster.server, cluster.server.admin_token());
+  ResourceClient client(*own, AppService::kType);
+  Events events;
+  Informer informer(client, fast_options("drop"), events.handlers());
+  informer.start();
+  REQUIRE(wait_until([&] { return informer.has_synced(); }, 20s));
+  REQUIRE(wait_until([&] { return count_requests(cluster.server, "watch") >= 1; }, 20s));
+  const int watches = count_requests(cluster.server, "watch");
+
+  cluster.server.inject_fault(
+      {{"verb", "watch"}, {"resource", "appservices"}, {"kind", "drop-watch"}, {"count", 1}});
+  REQUIRE(apps.create(app("drop", "during")).ok());
+  REQUIRE(wait_until([&] { return informer.get("drop", "during").has_value(); }, 20s));
+  REQUIRE(apps.create(app("drop", "after")).ok());
+  REQUIRE(wait_until([&] { return informer.get("drop", "after").has_value(); }, 20s));
+  informer.stop();
+  CHECK(count_requests(cluster.server, "watch") > watches);
+  CHECK(count_requests(cluster.server, "list") == 1);
+  CHECK(events.all() == std::vector<std::string>{"add during", "add after"});
+}
+
+TEST_CASE("after compaction the informer relists and reports objects deleted while it was away",
+          "[kube][itest][informer]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  make_namespace(*cluster.transport, "compact");
+  ResourceClient apps(*cluster.transport, AppService::kType);
+  REQUIRE(apps.create(app("compact", "stays")).ok());
+  REQUIRE(apps.create(app("compact", "goes")).ok());
+  auto own = itest::transport_for(cluster.server, cluster.server.admin_token());
+  ResourceClient client(*own, AppService::kType);
+  Events events;
+  Informer informer(client, fast_options("compact"), events.handlers());
+  informer.start();
+  REQUIRE(wait_until([&] { return informer.has_synced(); }, 20s));
+
+  // Keep the informer away: its watches fail until the faults are cleared.
+  cluster.server.inject_fault({{"verb", "watch"},
+                               {"resource", "appservices"},
+                               {"kind", "status"},
+                               {"code", 500},
+                               {"count", 100000}});
+  cluster.server.inject_fault(
+      {{"verb", "watch"}, {"resource", "appservices"}, {"kind", "drop-watch"}, {"count", 1}});
+  REQUIRE(wait_until(
+      [&] {
+        for (const auto& r : cluster.server.requests()) {
+          if (r.value("verb", "") == "watch" && r.value("code", 0) == 500) return true;
+        }
+        return false;
+      },
+      20s));
+  REQUIRE(apps.remove("compact", "goes").ok());
+  REQUIRE(apps.create(app("compact", "arrives")).ok());
+  cluster.server.compact();
+  cluster.server.clear_faults();
+
+  REQUIRE(wait_until([&] { return events.contains("delete goes"); }, 20s));
+  REQUIRE(wait_until([&] { return events.contains("add arrives"); }, 20s));
+  CHECK_FALSE(informer.get("compact", "goes").has_value());
+  CHECK(informer.get("compact", "stays").has_value());
+  informer.stop();
+  CHECK(count_requests(cluster.server, "list") == 2);
+}
+
+TEST_CASE("an in-stream 410 makes the informer relist", "[kube][itest][informer]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  make_namespace(*cluster.transport, "instream");
+  ResourceClient apps(*cluster.transport, AppService::kType);
+  auto own = itest::transport_for(cluster.server, cluster.server.admin_token());
+  ResourceClient client(*own, AppService::kType);
+  Events events;
+  cluster.server.inject_fault(
+      {{"verb", "watch"}, {"resource", "appservices"}, {"kind", "gone-in-stream"}, {"count", 1}});
+  Informer informer(client, fast_options("instream"), events.handlers());
+  informer.start();
+  REQUIRE(wait_until([&] { return count_requests(cluster.server, "list") >= 2; }, 20s));
+  REQUIRE(apps.create(app("instream", "later")).ok());
+  REQUIRE(wait_until([&] { return informer.get("instream", "later").has_value(); }, 20s));
+  informer.stop();
+}
+
+TEST_CASE("500 and 429 answers are retried with backoff until the list succeeds",
+          "[kube][itest][informer]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  make_namespace(*cluster.transport, "retry");
+  ResourceClient apps(*cluster.transport, AppService::kType);
+  REQUIRE(apps.create(app("retry", "web")).ok());
+  cluster.server.inject_fault({{"verb", "list"},
+                               {"resource", "appservices"},
+                               {"kind", "status"},
+                               {"code", 500},
+                               {"count", 1}});
+  cluster.server.inject_fault({{"verb", "list"},
+                               {"resource", "appservices"},
+                               {"kind", "status"},
+                               {"code", 429},
+                               {"count", 1}});
+  auto own = itest::transport_for(cluster.server, cluster.server.admin_token());
+  ResourceClient client(*own, AppService::kType);
+  Events events;
+  Informer informer(client, fast_options("retry"), events.handlers());
+  informer.start();
+  REQUIRE(wait_until([&] { return informer.has_synced(); }, 20s));
+  CHECK(informer.get("retry", "web").has_value());
+  informer.stop();
+  std::vector<int> codes;
+  for (const auto& r : cluster.server.requests()) {
+    if (r.value("verb", "") == "list" && r.value("resource", "") == "appservices") {
+      codes.push_back(r.value("code", 0));
+    }
+  }
+  std::sort(codes.begin(), codes.end());
+  CHECK(codes == std::vector<int>{200, 429, 500});
+}
+
+TEST_CASE("bookmarks advance the informer's version while its own objects do not change",
+          "[kube][itest][informer]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  make_namespace(*cluster.transport, "quiet");
+  make_namespace(*cluster.transport, "busy");
+  ResourceClient apps(*cluster.transport, AppService::kType);
+  auto own = itest::transport_for(cluster.server, cluster.server.admin_token());
+  ResourceClient client(*own, AppService::kType);
+  Informer informer(client, fast_options("quiet"), {});
+  informer.start();
+  REQUIRE(wait_until([&] { return informer.has_synced(); }, 20s));
+  const std::string synced_at = informer.resource_version();
+  // Changes elsewhere move the server's version; only a bookmark can tell this informer.
+  auto elsewhere = apps.create(app("busy", "noise"));
+  REQUIRE(elsewhere.ok());
+  const std::string latest = (*elsewhere)["metadata"]["resourceVersion"];
+  REQUIRE(wait_until([&] { return informer.resource_version() != synced_at; }, 90s));
+  CHECK(std::stoll(informer.resource_version()) >= std::stoll(latest));
+  CHECK(informer.list().empty());
+  informer.stop();
+}
+
+}  // namespace
+}  // namespace berth::kube
