@@ -6,8 +6,10 @@
 //     (from the CRD object; through discovery when reading CRDs is not allowed, as it is not for
 //     the controller's own service account);
 //   - for each verb and resource berth needs, "ok" or "denied" from a SelfSubjectAccessReview:
-//     the cluster-wide permissions of manifests/rbac.yaml, and the Lease (and the controller's
-//     own Secret) in NS, the controller's namespace (default berth-system).
+//     the permissions of manifests/rbac.yaml across all namespaces (or, with --namespace NS, in
+//     NS only: a controller that manages some namespaces gets the ClusterRole through a
+//     RoleBinding in each), and the Lease in the controller's own namespace
+//     (--controller-namespace, default berth-system).
 // Exit 0 only when everything is there; 1 when something is missing or denied; 2 when the
 // configuration cannot be loaded or the server cannot be reached. Output goes to stdout, never a
 // credential: the configuration's origin and server are printed, its token or key never.
@@ -39,7 +41,8 @@ constexpr const char* kPlural = "appservices";
 struct CheckOptions {
   std::string kubeconfig;
   std::string context;
-  std::string namespace_ = "berth-system";
+  std::string namespace_;  // "" = all namespaces
+  std::string controller_namespace = "berth-system";
 };
 
 // What berth needs, verb by verb: the same list as manifests/rbac.yaml (keep them together).
@@ -174,12 +177,13 @@ bool check_crd(kube::Transport& transport) {
 }
 
 // Prints one line per permission; returns how many are not granted.
-int check_permissions(kube::Transport& transport, const std::string& own_namespace) {
+int check_permissions(kube::Transport& transport, const std::string& managed_namespace,
+                      const std::string& own_namespace) {
   kube::ResourceClient reviews(transport, {"authorization.k8s.io", "v1", "selfsubjectaccessreviews",
                                            "SelfSubjectAccessReview", false});
   int problems = 0;
   for (const auto& p : required_permissions()) {
-    const std::string namespace_ = p.own_namespace ? own_namespace : "";
+    const std::string namespace_ = p.own_namespace ? own_namespace : managed_namespace;
     json attributes = {{"verb", p.verb}, {"group", p.group}, {"resource", p.resource}};
     if (!p.subresource.empty()) attributes["subresource"] = p.subresource;
     if (!namespace_.empty()) attributes["namespace"] = namespace_;
@@ -229,7 +233,7 @@ int run_check(const CheckOptions& opts) {
   std::printf("server version: %s\n",
               kube::one_line(string_at(*version, "gitVersion"), 80).c_str());
   int problems = check_crd(**transport) ? 0 : 1;
-  problems += check_permissions(**transport, opts.namespace_);
+  problems += check_permissions(**transport, opts.namespace_, opts.controller_namespace);
   if (problems == 0) {
     std::printf("result: everything berth needs is there\n");
   } else {
@@ -251,8 +255,10 @@ const Registration kRegistration([](CLI::App& root, Runner& run) {
   check->add_option("--kubeconfig", opts->kubeconfig,
                     "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
   check->add_option("--context", opts->context, "kubeconfig context (default: current-context)");
+  check->add_option("--namespace", opts->namespace_,
+                    "check the permissions in this namespace only (default: all namespaces)");
   check
-      ->add_option("--namespace", opts->namespace_,
+      ->add_option("--controller-namespace", opts->controller_namespace,
                    "the controller's own namespace, where its Lease lives")
       ->capture_default_str();
   check->callback([opts, &run] { run = [opts] { return run_check(*opts); }; });

@@ -80,9 +80,9 @@ void install_rbac(Transport& transport, const std::function<void(json&)>& edit =
   auto ns = namespaces.create({{"metadata", {{"name", "berth-system"}}}});
   if (!ns) REQUIRE(ns.error().code == ErrorCode::kConflict);
   for (json object : itest::load_manifests(testenv::source_dir() + "/manifests/rbac.yaml")) {
-    const ResourceType& type = type_for(object);
-    if (type.namespaced) object["metadata"]["namespace"] = "berth-system";
+    if (type_for(object).namespaced) object["metadata"]["namespace"] = "berth-system";
     if (edit) edit(object);
+    const ResourceType& type = type_for(object);
     auto created = ResourceClient(transport, type).create(object);
     INFO(object.dump());
     REQUIRE(created.ok());
@@ -142,6 +142,33 @@ TEST_CASE("kube check exits 1 and prints the denied line when RBAC lacks a permi
         std::string::npos);
   CHECK(run.output.find("ok      get secrets (all namespaces)") != std::string::npos);
   CHECK(run.output.find("result: 2 problems") != std::string::npos);
+}
+
+TEST_CASE(
+    "kube check --namespace checks a controller that manages one namespace through a "
+    "RoleBinding",
+    "[kube][itest]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  auto team = ResourceClient(*cluster.transport, {"", "v1", "namespaces", "Namespace", false})
+                  .create({{"metadata", {{"name", "team-a"}}}});
+  REQUIRE(team.ok());
+  // The ClusterRole granted in team-a only.
+  install_rbac(*cluster.transport, [](json& object) {
+    if (object["kind"] != "ClusterRoleBinding") return;
+    object["kind"] = "RoleBinding";
+    object["metadata"]["namespace"] = "team-a";
+  });
+  cluster.server.set_token(kServiceAccountUser, "sa-token-team-a-7");
+  const std::string kubeconfig = write_kubeconfig(cluster.server, "team", "sa-token-team-a-7");
+  const Run scoped = kube_check(kubeconfig, {"--namespace", "team-a"});
+  INFO(scoped.output);
+  CHECK(scoped.code == 0);
+  CHECK(scoped.output.find("ok      list appservices.berth.dev in team-a") != std::string::npos);
+  const Run everywhere = kube_check(kubeconfig);
+  INFO(everywhere.output);
+  CHECK(everywhere.code == 1);
+  CHECK(everywhere.output.find("denied  list appservices.berth.dev (all namespaces)") !=
+        std::string::npos);
 }
 
 TEST_CASE("kube check exits 1 when the CRD is not installed", "[kube][itest]") {
