@@ -182,6 +182,21 @@ class BeastTransport : public Transport {
     return request.target.substr(0, request.target.find('?'));
   }
 
+  // client-go's QPS/burst limit; a long wait is worth a line (client-go logs it too), since it
+  // explains slowness that no server-side metric shows.
+  Status throttle(const Request& request, Deadline deadline, std::stop_token stop) {
+    const auto before = Clock::now();
+    auto s = limiter_.wait(deadline, stop);
+    const auto waited = Clock::now() - before;
+    if (waited >= std::chrono::seconds(1))
+      log::info(
+          "kube request delayed by client-side rate limiting",
+          {{"method", request.method},
+           {"path", target_path(request)},
+           {"waited_ms", std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()}});
+    return s;
+  }
+
   // ---- credentials -------------------------------------------------------------------------
 
   Result<std::optional<Credential>> credential(Deadline deadline) {
@@ -349,7 +364,7 @@ class BeastTransport : public Transport {
   Result<Response> send_with_auth(const Request& request) {
     const Deadline deadline = Clock::now() + request.timeout;
     for (int attempt = 0;; ++attempt) {
-      if (auto s = limiter_.wait(deadline); !s.ok()) return s.error();
+      if (auto s = throttle(request, deadline, {}); !s.ok()) return s.error();
       auto cred = credential(deadline);
       if (!cred.ok()) return cred.take_error();
       auto response = send_once(request, *cred, deadline);
@@ -427,7 +442,7 @@ class BeastTransport : public Transport {
     const Deadline deadline = Clock::now() + request.timeout;
     for (int attempt = 0;; ++attempt) {
       if (stop.stop_requested()) return cancelled();
-      if (auto s = limiter_.wait(deadline, stop); !s.ok()) return s.error();
+      if (auto s = throttle(request, deadline, stop); !s.ok()) return s.error();
       auto cred = credential(deadline);
       if (!cred.ok()) return cred.take_error();
       std::string body;
