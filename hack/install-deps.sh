@@ -11,6 +11,7 @@ packages=(
   openssl ca-certificates curl python3 python3-cryptography
   podman runc netavark aardvark-dns iptables catatonit skopeo docker-registry apache2-utils busybox-static
   iproute2 procps wrk
+  python3-kubernetes python3-yaml lua5.1
 )
 
 missing=()
@@ -19,6 +20,16 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# kubectl is not in Debian's archive: Kubernetes-mode tests need it (a real client proving the test
+# API server), so say how to get it rather than guess at a download.
+check_kubectl() {
+  if ! command -v kubectl >/dev/null 2>&1; then
+    echo "install-deps: kubectl not found. Install kubectl 1.32 (https://kubernetes.io/docs/tasks/tools/)" \
+      "and put it on PATH; Kubernetes-mode tests skip without it (and fail under CI=true)." >&2
+  fi
+}
+trap check_kubectl EXIT
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
