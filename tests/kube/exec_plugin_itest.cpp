@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "kube/config.h"
 #include "kube/transport.h"
+#include "kube_itest_support.h"
 #include "support/secret_scan.h"
 #include "tls_test_server.h"
 
@@ -51,16 +52,7 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 // A plugin in a temp dir: `answer()` sets what it prints next, `runs()` counts its runs.
 class Plugin {
  public:
-  Plugin() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-exec-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    dir_ = tmpl;
-    script("cat '" + (dir_ / "answer.json").string() + "'");
-  }
-  ~Plugin() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  Plugin() : dir_(temp_.path) { script("cat '" + (dir_ / "answer.json").string() + "'"); }
   // The script body after the run counter; it runs with /bin/sh.
   void script(const std::string& body) {
     const fs::path path = dir_ / "plugin.sh";
@@ -96,7 +88,8 @@ class Plugin {
   }
 
  private:
-  fs::path dir_;
+  TempDir temp_;
+  const fs::path& dir_;
 };
 
 ClusterConfig config_for(const TlsTestServer& server, const Plugin& plugin) {
@@ -137,27 +130,6 @@ struct Gate {
       ex.respond(req[http::field::authorization] == accepted ? 200 : 401, "{}");
     };
   }
-};
-
-struct LogCapture {
-  LogCapture() {
-    log::set_level(log::Level::kDebug);
-    previous = log::set_sink([this](std::string_view line) {
-      std::lock_guard lock(mu);
-      text.append(line).append("\n");
-    });
-  }
-  ~LogCapture() {
-    log::set_sink(previous);
-    log::set_level(log::Level::kInfo);
-  }
-  std::string all() {
-    std::lock_guard lock(mu);
-    return text;
-  }
-  std::mutex mu;
-  std::string text;
-  log::Sink previous;
 };
 
 }  // namespace
@@ -313,9 +285,8 @@ TEST_CASE("an exec plugin from a kubeconfig runs end to end", "[kube][exec]") {
   TlsTestServer server(gate.handler());
   Plugin plugin;
   plugin.answer({{"token", "from-kubeconfig"}});
-  std::string tmpl = (fs::temp_directory_path() / "berth-kubeconfig-XXXXXX").string();
-  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-  const fs::path dir = tmpl;
+  TempDir temp;
+  const fs::path& dir = temp.path;
   std::ofstream(dir / "ca.crt") << server.pki().ca.cert_pem;
   std::ofstream(dir / "config")
       << "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
@@ -332,8 +303,6 @@ TEST_CASE("an exec plugin from a kubeconfig runs end to end", "[kube][exec]") {
   LoadOptions options;
   options.kubeconfig = (dir / "config").string();
   auto config = load_config(options);
-  std::error_code ec;
-  fs::remove_all(dir, ec);
   REQUIRE(config.ok());
   auto r = transport(*config)->send(get());
   REQUIRE(r.ok());

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "kube/credentials.h"
 #include "kube/transport.h"
+#include "kube_itest_support.h"
 #include "support/wait.h"
 #include "tls_test_server.h"
 
@@ -45,48 +46,6 @@ Request get(const std::string& target, std::chrono::milliseconds timeout = 10s) 
 }
 
 void ok(const http::request<http::string_body>&, Exchange& ex) { ex.respond(200, "{}"); }
-
-struct TempDir {
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-kube-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::trunc) << text;
-  }
-  fs::path path;
-};
-
-// Log lines written while it lives, at debug level.
-struct LogCapture {
-  LogCapture() {
-    previous_level = log::level();
-    log::set_level(log::Level::kDebug);
-    previous = log::set_sink([this](std::string_view line) {
-      std::lock_guard lock(mu);
-      lines.emplace_back(line);
-    });
-  }
-  ~LogCapture() {
-    log::set_sink(previous);
-    log::set_level(previous_level);
-  }
-  int count(const std::string& needle) {
-    std::lock_guard lock(mu);
-    int n = 0;
-    for (const auto& l : lines) n += l.find(needle) != std::string::npos;
-    return n;
-  }
-  std::mutex mu;
-  std::vector<std::string> lines;
-  log::Sink previous;
-  log::Level previous_level;
-};
 
 }  // namespace
 
