@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/subprocess.h"
+#include "common/subprocess.h"
 #include "common/log.h"
 
 namespace berth::agent {

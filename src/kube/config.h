@@ -2,10 +2,10 @@
 // Where the Kubernetes API server is and how to prove who we are.
 //
 // Sources, in the order load_config() tries them: an explicit kubeconfig path (--kubeconfig),
-// $KUBECONFIG (the first file of the list), in-cluster configuration (service-account token and
-// CA under /var/run/secrets/kubernetes.io/serviceaccount, KUBERNETES_SERVICE_HOST/PORT), then
-// ~/.kube/config. Errors are values: a bad kubeconfig names the file and the field
-// ("kubeconfig /x/config: users[0].user.client-key-data: not base64").
+// $KUBECONFIG (the first file of the list; kubeconfigs are not merged), in-cluster configuration
+// (service-account token and CA under /var/run/secrets/kubernetes.io/serviceaccount,
+// KUBERNETES_SERVICE_HOST/PORT), then ~/.kube/config. Errors are values: a bad kubeconfig
+// names the file and the field ("kubeconfig /x/config: users[0].user.client-key-data: not base64").
 //
 // insecure-skip-tls-verify in a kubeconfig is refused (kInvalidArgument) unless
 // LoadOptions::allow_insecure is set: a controller that holds registry credentials does not talk

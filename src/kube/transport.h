@@ -10,8 +10,11 @@
 // watches on their own threads, as client-go's reflectors do).
 //
 // Errors: transport failures are values (kUnavailable, kDeadlineExceeded, kUnauthenticated when
-// no credential could be obtained). An HTTP error status is *not* an error here: Response carries
-// it and the resource client decodes the Status object.
+// no credential could be obtained, kFailedPrecondition when the server's certificate fails
+// verification, kPayloadTooLarge for a body or watch line over 64 MiB, kInvalidArgument for an
+// unknown method or a target not starting with '/'). An HTTP error status is *not* an error
+// here: Response carries it and the resource client decodes the Status object. A 401 answered
+// to a token from a file or an exec plugin fetches the credential again and retries once.
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -51,9 +54,12 @@ class Transport {
   // One request, the whole body read.
   virtual Result<Response> send(const Request& request) = 0;
   // A streaming GET (watch): on_line gets each newline-terminated chunk of the body as it
-  // arrives (one JSON object per line), until the server ends the response, request.timeout
-  // passes, `stop` is requested or on_line returns false. Returns the HTTP status; on a non-2xx
-  // status the body is in `error_body` and on_line is not called.
+  // arrives (one JSON object per line, without the newline; empty lines are skipped), until the
+  // server ends the response, request.timeout passes, `stop` is requested or on_line returns
+  // false. Returns the HTTP status (also when the timeout or `stop` ended the stream after the
+  // response began); on a non-2xx status the body is in `error_body` and on_line is not called.
+  // `stop` requested before the response began gives kUnavailable. A stop request closes the
+  // socket on the call's own thread, so it ends the call promptly from any thread.
   virtual Result<int> stream(const Request& request,
                              const std::function<bool(std::string_view line)>& on_line,
                              std::stop_token stop, std::string* error_body = nullptr) = 0;

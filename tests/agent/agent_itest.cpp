@@ -20,7 +20,7 @@
 #include "agent/health_probe.h"
 #include "agent/podman_driver.h"
 #include "agent/proxy_set.h"
-#include "agent/subprocess.h"
+#include "common/subprocess.h"
 #include "common/log.h"
 #include "net_helpers.h"
 #include "support/secret_scan.h"

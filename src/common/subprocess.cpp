@@ -1,4 +1,4 @@
-#include "agent/subprocess.h"
+#include "common/subprocess.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -9,10 +9,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 extern char** environ;
 
-namespace berth::agent {
+namespace berth {
 namespace {
 
 struct Pipe {
@@ -43,11 +44,27 @@ bool drain(int fd, std::string& into, std::size_t max) {
   }
 }
 
+// The caller's environment with `extra` set on top: built for the child only.
+std::vector<std::string> child_environment(
+    const std::vector<std::pair<std::string, std::string>>& extra) {
+  std::vector<std::string> out;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const auto name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const auto& [k, v] : extra) replaced = replaced || name == k;
+    if (!replaced) out.emplace_back(entry);
+  }
+  for (const auto& [k, v] : extra) out.push_back(k + "=" + v);
+  return out;
+}
+
 }  // namespace
 
-Result<ProcessOutput> run_process(const std::vector<std::string>& argv,
-                                  std::chrono::milliseconds deadline, std::size_t max_output) {
+Result<ProcessOutput> run_process(const std::vector<std::string>& argv, const RunOptions& options) {
   if (argv.empty()) return make_error(ErrorCode::kInvalidArgument, "No program to run.");
+  const auto deadline = options.deadline;
+  const auto max_output = options.max_output;
   Pipe out, err;
   if (::pipe2(out.fd, O_CLOEXEC | O_NONBLOCK) != 0 || ::pipe2(err.fd, O_CLOEXEC | O_NONBLOCK) != 0)
     return make_error(ErrorCode::kResourceExhausted, "Could not create pipes for a child process.");
@@ -60,7 +77,8 @@ Result<ProcessOutput> run_process(const std::vector<std::string>& argv,
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err.fd[1], 2);
-  // Sockets and files of the agent (the controller link, the state database) stay ours.
+  // Sockets and files of the caller (the agent's controller link and state database, the
+  // controller's connections) stay its own.
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -80,8 +98,17 @@ Result<ProcessOutput> run_process(const std::vector<std::string>& argv,
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
 
+  std::vector<std::string> env_strings;
+  std::vector<char*> envp;
+  if (!options.env.empty()) {
+    env_strings = child_environment(options.env);
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
+
   pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
+  const int rc = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(),
+                                envp.empty() ? environ : envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0)
@@ -122,4 +149,4 @@ Result<ProcessOutput> run_process(const std::vector<std::string>& argv,
   return result;
 }
 
-}  // namespace berth::agent
+}  // namespace berth
