@@ -475,7 +475,7 @@ class Store:
                     token_rv, start = int(token["rv"]), tuple(token["start"])
                 except Exception:
                     raise bad_request("continue key is not valid: illegal base64 data")
-                if token_rv < self.compacted:
+                if token_rv <= self.compacted:
                     raise gone(
                         "The provided continue parameter is too old to display a consistent list "
                         "result. You can start a new list without the continue parameter, or use "
