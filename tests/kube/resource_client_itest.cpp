@@ -150,10 +150,21 @@ TEST_CASE("server errors arrive decoded: not found, already exists, invalid", "[
   CHECK(again.error().code == ErrorCode::kConflict);
   CHECK(again.error().message.find("already exists") != std::string::npos);
 
-  auto invalid = apps.create(app("errors", "bad-port", 0));
+  // A ControllerRevision's data is immutable: the server answers 422 with the field.
+  Typed<ControllerRevision> revisions(*cluster.transport);
+  ControllerRevision revision;
+  revision.metadata.name = "web-1";
+  revision.metadata.namespace_ = "errors";
+  revision.revision = 1;
+  revision.data = {{"imageRef", "nginx:1.25"}};
+  auto created = revisions.create(revision);
+  REQUIRE(created.ok());
+  created->data = {{"imageRef", "nginx:1.26"}};
+  auto invalid = revisions.update(*created);
   REQUIRE_FALSE(invalid.ok());
   CHECK(invalid.error().code == ErrorCode::kValidation);
-  CHECK(invalid.error().message.find("containerPort") != std::string::npos);
+  CHECK(invalid.error().field == "data");
+  CHECK(invalid.error().message.find("field is immutable") != std::string::npos);
 }
 
 TEST_CASE("server-side apply creates, then merges with berth-controller as field manager",
