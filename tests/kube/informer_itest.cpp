@@ -16,27 +16,11 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 using berth::testing::wait_until;
-
-const ResourceType kNamespaces{"", "v1", "namespaces", "Namespace", false};
-
-json app(const std::string& ns, const std::string& name) {
-  return {{"apiVersion", "berth.dev/v1alpha1"},
-          {"kind", "AppService"},
-          {"metadata", {{"name", name}, {"namespace", ns}}},
-          {"spec", {{"imageRef", "nginx:1.25"}, {"containerPort", 8080}}}};
-}
-
-void make_namespace(Transport& transport, const std::string& name) {
-  auto created = ResourceClient(transport, kNamespaces).create({{"metadata", {{"name", name}}}});
-  if (!created) REQUIRE(created.error().code == ErrorCode::kConflict);
-}
+using itest::app;
+using itest::make_namespace;
 
 int count_requests(const testenv::KubeApiServer& server, const std::string& verb) {
-  int n = 0;
-  for (const auto& r : server.requests()) {
-    if (r.value("verb", "") == verb && r.value("resource", "") == "appservices") ++n;
-  }
-  return n;
+  return itest::count_requests(server, verb, "appservices");
 }
 
 // Handler calls as "add NAME", "update NAME", "delete NAME", readable from the test thread.

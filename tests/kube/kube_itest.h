@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/secret.h"
+#include "kube/resource_client.h"
 #include "kube/transport.h"
 #include "support/kube_testenv.h"
 #include "support/skip.h"
@@ -81,6 +82,32 @@ inline nlohmann::json yaml_to_json(const YAML::Node& node) {
     default:
       return nullptr;
   }
+}
+
+// A minimal valid AppService.
+inline nlohmann::json app(const std::string& ns, const std::string& name) {
+  return {{"apiVersion", "berth.dev/v1alpha1"},
+          {"kind", "AppService"},
+          {"metadata", {{"name", name}, {"namespace", ns}}},
+          {"spec", {{"imageRef", "nginx:1.25"}, {"containerPort", 8080}}}};
+}
+
+// Creates namespace `name` (the server, like a real one, wants it before objects go into it).
+inline void make_namespace(Transport& transport, const std::string& name) {
+  auto created = ResourceClient(transport, {"", "v1", "namespaces", "Namespace", false})
+                     .create({{"metadata", {{"name", name}}}});
+  if (!created) REQUIRE(created.error().code == ErrorCode::kConflict);
+}
+
+// How many finished requests of `verb` on `resource` the server has logged (a watch is logged
+// when it ends).
+inline int count_requests(const testenv::KubeApiServer& server, const std::string& verb,
+                          const std::string& resource) {
+  int n = 0;
+  for (const auto& r : server.requests()) {
+    if (r.value("verb", "") == verb && r.value("resource", "") == resource) ++n;
+  }
+  return n;
 }
 
 // Every document of a multi-document YAML file, as JSON.

@@ -11,32 +11,12 @@
 namespace berth::kube {
 namespace {
 
+using itest::app;
+using itest::count_requests;
+using itest::make_namespace;
 using nlohmann::json;
 
-const ResourceType kNamespaces{"", "v1", "namespaces", "Namespace", false};
-
-json app(const std::string& ns, const std::string& name, int port = 8080) {
-  return {{"apiVersion", "berth.dev/v1alpha1"},
-          {"kind", "AppService"},
-          {"metadata", {{"name", name}, {"namespace", ns}}},
-          {"spec", {{"imageRef", "nginx:1.25"}, {"containerPort", port}}}};
-}
-
-void make_namespace(Transport& transport, const std::string& name) {
-  auto created = ResourceClient(transport, kNamespaces).create({{"metadata", {{"name", name}}}});
-  if (!created) REQUIRE(created.error().code == ErrorCode::kConflict);
-}
-
 std::string rv_of(const json& object) { return object["metadata"]["resourceVersion"]; }
-
-int count_requests(const testenv::KubeApiServer& server, const std::string& verb,
-                   const std::string& resource) {
-  int n = 0;
-  for (const auto& r : server.requests()) {
-    if (r.value("verb", "") == verb && r.value("resource", "") == resource) ++n;
-  }
-  return n;
-}
 
 TEST_CASE("list_all reads every object across pages of `limit`", "[kube][itest]") {
   BERTH_KUBE_CLUSTER(cluster);
