@@ -254,3 +254,41 @@ TEST_CASE("start runs the informer on its own thread and stop ends an open watch
 
 }  // namespace
 }  // namespace berth::kube
+
+namespace berth::kube {
+namespace {
+
+TEST_CASE("handlers run after the cache has the change and may read it", "[kube][informer]") {
+  Harness h;
+  h.transport.push_response(json_response(200, list_body("10", {})));
+  h.transport.push_watch(
+      {200,
+       {watch_line("ADDED", obj("a", "one", "11")), watch_line("ADDED", obj("a", "one", "12")),
+        watch_line("DELETED", obj("a", "ghost", "13"))}});
+  std::vector<std::string> seen;
+  Informer* self = nullptr;
+  InformerHandlers handlers;
+  handlers.on_add = [&](const json& o) {
+    auto cached = self->get("a", o["metadata"]["name"]);
+    seen.push_back("add " + (cached ? (*cached)["metadata"]["resourceVersion"].get<std::string>()
+                                    : std::string("missing")));
+  };
+  handlers.on_update = [&](const json& old_object, const json& o) {
+    seen.push_back("update " + old_object["metadata"]["resourceVersion"].get<std::string>() + "->" +
+                   o["metadata"]["resourceVersion"].get<std::string>() + " cached " +
+                   (*self->get("a", "one"))["metadata"]["resourceVersion"].get<std::string>());
+  };
+  handlers.on_delete = [&](const json& o) {
+    seen.push_back("delete " + o["metadata"]["name"].get<std::string>());
+  };
+  Informer informer(h.client, h.options(), handlers);
+  self = &informer;
+  informer.run(h.stop.get_token());
+  // A second ADDED for a cached object is an update; a delete of an object the cache never
+  // held is still reported (the server says it existed).
+  CHECK(seen == std::vector<std::string>{"add 11", "update 11->12 cached 12", "delete ghost"});
+  CHECK(informer.resource_version() == "13");
+}
+
+}  // namespace
+}  // namespace berth::kube
