@@ -134,6 +134,37 @@ Result<T> run_io(asio::io_context& ioc, MakeOp make_op) {
   return std::move(*out);
 }
 
+// The TLS configuration of every connection: TLS 1.2 or newer, the cluster CA (the system store
+// when the configuration names none), and the client certificate when there is one.
+Result<std::shared_ptr<ssl::context>> make_tls_context(const ClusterConfig& config,
+                                                       const std::string& cert_pem,
+                                                       const Secret& key_pem) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  beast::error_code ec;
+  if (config.insecure_skip_tls_verify) {
+    ctx->set_verify_mode(ssl::verify_none);
+  } else {
+    ctx->set_verify_mode(ssl::verify_peer);
+    if (config.ca_pem.empty())
+      ctx->set_default_verify_paths(ec);
+    else
+      ctx->add_certificate_authority(asio::buffer(config.ca_pem), ec);
+    if (ec)
+      return make_error(
+          ErrorCode::kInvalidArgument,
+          "the certificate authority of " + config.origin + " cannot be loaded: " + ec.message());
+  }
+  if (!cert_pem.empty()) {
+    ctx->use_certificate_chain(asio::buffer(cert_pem), ec);
+    if (!ec) ctx->use_private_key(asio::buffer(key_pem.reveal()), ssl::context::pem, ec);
+    if (ec)
+      return make_error(ErrorCode::kInvalidArgument, "the client certificate of " + config.origin +
+                                                         " cannot be used: " + ec.message());
+  }
+  return ctx;
+}
+
 class BeastTransport : public Transport {
  public:
   BeastTransport(ClusterConfig config, TransportOptions options, internal::ServerAddress address,
@@ -232,38 +263,6 @@ class BeastTransport : public Transport {
     return tls_;
   }
 
- public:
-  static Result<std::shared_ptr<ssl::context>> make_tls_context(const ClusterConfig& config,
-                                                                const std::string& cert_pem,
-                                                                const Secret& key_pem) {
-    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-    beast::error_code ec;
-    if (config.insecure_skip_tls_verify) {
-      ctx->set_verify_mode(ssl::verify_none);
-    } else {
-      ctx->set_verify_mode(ssl::verify_peer);
-      if (config.ca_pem.empty())
-        ctx->set_default_verify_paths(ec);
-      else
-        ctx->add_certificate_authority(asio::buffer(config.ca_pem), ec);
-      if (ec)
-        return make_error(
-            ErrorCode::kInvalidArgument,
-            "the certificate authority of " + config.origin + " cannot be loaded: " + ec.message());
-    }
-    if (!cert_pem.empty()) {
-      ctx->use_certificate_chain(asio::buffer(cert_pem), ec);
-      if (!ec) ctx->use_private_key(asio::buffer(key_pem.reveal()), ssl::context::pem, ec);
-      if (ec)
-        return make_error(
-            ErrorCode::kInvalidArgument,
-            "the client certificate of " + config.origin + " cannot be used: " + ec.message());
-    }
-    return ctx;
-  }
-
- private:
   // ---- connections -------------------------------------------------------------------------
 
   std::unique_ptr<Connection> take_idle(std::uint64_t tls_id) {
@@ -565,8 +564,7 @@ Result<std::unique_ptr<Transport>> make_transport(ClusterConfig config, Transpor
   if (!address)
     return make_error(ErrorCode::kInvalidArgument,
                       config.origin + ": server \"" + config.server + "\" is not an https URL");
-  auto ctx =
-      BeastTransport::make_tls_context(config, config.client_cert_pem, config.client_key_pem);
+  auto ctx = make_tls_context(config, config.client_cert_pem, config.client_key_pem);
   if (!ctx.ok()) return ctx.take_error();
   TlsState tls{std::move(*ctx), 0, config.client_cert_pem};
   auto credentials = make_credential_source(config);
