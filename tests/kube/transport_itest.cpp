@@ -478,3 +478,21 @@ TEST_CASE("in-cluster configuration reaches the server with the service-account 
   CHECK(r->status == 200);
   CHECK(server.seen().back().authorization == "Bearer sa-token");
 }
+
+TEST_CASE("a stop request ends a watch the server has not answered yet",
+          "[kube][transport][watch]") {
+  TlsTestServer server([](const http::request<http::string_body>&, Exchange& ex) { ex.hold(); });
+  auto t = transport(config_for(server));
+  std::stop_source stop;
+  auto watch = std::async(std::launch::async, [&] {
+    return t->stream(
+        get("/api/v1/secrets?watch=1", 600s), [](std::string_view) { return true; },
+        stop.get_token());
+  });
+  REQUIRE(berth::testing::wait_until([&] { return server.seen().size() == 1; }, 10s));
+  stop.request_stop();
+  REQUIRE(watch.wait_for(30s) == std::future_status::ready);
+  auto r = watch.get();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "the watch was cancelled before the server answered");
+}
