@@ -91,7 +91,7 @@ class Watches(Base):
     def test_watch_and_continue_older_than_compaction_are_410(self):
         a = self.mk("a")
         self.mk("b")
-        items, _, token, remaining = self.s.list(self.cm, "default", limit=1)
+        items, list_rv, token, remaining = self.s.list(self.cm, "default", limit=1)
         self.assertEqual((len(items), remaining), (1, 1))
         self.s.compact()
         err = self.code(self.s.watch, self.cm, "default", a["metadata"]["resourceVersion"])
@@ -99,7 +99,8 @@ class Watches(Base):
         err = self.code(self.s.list, self.cm, "default", cont=token)
         self.assertEqual(err.code, 410)
         self.assertIn("continue parameter is too old", err.message)
-        # From the current version a watch works again.
+        # Even the latest version handed out before compaction is too old; the current works.
+        self.assertEqual(self.code(self.s.watch, self.cm, "default", list_rv).code, 410)
         w = self.s.watch(self.cm, "default", str(self.s.current_rv()))
         self.mk("c")
         self.assertEqual([n for _, n, _ in drain(w)], ["c"])

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import yaml
 
 import builtin
-from store import ApiError, bad_request, invalid, not_found, parse_field_selector
+from store import ApiError, bad_request, field_paths, invalid, parse_field_selector
 
 try:
     import schema as _schema
@@ -549,7 +549,7 @@ class Handler(BaseHTTPRequestHandler):
             v = res._validator = _schema.Validator(res.schema)
         return v
 
-    def _admit_body(self, res, obj, validation_default="Warn"):
+    def _admit_body(self, res, obj, validation_default="Warn", default=True):
         """fieldValidation, pruning and defaulting of a decoded request body."""
         if not isinstance(obj, dict):
             raise bad_request("the body of the request must be an object")
@@ -573,7 +573,8 @@ class Handler(BaseHTTPRequestHandler):
                 for f in unknown:
                     self.warnings.append('299 - "unknown field \\"%s\\""' % f)
             v.prune(obj)
-            v.default(obj)
+            if default:
+                v.default(obj)
         return obj
 
     def _manager(self):
@@ -638,10 +639,16 @@ class Handler(BaseHTTPRequestHandler):
             manager = self.query.get("fieldManager")
             if not manager:
                 raise bad_request("PATCH /apply requires fieldManager")
-            applied = self._admit_body(res, self._decode(raw), validation_default="Strict")
+            applied = self._admit_body(res, self._decode(raw), validation_default="Strict",
+                                       default=False)
+            # The applier owns what it sent, not what defaulting adds.
+            paths = field_paths(applied)
+            v = self._validator(res)
+            if v is not None:
+                v.default(applied)
             force = self.query.get("force") in ("true", "1")
             out = store.apply(res, ns, name, applied, manager, force=force, subresource=sub,
-                              dry_run=self._dry())
+                              dry_run=self._dry(), paths=paths)
             return self._send(200, self._out(res, out))
         if ctype == "application/strategic-merge-patch+json" and not res.strategic:
             raise ApiError(415, "UnsupportedMediaType",
