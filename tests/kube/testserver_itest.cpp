@@ -27,13 +27,18 @@ std::string read_file(const std::string& path) {
 }
 
 // python3 with python3-cryptography and python3-yaml is the server's only peer.
+// Checked once per process.
 std::string server_missing() {
-  std::string out;
-  if (berth::testenv::run_command({"python3", "-c", "import cryptography, yaml"}, &out) != 0) {
-    return "test API server: python3 with python3-cryptography and python3-yaml (apt-get install "
-           "python3-cryptography python3-yaml)";
-  }
-  return {};
+  static const std::string missing = [] {
+    std::string out;
+    if (berth::testenv::run_command({"python3", "-c", "import cryptography, yaml"}, &out) != 0) {
+      return std::string(
+          "test API server: python3 with python3-cryptography and python3-yaml (apt-get install "
+          "python3-cryptography python3-yaml)");
+    }
+    return std::string();
+  }();
+  return missing;
 }
 
 #define REQUIRE_SERVER_PEERS()                                            \
