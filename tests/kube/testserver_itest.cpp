@@ -6,10 +6,12 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "support/http_client.h"
 #include "support/kube_testenv.h"
 #include "support/skip.h"
+#include "support/wait.h"
 
 namespace {
 
@@ -268,4 +270,33 @@ TEST_CASE("test API server: injected status faults and the request log", "[kube]
     }
   }
   CHECK(seen);
+}
+
+TEST_CASE("test API server: a drop-watch fault ends an open watch", "[kube]") {
+  REQUIRE_SERVER_PEERS();
+  auto started = KubeApiServer::start();
+  REQUIRE(started.ok());
+  auto& api = started.value();
+
+  // The watch would run for 10 minutes and the client gives up after 10 s, so a completed
+  // response means the server ended the stream.
+  HttpResult watched;
+  std::thread watcher([&] {
+    Client c(api, api.admin_token());
+    watched = c.call("GET", std::string(kCms) + "?watch=true&timeoutSeconds=600");
+  });
+  const bool open = berth::testing::wait_until(
+      [&] {
+        for (const auto& entry : api.requests()) {
+          if (entry["verb"] == "watch" && entry["resource"] == "configmaps") return true;
+        }
+        return false;
+      },
+      std::chrono::seconds(10));
+  api.inject_fault({{"kind", "drop-watch"}, {"resource", "configmaps"}, {"count", 1}});
+  watcher.join();
+  REQUIRE(open);
+  CHECK(watched.ok());
+  CHECK(watched.status == 200);
+  CHECK(events(watched.body).empty());
 }

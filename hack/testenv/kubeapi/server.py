@@ -411,9 +411,15 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a bug here must still answer like a server, not hang
             self._error(ApiError(500, "InternalError", "Internal error occurred: %s" % e))
         finally:
-            self.info["code"] = self.code
-            with self.server.log_lock:
-                self.server.log.append(dict(self.info))
+            self._log_entry()
+
+    def _log_entry(self):
+        if self.info.get("logged"):
+            return
+        self.info["code"] = self.code
+        with self.server.log_lock:
+            self.server.log.append(dict(self.info))
+        self.info["logged"] = True
 
     def _authenticate(self, path):
         auth = self.headers.get("Authorization", "")
@@ -758,6 +764,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self.code = 200
+        # A watch is in the request log from the moment it streams, not only when it ends.
+        self._log_entry()
 
         def emit(ev):
             data = json.dumps(ev).encode() + b"\n"
