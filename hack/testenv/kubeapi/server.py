@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import yaml
 
 import builtin
+import protobuf
 from store import ApiError, bad_request, field_paths, invalid, parse_field_selector
 
 try:
@@ -372,6 +373,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _decode(self, raw, allow_yaml=True):
         ctype = self.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        if ctype == "application/vnd.kubernetes.protobuf":
+            try:
+                return protobuf.decode(raw)
+            except (protobuf.DecodeError, ValueError, KeyError, IndexError) as e:
+                raise ApiError(415, "UnsupportedMediaType",
+                               "the body of the request was in an unknown format - accepted "
+                               "media types include: application/json, application/yaml (%s)"
+                               % e)
         if ctype not in ("application/json", "application/yaml", "") and \
                 not ctype.endswith("+json") and not ctype.endswith("+yaml"):
             # Protobuf (kubectl's typed clients, e.g. `kubectl create namespace`) and CBOR are
