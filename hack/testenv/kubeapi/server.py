@@ -704,8 +704,17 @@ class Handler(BaseHTTPRequestHandler):
         policy = self.query.get("propagationPolicy") or opts.get("propagationPolicy") or \
             ("Orphan" if opts.get("orphanDependents") else "Background")
         dry = self._dry() or opts.get("dryRun") == ["All"]
-        obj, _ = self.server.store.delete(res, ns, name, propagation=policy,
-                                          preconditions=opts.get("preconditions"), dry_run=dry)
+        obj, gone = self.server.store.delete(res, ns, name, propagation=policy,
+                                             preconditions=opts.get("preconditions"),
+                                             dry_run=dry)
+        if gone and not res.crd:
+            # Built-in stores answer an immediate deletion with a Status; custom resources (and
+            # any pending deletion) with the object.
+            details = {"name": name, "kind": res.plural, "uid": obj["metadata"].get("uid")}
+            if res.group:
+                details["group"] = res.group
+            return self._send(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                    "status": "Success", "details": details})
         self._send(200, self._out(res, obj))
 
     def _deletecollection(self, res, ns, name, sub, raw):

@@ -322,6 +322,27 @@ def merge_apply(base, applied):
     return base
 
 
+def _apply_conflict(res, name, conflicts):
+    """409 worded like the real server (structured-merge-diff's conflict list)."""
+    causes = [{"reason": "FieldManagerConflict",
+               "message": 'conflict with "%s" using %s' % (m, av),
+               "field": "." + ".".join(p)} for m, av, p in conflicts]
+    n = len(conflicts)
+    if n == 1:
+        text = "Apply failed with 1 conflict: %s: %s" % (causes[0]["message"], causes[0]["field"])
+    else:
+        groups = {}
+        for c in causes:
+            groups.setdefault(c["message"], []).append(c["field"])
+        parts = []
+        for msg, fields in groups.items():
+            head = msg.replace("conflict with", "conflicts with", 1) if len(fields) > 1 else msg
+            parts.append(head + ":\n" + "\n".join("- " + f for f in fields))
+        text = "Apply failed with %d conflicts: %s" % (n, "\n".join(parts))
+    return ApiError(409, "Conflict", text,
+                    {"name": name, "group": res.group, "kind": res.plural, "causes": causes})
+
+
 # --- the store -------------------------------------------------------------------------------
 
 class Watcher:
@@ -761,23 +782,15 @@ class Store:
                 obj = copy.deepcopy(applied)
                 return self.create(res, ns, obj, dry_run=dry_run, manager=manager,
                                    operation="Apply", owned_paths=paths)
-            conflicts = []
+            conflicts = []  # (manager, apiVersion, path)
             for e in old["metadata"].get("managedFields") or []:
                 if e.get("manager") == manager:
                     continue
                 for p in fieldsv1_to_paths(e.get("fieldsV1")) & paths:
                     if lookup(old, p) != lookup(applied, p):
-                        conflicts.append((e.get("manager"), p))
+                        conflicts.append((e.get("manager"), e.get("apiVersion", ""), p))
             if conflicts and not force:
-                causes = [{"reason": "FieldManagerConflict",
-                           "message": 'conflict with "%s": .%s' % (m, ".".join(p)),
-                           "field": "." + ".".join(p)} for m, p in sorted(conflicts)]
-                text = "Apply failed with %d conflict%s: %s" % (
-                    len(causes), "" if len(causes) == 1 else "s",
-                    "; ".join(c["message"] for c in causes))
-                raise ApiError(409, "Conflict", text,
-                               {"name": name, "group": res.group, "kind": res.plural,
-                                "causes": causes})
+                raise _apply_conflict(res, name, sorted(conflicts))
             new = copy.deepcopy(old)
             previously = set()
             for e in old["metadata"].get("managedFields") or []:
