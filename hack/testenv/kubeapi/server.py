@@ -71,7 +71,6 @@ class Authorizer:
 
     def _rules(self, user, groups, ns):
         g = "rbac.authorization.k8s.io"
-        roles = {}
         for b in self._objs(g, "v1", "clusterrolebindings"):
             if any(self._subject_matches(s, user, groups) for s in b.get("subjects") or []):
                 yield from self._role_rules(b, None)
@@ -79,7 +78,6 @@ class Authorizer:
             for b in self._objs(g, "v1", "rolebindings", ns):
                 if any(self._subject_matches(s, user, groups) for s in b.get("subjects") or []):
                     yield from self._role_rules(b, ns)
-        del roles
 
     def _role_rules(self, binding, ns):
         ref = binding.get("roleRef") or {}
