@@ -1,5 +1,5 @@
 #pragma once
-// A test Kubernetes API server for integration tests: hack/testenv/kube-apiserver/ (Python),
+// A test Kubernetes API server for integration tests: hack/testenv/kubeapi/ (Python),
 // started on 127.0.0.1:<free port> in its own temp dir with a throwaway CA, stopped and removed
 // when the object is destroyed. See docs/kubernetes.md ("The test API server") for what it
 // implements and what it does not.
