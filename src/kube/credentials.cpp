@@ -1,5 +1,6 @@
 #include "kube/credentials.h"
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,9 @@ using SystemClock = std::chrono::system_clock;
 
 // What an exec plugin may print before we stop reading (a certificate chain fits easily).
 constexpr std::size_t kMaxPluginOutput = 1 << 20;
+// However long the request may take (a watch may take minutes), a plugin that has not answered
+// in this long is stuck.
+constexpr std::chrono::milliseconds kMaxPluginRun{60000};
 // The longest stderr excerpt that reaches the log.
 constexpr std::size_t kMaxStderrLogged = 2048;
 
@@ -133,8 +137,8 @@ class ExecSource : public CredentialSource {
     argv.insert(argv.end(), exec_.args.begin(), exec_.args.end());
     RunOptions options;
     const auto left = deadline - SteadyClock::now();
-    options.deadline = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(left),
-                                std::chrono::milliseconds(1));
+    options.deadline = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(left),
+                                  std::chrono::milliseconds(1), kMaxPluginRun);
     options.max_output = kMaxPluginOutput;
     options.env = exec_.env;
     options.env.emplace_back("KUBERNETES_EXEC_INFO", info_);
@@ -154,7 +158,8 @@ class ExecSource : public CredentialSource {
       wipe_string(out->out);
       return make_error(ErrorCode::kDeadlineExceeded,
                         "exec credential plugin " + exec_.command +
-                            " did not finish before the request's deadline");
+                            " did not finish in time (the request's deadline, at most " +
+                            std::to_string(kMaxPluginRun.count() / 1000) + " s)");
     }
     if (out->exit_code != 0) {
       wipe_string(out->out);

@@ -9,7 +9,8 @@
 //   KUBERNETES_EXEC_INFO (an ExecCredential with spec.interactive=false, and spec.cluster when
 //   provideClusterInfo), its stdout read as an ExecCredential, the result cached until its
 //   expirationTimestamp (forever without one) and fetched afresh after a 401. Its stderr goes
-//   to our log as a trimmed field. The plugin runs under the calling request's deadline.
+//   to our log as a trimmed field. The plugin runs under the calling request's deadline, and
+//   never longer than a minute; past it, it is killed.
 //
 // The token lives in berth::Secret from the moment it is read: never in argv, never in the
 // environment of this process (so no other child inherits it), never in a log line.

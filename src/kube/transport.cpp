@@ -46,6 +46,8 @@ constexpr std::uint32_t kMaxHeader = 64 * 1024;
 // Idle keep-alive connections kept for reuse; a controller's calls are mostly sequential.
 constexpr std::size_t kMaxIdle = 8;
 constexpr std::size_t kReadChunk = 64 * 1024;
+// client-go's dialer gives up after 30 s as well.
+constexpr std::chrono::seconds kConnectTimeout{30};
 
 // A TLS configuration: the cluster's CA and, when set, the client certificate of the
 // ClusterConfig or of the exec plugin's latest credential. Connections remember which one they
@@ -132,6 +134,37 @@ Result<T> run_io(asio::io_context& ioc, MakeOp make_op) {
   if (failure) std::rethrow_exception(failure);
   if (!out) return make_error(ErrorCode::kInternal, "an I/O operation did not complete");
   return std::move(*out);
+}
+
+// The TLS configuration of every connection: TLS 1.2 or newer, the cluster CA (the system store
+// when the configuration names none), and the client certificate when there is one.
+Result<std::shared_ptr<ssl::context>> make_tls_context(const ClusterConfig& config,
+                                                       const std::string& cert_pem,
+                                                       const Secret& key_pem) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  beast::error_code ec;
+  if (config.insecure_skip_tls_verify) {
+    ctx->set_verify_mode(ssl::verify_none);
+  } else {
+    ctx->set_verify_mode(ssl::verify_peer);
+    if (config.ca_pem.empty())
+      ctx->set_default_verify_paths(ec);
+    else
+      ctx->add_certificate_authority(asio::buffer(config.ca_pem), ec);
+    if (ec)
+      return make_error(
+          ErrorCode::kInvalidArgument,
+          "the certificate authority of " + config.origin + " cannot be loaded: " + ec.message());
+  }
+  if (!cert_pem.empty()) {
+    ctx->use_certificate_chain(asio::buffer(cert_pem), ec);
+    if (!ec) ctx->use_private_key(asio::buffer(key_pem.reveal()), ssl::context::pem, ec);
+    if (ec)
+      return make_error(ErrorCode::kInvalidArgument, "the client certificate of " + config.origin +
+                                                         " cannot be used: " + ec.message());
+  }
+  return ctx;
 }
 
 class BeastTransport : public Transport {
@@ -232,38 +265,6 @@ class BeastTransport : public Transport {
     return tls_;
   }
 
- public:
-  static Result<std::shared_ptr<ssl::context>> make_tls_context(const ClusterConfig& config,
-                                                                const std::string& cert_pem,
-                                                                const Secret& key_pem) {
-    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-    beast::error_code ec;
-    if (config.insecure_skip_tls_verify) {
-      ctx->set_verify_mode(ssl::verify_none);
-    } else {
-      ctx->set_verify_mode(ssl::verify_peer);
-      if (config.ca_pem.empty())
-        ctx->set_default_verify_paths(ec);
-      else
-        ctx->add_certificate_authority(asio::buffer(config.ca_pem), ec);
-      if (ec)
-        return make_error(
-            ErrorCode::kInvalidArgument,
-            "the certificate authority of " + config.origin + " cannot be loaded: " + ec.message());
-    }
-    if (!cert_pem.empty()) {
-      ctx->use_certificate_chain(asio::buffer(cert_pem), ec);
-      if (!ec) ctx->use_private_key(asio::buffer(key_pem.reveal()), ssl::context::pem, ec);
-      if (ec)
-        return make_error(
-            ErrorCode::kInvalidArgument,
-            "the client certificate of " + config.origin + " cannot be used: " + ec.message());
-    }
-    return ctx;
-  }
-
- private:
   // ---- connections -------------------------------------------------------------------------
 
   std::unique_ptr<Connection> take_idle(std::uint64_t tls_id) {
@@ -284,16 +285,18 @@ class BeastTransport : public Transport {
     if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
   }
 
-  Result<std::unique_ptr<Connection>> open(const TlsState& tls, const Request& request,
-                                           Deadline deadline) {
+  // Connects and shakes hands, within the call's deadline and at most kConnectTimeout (a watch
+  // may be given minutes; a server that does not accept a connection in 30 s is not there).
+  // A stop request that arrives meanwhile ends it (see stream_once).
+  Status connect(Connection& c, const Request& request, Deadline deadline, std::stop_token stop) {
+    deadline = std::min(deadline, Clock::now() + kConnectTimeout);
     auto endpoints = resolve(address_.host, address_.port, deadline);
     if (!endpoints.ok()) {
       Error e = endpoints.take_error();
       e.message = "cannot reach " + where() + ": " + e.message;
       return e;
     }
-    auto c = std::make_unique<Connection>(tls.context, tls.id);
-    SSL* handle = c->stream.native_handle();
+    SSL* handle = c.stream.native_handle();
     // tls-server-name replaces the host both for SNI and for the certificate check, as in
     // client-go; an IP address is checked against the certificate's IP SANs.
     const std::string& name =
@@ -307,11 +310,14 @@ class BeastTransport : public Transport {
     auto handshake = [&]() -> asio::awaitable<Result<bool>> {
       beast::error_code ec;
       auto tok = asio::redirect_error(asio::use_awaitable, ec);
-      auto& tcp_stream = beast::get_lowest_layer(c->stream);
+      if (stop.stop_requested()) co_return cancelled();
+      auto& tcp_stream = beast::get_lowest_layer(c.stream);
       tcp_stream.expires_at(deadline);
       co_await tcp_stream.async_connect(*endpoints, tok);
+      if (stop.stop_requested()) co_return cancelled();
       if (ec) co_return net_error(ec, "connect", request);
-      co_await c->stream.async_handshake(ssl::stream_base::client, tok);
+      co_await c.stream.async_handshake(ssl::stream_base::client, tok);
+      if (stop.stop_requested()) co_return cancelled();
       if (ec) {
         if (ec.category() == asio::error::get_ssl_category()) {
           co_return make_error(ErrorCode::kFailedPrecondition,
@@ -323,16 +329,18 @@ class BeastTransport : public Transport {
       }
       co_return true;
     };
-    auto done = run_io<bool>(c->ioc, handshake);
+    auto done = run_io<bool>(c.ioc, handshake);
     if (!done.ok()) return done.take_error();
     log::debug("kube connection opened", {{"server", address_.host_header}});
-    return c;
+    return Status::Ok();
   }
 
   Result<std::unique_ptr<Connection>> acquire(const TlsState& tls, const Request& request,
                                               Deadline deadline) {
     if (auto c = take_idle(tls.id)) return c;
-    return open(tls, request, deadline);
+    auto c = std::make_unique<Connection>(tls.context, tls.id);
+    if (auto s = connect(*c, request, deadline, {}); !s.ok()) return s.error();
+    return c;
   }
 
   Result<http::request<http::string_body>> build(const Request& request,
@@ -455,7 +463,7 @@ class BeastTransport : public Transport {
   }
 
   static Error cancelled() {
-    return make_error(ErrorCode::kUnavailable, "the watch was cancelled before it started");
+    return make_error(ErrorCode::kUnavailable, "the watch was cancelled before the server answered");
   }
 
   Result<int> stream_once(const Request& request, const std::optional<Credential>& cred,
@@ -467,9 +475,8 @@ class BeastTransport : public Transport {
     if (!req.ok()) return req.take_error();
     // A watch always gets a connection of its own: a pooled one may have been closed by the
     // server, and a watch that fails at once would only be retried by the caller anyway.
-    auto conn = open(*tls, request, deadline);
-    if (!conn.ok()) return conn.take_error();
-    Connection& c = **conn;
+    auto conn = std::make_unique<Connection>(tls->context, tls->id);
+    Connection& c = *conn;
 
     // Cancellation from another thread: the socket is closed on the connection's own
     // io_context (posting is thread-safe; touching the socket from here would not be). The
@@ -482,6 +489,8 @@ class BeastTransport : public Transport {
         beast::get_lowest_layer(c.stream).socket().close(ignored);
       });
     });
+
+    if (auto s = connect(c, request, deadline, stop); !s.ok()) return s.error();
 
     bool reusable = false;
     auto exchange = [&]() -> asio::awaitable<Result<int>> {
@@ -543,7 +552,7 @@ class BeastTransport : public Transport {
     };
     auto result = run_io<int>(c.ioc, exchange);
     *active = false;
-    if (result.ok() && reusable && !stop.stop_requested()) put_idle(std::move(*conn));
+    if (result.ok() && reusable && !stop.stop_requested()) put_idle(std::move(conn));
     return result;
   }
 
@@ -565,8 +574,7 @@ Result<std::unique_ptr<Transport>> make_transport(ClusterConfig config, Transpor
   if (!address)
     return make_error(ErrorCode::kInvalidArgument,
                       config.origin + ": server \"" + config.server + "\" is not an https URL");
-  auto ctx =
-      BeastTransport::make_tls_context(config, config.client_cert_pem, config.client_key_pem);
+  auto ctx = make_tls_context(config, config.client_cert_pem, config.client_key_pem);
   if (!ctx.ok()) return ctx.take_error();
   TlsState tls{std::move(*ctx), 0, config.client_cert_pem};
   auto credentials = make_credential_source(config);

@@ -58,8 +58,10 @@ class Transport {
   // server ends the response, request.timeout passes, `stop` is requested or on_line returns
   // false. Returns the HTTP status (also when the timeout or `stop` ended the stream after the
   // response began); on a non-2xx status the body is in `error_body` and on_line is not called.
-  // `stop` requested before the response began gives kUnavailable. A stop request closes the
-  // socket on the call's own thread, so it ends the call promptly from any thread.
+  // `stop` requested before the response began gives kUnavailable ("the watch was cancelled
+  // before the server answered"); connecting is bounded by 30 s within request.timeout. A stop
+  // request closes the socket on the call's own thread, so it ends the call promptly from any
+  // thread.
   virtual Result<int> stream(const Request& request,
                              const std::function<bool(std::string_view line)>& on_line,
                              std::stop_token stop, std::string* error_body = nullptr) = 0;

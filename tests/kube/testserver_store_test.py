@@ -10,6 +10,7 @@ SOURCE = os.environ.get("BERTH_SOURCE_DIR") or os.path.join(os.path.dirname(__fi
 sys.path.insert(0, os.path.join(SOURCE, "hack", "testenv", "kubeapi"))
 
 import builtin  # noqa: E402
+import protobuf  # noqa: E402
 import store as kstore  # noqa: E402
 from store import ApiError  # noqa: E402
 
@@ -91,7 +92,7 @@ class Watches(Base):
     def test_watch_and_continue_older_than_compaction_are_410(self):
         a = self.mk("a")
         self.mk("b")
-        items, _, token, remaining = self.s.list(self.cm, "default", limit=1)
+        items, list_rv, token, remaining = self.s.list(self.cm, "default", limit=1)
         self.assertEqual((len(items), remaining), (1, 1))
         self.s.compact()
         err = self.code(self.s.watch, self.cm, "default", a["metadata"]["resourceVersion"])
@@ -99,7 +100,8 @@ class Watches(Base):
         err = self.code(self.s.list, self.cm, "default", cont=token)
         self.assertEqual(err.code, 410)
         self.assertIn("continue parameter is too old", err.message)
-        # From the current version a watch works again.
+        # Even the latest version handed out before compaction is too old; the current works.
+        self.assertEqual(self.code(self.s.watch, self.cm, "default", list_rv).code, 410)
         w = self.s.watch(self.cm, "default", str(self.s.current_rv()))
         self.mk("c")
         self.assertEqual([n for _, n, _ in drain(w)], ["c"])
@@ -261,6 +263,33 @@ class ServerSideApply(Base):
         obj = self.s.apply(self.cm, "default", "a",
                            {"metadata": {"name": "a"}, "data": {"k": "1"}}, "mgr-b")
         self.assertEqual(obj["data"], {"k": "1"})
+
+
+def _pb_field(num, payload):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return bytes([num << 3 | 2, len(payload)]) + payload
+
+
+class Protobuf(unittest.TestCase):
+    """The envelope and field numbers kubectl's typed commands send (kubectl create configmap)."""
+
+    def test_configmap(self):
+        meta = _pb_field(1, "x") + _pb_field(2, "") + _pb_field(11, _pb_field(1, "app") +
+                                                                 _pb_field(2, "web"))
+        raw = _pb_field(1, meta) + _pb_field(2, _pb_field(1, "k") + _pb_field(2, "v"))
+        body = protobuf.MAGIC + _pb_field(1, _pb_field(1, "v1") + _pb_field(2, "ConfigMap")) + \
+            _pb_field(2, raw)
+        self.assertEqual(protobuf.decode(body), {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "labels": {"app": "web"}}, "data": {"k": "v"}})
+
+    def test_unknown_kinds_are_refused(self):
+        body = protobuf.MAGIC + _pb_field(1, _pb_field(1, "v1") + _pb_field(2, "Pod"))
+        with self.assertRaises(protobuf.DecodeError):
+            protobuf.decode(body)
+        with self.assertRaises(protobuf.DecodeError):
+            protobuf.decode(b"{}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "kube/config.h"
 #include "kube/credentials.h"
 #include "kube/transport.h"
 #include "kube_itest_support.h"
@@ -413,4 +414,85 @@ TEST_CASE("a missing token file is kUnauthenticated", "[kube][credentials]") {
   auto r = source->get(std::chrono::steady_clock::now() + 1s);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == ErrorCode::kUnauthenticated);
+}
+
+TEST_CASE(
+    "requests past the burst wait for the rate limiter, and fail when the wait would pass "
+    "their deadline",
+    "[kube][transport]") {
+  TlsTestServer server(ok);
+  TransportOptions options;
+  options.qps = 0.001;  // one token in 1000 s
+  options.burst = 2;
+  auto t = make_transport(config_for(server), options);
+  REQUIRE(t.ok());
+  REQUIRE((*t)->send(get("/a"))->status == 200);
+  REQUIRE((*t)->send(get("/b"))->status == 200);
+  auto limited = (*t)->send(get("/c", 5s));
+  REQUIRE_FALSE(limited.ok());
+  CHECK(limited.error().code == ErrorCode::kDeadlineExceeded);
+  CHECK_THAT(limited.error().message, Catch::Contains("rate limit"));
+  CHECK(server.seen().size() == 2);
+}
+
+namespace {
+
+// Sets environment variables for one test and restores them afterwards.
+struct ScopedEnv {
+  explicit ScopedEnv(std::vector<std::pair<std::string, std::string>> vars) {
+    for (auto& [k, v] : vars) {
+      const char* old = ::getenv(k.c_str());
+      saved.emplace_back(k, old ? std::optional<std::string>(old) : std::nullopt);
+      ::setenv(k.c_str(), v.c_str(), 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (auto& [k, v] : saved) {
+      if (v)
+        ::setenv(k.c_str(), v->c_str(), 1);
+      else
+        ::unsetenv(k.c_str());
+    }
+  }
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+};
+
+}  // namespace
+
+TEST_CASE("in-cluster configuration reaches the server with the service-account token",
+          "[kube][transport][config]") {
+  TlsTestServer server(ok);
+  TempDir sa;
+  sa.write("token", "sa-token\n");
+  sa.write("ca.crt", server.pki().ca.cert_pem);
+  sa.write("namespace", "berth-system");
+  const std::string port = server.server().substr(server.server().rfind(':') + 1);
+  ScopedEnv env({{"KUBERNETES_SERVICE_HOST", "127.0.0.1"}, {"KUBERNETES_SERVICE_PORT", port}});
+  LoadOptions options;
+  options.service_account_dir = sa.path.string();
+  auto config = load_in_cluster(options);
+  REQUIRE(config.ok());
+  CHECK(config->default_namespace == "berth-system");
+  auto r = transport(*config)->send(get("/api"));
+  REQUIRE(r.ok());
+  CHECK(r->status == 200);
+  CHECK(server.seen().back().authorization == "Bearer sa-token");
+}
+
+TEST_CASE("a stop request ends a watch the server has not answered yet",
+          "[kube][transport][watch]") {
+  TlsTestServer server([](const http::request<http::string_body>&, Exchange& ex) { ex.hold(); });
+  auto t = transport(config_for(server));
+  std::stop_source stop;
+  auto watch = std::async(std::launch::async, [&] {
+    return t->stream(
+        get("/api/v1/secrets?watch=1", 600s), [](std::string_view) { return true; },
+        stop.get_token());
+  });
+  REQUIRE(berth::testing::wait_until([&] { return server.seen().size() == 1; }, 10s));
+  stop.request_stop();
+  REQUIRE(watch.wait_for(30s) == std::future_status::ready);
+  auto r = watch.get();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "the watch was cancelled before the server answered");
 }

@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import yaml
 
 import builtin
-from store import ApiError, bad_request, invalid, not_found, parse_field_selector
+import protobuf
+from store import ApiError, bad_request, field_paths, invalid, parse_field_selector
 
 try:
     import schema as _schema
@@ -70,7 +71,6 @@ class Authorizer:
 
     def _rules(self, user, groups, ns):
         g = "rbac.authorization.k8s.io"
-        roles = {}
         for b in self._objs(g, "v1", "clusterrolebindings"):
             if any(self._subject_matches(s, user, groups) for s in b.get("subjects") or []):
                 yield from self._role_rules(b, None)
@@ -78,7 +78,6 @@ class Authorizer:
             for b in self._objs(g, "v1", "rolebindings", ns):
                 if any(self._subject_matches(s, user, groups) for s in b.get("subjects") or []):
                     yield from self._role_rules(b, ns)
-        del roles
 
     def _role_rules(self, binding, ns):
         ref = binding.get("roleRef") or {}
@@ -372,6 +371,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _decode(self, raw, allow_yaml=True):
         ctype = self.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        if ctype == "application/vnd.kubernetes.protobuf":
+            try:
+                return protobuf.decode(raw)
+            except (protobuf.DecodeError, ValueError, KeyError, IndexError) as e:
+                raise ApiError(415, "UnsupportedMediaType",
+                               "the body of the request was in an unknown format - accepted "
+                               "media types include: application/json, application/yaml (%s)"
+                               % e)
         if ctype not in ("application/json", "application/yaml", "") and \
                 not ctype.endswith("+json") and not ctype.endswith("+yaml"):
             # Protobuf (kubectl's typed clients, e.g. `kubectl create namespace`) and CBOR are
@@ -411,9 +418,15 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a bug here must still answer like a server, not hang
             self._error(ApiError(500, "InternalError", "Internal error occurred: %s" % e))
         finally:
-            self.info["code"] = self.code
-            with self.server.log_lock:
-                self.server.log.append(dict(self.info))
+            self._log_entry()
+
+    def _log_entry(self):
+        if self.info.get("logged"):
+            return
+        self.info["code"] = self.code
+        with self.server.log_lock:
+            self.server.log.append(dict(self.info))
+        self.info["logged"] = True
 
     def _authenticate(self, path):
         auth = self.headers.get("Authorization", "")
@@ -549,7 +562,7 @@ class Handler(BaseHTTPRequestHandler):
             v = res._validator = _schema.Validator(res.schema)
         return v
 
-    def _admit_body(self, res, obj, validation_default="Warn"):
+    def _admit_body(self, res, obj, validation_default="Warn", default=True):
         """fieldValidation, pruning and defaulting of a decoded request body."""
         if not isinstance(obj, dict):
             raise bad_request("the body of the request must be an object")
@@ -573,7 +586,8 @@ class Handler(BaseHTTPRequestHandler):
                 for f in unknown:
                     self.warnings.append('299 - "unknown field \\"%s\\""' % f)
             v.prune(obj)
-            v.default(obj)
+            if default:
+                v.default(obj)
         return obj
 
     def _manager(self):
@@ -638,10 +652,16 @@ class Handler(BaseHTTPRequestHandler):
             manager = self.query.get("fieldManager")
             if not manager:
                 raise bad_request("PATCH /apply requires fieldManager")
-            applied = self._admit_body(res, self._decode(raw), validation_default="Strict")
+            applied = self._admit_body(res, self._decode(raw), validation_default="Strict",
+                                       default=False)
+            # The applier owns what it sent, not what defaulting adds.
+            paths = field_paths(applied)
+            v = self._validator(res)
+            if v is not None:
+                v.default(applied)
             force = self.query.get("force") in ("true", "1")
             out = store.apply(res, ns, name, applied, manager, force=force, subresource=sub,
-                              dry_run=self._dry())
+                              dry_run=self._dry(), paths=paths)
             return self._send(200, self._out(res, out))
         if ctype == "application/strategic-merge-patch+json" and not res.strategic:
             raise ApiError(415, "UnsupportedMediaType",
@@ -682,8 +702,17 @@ class Handler(BaseHTTPRequestHandler):
         policy = self.query.get("propagationPolicy") or opts.get("propagationPolicy") or \
             ("Orphan" if opts.get("orphanDependents") else "Background")
         dry = self._dry() or opts.get("dryRun") == ["All"]
-        obj, _ = self.server.store.delete(res, ns, name, propagation=policy,
-                                          preconditions=opts.get("preconditions"), dry_run=dry)
+        obj, gone = self.server.store.delete(res, ns, name, propagation=policy,
+                                             preconditions=opts.get("preconditions"),
+                                             dry_run=dry)
+        if gone and not res.crd:
+            # Built-in stores answer an immediate deletion with a Status; custom resources (and
+            # any pending deletion) with the object.
+            details = {"name": name, "kind": res.plural, "uid": obj["metadata"].get("uid")}
+            if res.group:
+                details["group"] = res.group
+            return self._send(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                    "status": "Success", "details": details})
         self._send(200, self._out(res, obj))
 
     def _deletecollection(self, res, ns, name, sub, raw):
@@ -751,6 +780,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self.code = 200
+        # A watch is in the request log from the moment it streams, not only when it ends.
+        self._log_entry()
 
         def emit(ev):
             data = json.dumps(ev).encode() + b"\n"

@@ -322,6 +322,27 @@ def merge_apply(base, applied):
     return base
 
 
+def _apply_conflict(res, name, conflicts):
+    """409 worded like the real server (structured-merge-diff's conflict list)."""
+    causes = [{"reason": "FieldManagerConflict",
+               "message": 'conflict with "%s" using %s' % (m, av),
+               "field": "." + ".".join(p)} for m, av, p in conflicts]
+    n = len(conflicts)
+    if n == 1:
+        text = "Apply failed with 1 conflict: %s: %s" % (causes[0]["message"], causes[0]["field"])
+    else:
+        groups = {}
+        for c in causes:
+            groups.setdefault(c["message"], []).append(c["field"])
+        parts = []
+        for msg, fields in groups.items():
+            head = msg.replace("conflict with", "conflicts with", 1) if len(fields) > 1 else msg
+            parts.append(head + ":\n" + "\n".join("- " + f for f in fields))
+        text = "Apply failed with %d conflicts: %s" % (n, "\n".join(parts))
+    return ApiError(409, "Conflict", text,
+                    {"name": name, "group": res.group, "kind": res.plural, "causes": causes})
+
+
 # --- the store -------------------------------------------------------------------------------
 
 class Watcher:
@@ -425,8 +446,11 @@ class Store:
             return self.rv
 
     def compact(self):
-        """Forgets every change so far: a watch or continue token from before now gets 410."""
+        """Forgets every change so far: every resourceVersion and continue token handed out
+        before is too old (410). The counter moves on by one so that this holds for the latest
+        version too, which is what a test of relisting after compaction needs."""
         with self.lock:
+            self.rv += 1
             self.compacted = self.rv
             self.history = []
             return self.rv
@@ -475,7 +499,7 @@ class Store:
                     token_rv, start = int(token["rv"]), tuple(token["start"])
                 except Exception:
                     raise bad_request("continue key is not valid: illegal base64 data")
-                if token_rv <= self.compacted:
+                if token_rv < self.compacted:
                     raise gone(
                         "The provided continue parameter is too old to display a consistent list "
                         "result. You can start a new list without the continue parameter, or use "
@@ -562,7 +586,8 @@ class Store:
             md.pop("namespace", None)
         return name
 
-    def create(self, res, ns, obj, dry_run=False, manager=None, operation="Update"):
+    def create(self, res, ns, obj, dry_run=False, manager=None, operation="Update",
+               owned_paths=None):
         with self.lock:
             bucket = self._bucket(res)
             ns = ns if res.namespaced else ""
@@ -589,7 +614,8 @@ class Store:
             if res.hooks and hasattr(res.hooks, "validate"):
                 res.hooks.validate(self, res, obj, None)
             if manager:
-                self._own(obj, None, manager, operation, res, field_paths(obj))
+                self._own(obj, None, manager, operation, res,
+                          field_paths(obj) if owned_paths is None else owned_paths)
             if dry_run:
                 return copy.deepcopy(obj)
             md["resourceVersion"] = str(self._next_rv())
@@ -733,7 +759,7 @@ class Store:
             new["metadata"].pop("managedFields", None)
 
     def apply(self, res, ns, name, applied, manager, force=False, subresource="",
-              dry_run=False):
+              dry_run=False, paths=None):
         """Server-side apply: create, or merge `applied` into the live object. Fields another
         manager owns with a different value are a 409 conflict unless `force`; fields this
         manager applied before and no longer applies are removed unless someone else owns them."""
@@ -746,7 +772,8 @@ class Store:
                                   "URL (%s)" % (amd["name"], name))
             amd["name"] = name
             old = bucket.get((ns, name))
-            paths = field_paths(applied)
+            if paths is None:
+                paths = field_paths(applied)
             if subresource == "status":
                 paths = {p for p in paths if p[0] == "status"}
             if old is None:
@@ -754,24 +781,16 @@ class Store:
                     raise not_found(res, name)
                 obj = copy.deepcopy(applied)
                 return self.create(res, ns, obj, dry_run=dry_run, manager=manager,
-                                   operation="Apply")
-            conflicts = []
+                                   operation="Apply", owned_paths=paths)
+            conflicts = []  # (manager, apiVersion, path)
             for e in old["metadata"].get("managedFields") or []:
                 if e.get("manager") == manager:
                     continue
                 for p in fieldsv1_to_paths(e.get("fieldsV1")) & paths:
                     if lookup(old, p) != lookup(applied, p):
-                        conflicts.append((e.get("manager"), p))
+                        conflicts.append((e.get("manager"), e.get("apiVersion", ""), p))
             if conflicts and not force:
-                causes = [{"reason": "FieldManagerConflict",
-                           "message": 'conflict with "%s": .%s' % (m, ".".join(p)),
-                           "field": "." + ".".join(p)} for m, p in sorted(conflicts)]
-                text = "Apply failed with %d conflict%s: %s" % (
-                    len(causes), "" if len(causes) == 1 else "s",
-                    "; ".join(c["message"] for c in causes))
-                raise ApiError(409, "Conflict", text,
-                               {"name": name, "group": res.group, "kind": res.plural,
-                                "causes": causes})
+                raise _apply_conflict(res, name, sorted(conflicts))
             new = copy.deepcopy(old)
             previously = set()
             for e in old["metadata"].get("managedFields") or []:
