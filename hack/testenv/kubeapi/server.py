@@ -4,7 +4,6 @@ log and the /_test control endpoints."""
 import copy
 import json
 import queue
-import re
 import socket
 import ssl
 import threading
@@ -37,10 +36,6 @@ DEFAULT_WATCH_TIMEOUT = 1800
 
 def _not_found_path():
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
-
-
-def _status_ok(message=""):
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
 
 
 # --- authorization ---------------------------------------------------------------------------
@@ -304,8 +299,10 @@ class KubeServer(ThreadingHTTPServer):
 
     def get_request(self):
         sock, addr = self.socket.accept()
-        # The handshake runs in the request thread (do_handshake_on_connect), not the acceptor.
-        return self.ssl_context.wrap_socket(sock, server_side=True), addr
+        # The handshake runs in the request's thread (Handler.setup), so a client that never
+        # completes one cannot stall the accept loop.
+        return self.ssl_context.wrap_socket(sock, server_side=True,
+                                            do_handshake_on_connect=False), addr
 
     def handle_error(self, request, client_address):
         pass  # a client that goes away mid-request is not the server's error
@@ -318,6 +315,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+    def setup(self):
+        self.request.settimeout(30)  # the deadline of the TLS handshake
+        self.request.do_handshake()
+        self.request.settimeout(None)
+        super().setup()
 
     def do_GET(self):
         self._dispatch("GET")
@@ -926,7 +929,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _control(self, method, path, raw):
         srv = self.server
-        body = json.loads(raw.decode() or "{}") if raw else {}
+        try:
+            body = json.loads(raw.decode() or "{}") if raw else {}
+        except ValueError:
+            raise bad_request("the body of a control request must be JSON")
         if method == "GET" and path == "/_test/requests":
             with srv.log_lock:
                 return self._send(200, {"requests": list(srv.log)})
