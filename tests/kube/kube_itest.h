@@ -99,8 +99,7 @@ inline void make_namespace(Transport& transport, const std::string& name) {
   if (!created) REQUIRE(created.error().code == ErrorCode::kConflict);
 }
 
-// How many finished requests of `verb` on `resource` the server has logged (a watch is logged
-// when it ends).
+// How many requests of `verb` on `resource` the server has logged.
 inline int count_requests(const testenv::KubeApiServer& server, const std::string& verb,
                           const std::string& resource) {
   int n = 0;
