@@ -25,6 +25,7 @@ import re
 import uuid
 
 import cel
+import table
 
 __all__ = ["check_crd", "Validator", "field_error_text", "invalid_status"]
 
@@ -385,6 +386,9 @@ def check_crd(crd):
                                 'supported values: "boolean", "date", "integer", "number", "string"')
             if not str(col.get("jsonPath", "")).startswith("."):
                 problems.append(f"{cpath}.jsonPath: Invalid value: {_go_quote(str(col.get('jsonPath')))}: must be a simple json path starting with .")
+            elif table.check_jsonpath(col["jsonPath"]):
+                problems.append(f"{cpath}.jsonPath: Invalid value: {_go_quote(col['jsonPath'])}: "
+                                f"not supported by the test API server: {table.check_jsonpath(col['jsonPath'])}")
     return problems
 
 
