@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The Table `kubectl get` receives for AppServices (the CRD's printer columns) and for kinds
+without printer columns (Name, Age), and the OpenAPI documents kubectl reads for the CRD."""
+import json
+import sys
+import unittest
+
+import kubeapi_testlib
+import openapi
+import table
+
+COLUMNS = kubeapi_testlib.printer_columns()
+READY = {"type": "Ready", "status": "True"}
+
+
+def obj(name="billing", status=None):
+    o = {"apiVersion": "berth.dev/v1alpha1", "kind": "AppService",
+         "metadata": {"name": name, "namespace": "default", "resourceVersion": "12",
+                      "creationTimestamp": "2026-11-27T10:00:00Z"},
+         "spec": {"imageRef": "ghcr.io/example/billing:2.3.1", "containerPort": 8080}}
+    if status is not None:
+        o["status"] = status
+    return o
+
+
+class TableTest(unittest.TestCase):
+    def test_columns_are_name_then_the_printer_columns(self):
+        t = table.table(COLUMNS, [], "5")
+        self.assertEqual((t["kind"], t["apiVersion"]), ("Table", "meta.k8s.io/v1"))
+        self.assertEqual(t["metadata"], {"resourceVersion": "5"})
+        self.assertEqual([(c["name"], c["type"], c["priority"]) for c in t["columnDefinitions"]],
+                         [("Name", "string", 0), ("Image", "string", 0), ("Revision", "integer", 0),
+                          ("Status", "string", 0), ("Ready", "string", 0), ("Digest", "string", 1),
+                          ("Endpoint", "string", 1), ("Age", "date", 0)])
+        self.assertEqual(t["columnDefinitions"][0]["format"], "name")
+        self.assertEqual(t["columnDefinitions"][1]["description"],
+                         "Custom resource definition column (in JSONPath format): .spec.imageRef")
+
+    # (what, status, cells after Name)
+    CELLS = [
+        ("no status yet", None,
+         ["ghcr.io/example/billing:2.3.1", None, None, None, None, None, "2026-11-27T10:00:00Z"]),
+        ("running and ready",
+         {"phase": "Running", "currentRevision": 3, "imageDigest": "sha256:ab", "endpoint": "10.0.0.1:8080",
+          "conditions": [{"type": "Progressing", "status": "False"}, READY]},
+         ["ghcr.io/example/billing:2.3.1", 3, "Running", "True", "sha256:ab", "10.0.0.1:8080",
+          "2026-11-27T10:00:00Z"]),
+        ("no Ready condition", {"phase": "Pending", "conditions": [{"type": "Degraded", "status": "True"}]},
+         ["ghcr.io/example/billing:2.3.1", None, "Pending", None, None, None, "2026-11-27T10:00:00Z"]),
+    ]
+
+    def test_cells_follow_the_json_paths(self):
+        for what, status, cells in self.CELLS:
+            with self.subTest(what):
+                row = table.table(COLUMNS, [obj(status=status)], "5")["rows"][0]
+                self.assertEqual(row["cells"], ["billing"] + cells)
+
+    def test_include_object(self):
+        o = obj()
+        self.assertEqual(table.table(COLUMNS, [o], "1")["rows"][0]["object"],
+                         {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                          "metadata": o["metadata"]})
+        self.assertEqual(table.table(COLUMNS, [o], "1", "Object")["rows"][0]["object"], o)
+        self.assertNotIn("object", table.table(COLUMNS, [o], "1", "None")["rows"][0])
+
+    def test_kinds_without_printer_columns_show_name_and_age(self):
+        secret = {"kind": "Secret", "metadata": {"name": "s", "creationTimestamp": "2026-11-27T10:00:00Z"}}
+        t = table.table(None, [secret], None)
+        self.assertEqual([c["name"] for c in t["columnDefinitions"]], ["Name", "Age"])
+        self.assertEqual(t["rows"][0]["cells"], ["s", "2026-11-27T10:00:00Z"])
+        self.assertEqual(t["metadata"], {})
+
+    def test_jsonpath_subset(self):
+        doc = {"a": {"b": [{"k": "x", "v": 1}, {"k": "y", "v": 2}], "n": 5, "t": True}}
+        cases = [(".a.n", [5]), (".a.b[1].v", [2]), (".a.b[*].k", ["x", "y"]),
+                 ('.a.b[?(@.k=="y")].v', [2]), (".a.b[?(@.k!='y')].v", [1]),
+                 (".a.b[?(@.v==2)].k", ["y"]), (".a['n']", [5]), ("{.a.t}", [True]),
+                 (".missing.x", []), (".a.b[7]", [])]
+        for path, want in cases:
+            with self.subTest(path):
+                self.assertIsNone(table.check_jsonpath(path))
+                self.assertEqual(table.find(doc, path), want)
+        for path in (".a..b", ".a.b[?(@.k=~/x/)]", ".a.b[0:1]"):
+            with self.subTest(path):
+                self.assertIsNotNone(table.check_jsonpath(path))
+        self.assertEqual(table.table([{"name": "S", "type": "string", "jsonPath": ".a.b"}], [doc], "")["rows"][0]["cells"][1],
+                         '[{"k":"x","v":1},{"k":"y","v":2}]')
+
+
+RESOURCES = [
+    {"group": "berth.dev", "version": "v1alpha1", "kind": "AppService", "plural": "appservices",
+     "singular": "appservice", "namespaced": True, "shortNames": ["appsvc"], "subresources": ["status"],
+     "schema": kubeapi_testlib.appservice_schema()},
+    {"group": "", "version": "v1", "kind": "Secret", "plural": "secrets", "singular": "secret",
+     "namespaced": True, "shortNames": [], "schema": None},
+]
+
+
+class OpenAPITest(unittest.TestCase):
+    def test_v3_index_names_every_group_version_with_a_content_hash(self):
+        paths = openapi.v3_paths(RESOURCES)["paths"]
+        self.assertEqual(sorted(paths), ["api/v1", "apis/berth.dev/v1alpha1"])
+        self.assertTrue(paths["apis/berth.dev/v1alpha1"]["serverRelativeURL"].startswith(
+            "/openapi/v3/apis/berth.dev/v1alpha1?hash="))
+
+    def test_the_patch_operation_offers_field_validation_for_the_kind(self):
+        # kubectl's query-parameter check: without this it validates client-side.
+        doc = openapi.v3_group_version(RESOURCES, "apis/berth.dev/v1alpha1")
+        item = doc["paths"]["/apis/berth.dev/v1alpha1/namespaces/{namespace}/appservices/{name}"]
+        self.assertEqual(item["patch"]["x-kubernetes-group-version-kind"],
+                         {"group": "berth.dev", "version": "v1alpha1", "kind": "AppService"})
+        self.assertIn("fieldValidation", [p["name"] for p in item["patch"]["parameters"]])
+        # A custom resource gets a JSON merge patch from kubectl apply, never a strategic one.
+        self.assertNotIn("application/strategic-merge-patch+json", item["patch"]["requestBody"]["content"])
+        self.assertIn("/apis/berth.dev/v1alpha1/namespaces/{namespace}/appservices/{name}/status", doc["paths"])
+
+    def test_the_kind_schema_is_found_by_its_gvk_and_keeps_the_crd_schema(self):
+        doc = openapi.v3_group_version(RESOURCES, "berth.dev/v1alpha1")
+        s = doc["components"]["schemas"]["dev.berth.v1alpha1.AppService"]
+        self.assertEqual(s["x-kubernetes-group-version-kind"],
+                         [{"group": "berth.dev", "version": "v1alpha1", "kind": "AppService"}])
+        self.assertEqual(s["properties"]["spec"]["properties"]["containerPort"]["maximum"], 65535)
+        ref = s["properties"]["metadata"]["allOf"][0]["$ref"]
+        self.assertEqual(ref, "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+        self.assertIn(ref.rsplit("/", 1)[1], doc["components"]["schemas"])
+        self.assertIsNone(openapi.v3_group_version(RESOURCES, "apis/apps/v1"))
+
+    def test_v2_uses_definitions_and_every_ref_resolves(self):
+        doc = openapi.v2(RESOURCES)
+        self.assertEqual(doc["swagger"], "2.0")
+        text = json.dumps(doc)
+        self.assertNotIn("#/components/", text)
+        for ref in set(part.split('"')[0] for part in text.split('"$ref": "')[1:]):
+            self.assertIn(ref.split("/")[-1], doc["definitions"], ref)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if unittest.main(exit=False).result.wasSuccessful() else 1)
