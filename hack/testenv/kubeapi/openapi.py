@@ -14,7 +14,7 @@ What kubectl 1.32 does with them:
   renders its properties (metadata through a $ref to ObjectMeta, as the real server publishes it).
 
 resources: [{group, version, kind, plural, singular, namespaced, schema, shortNames,
-             subresources (optional list, e.g. ["status"])}]; schema is the CRD version's
+             status or subresources (optional: True / ["status"] when /status is served)}]; schema is the CRD version's
 openAPIV3Schema or None for a built-in published without one.
 """
 import copy
@@ -264,7 +264,7 @@ class _Builder:
                 "parameters": named + ns + common,
             },
         }
-        if "status" in (r.get("subresources") or []):
+        if r.get("status") or "status" in (r.get("subresources") or []):
             out[f"{base}/{{name}}/status"] = {
                 "get": self.operation(r, f"read{g}{v}{scope}{kind}Status", "get", f"read status of the specified {kind}", [], None, self.response(ref)),
                 "put": self.operation(r, f"replace{g}{v}{scope}{kind}Status", "put", f"replace status of the specified {kind}", write, self.body(ref, ["*/*"]), self.response(ref, ("200", "201"))),
