@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The Table `kubectl get` receives for AppServices (the CRD's printer columns) and for kinds
 without printer columns (Name, Age), and the OpenAPI documents kubectl reads for the CRD."""
+import datetime
 import json
 import sys
 import unittest
@@ -10,6 +11,7 @@ import openapi
 import table
 
 COLUMNS = kubeapi_testlib.printer_columns()
+NOW = datetime.datetime(2026, 11, 27, 10, 0, 45, tzinfo=datetime.timezone.utc)  # 45s after creation
 READY = {"type": "Ready", "status": "True"}
 
 
@@ -39,20 +41,20 @@ class TableTest(unittest.TestCase):
     # (what, status, cells after Name)
     CELLS = [
         ("no status yet", None,
-         ["ghcr.io/example/billing:2.3.1", None, None, None, None, None, "2026-11-27T10:00:00Z"]),
+         ["ghcr.io/example/billing:2.3.1", None, None, None, None, None, "45s"]),
         ("running and ready",
          {"phase": "Running", "currentRevision": 3, "imageDigest": "sha256:ab", "endpoint": "10.0.0.1:8080",
           "conditions": [{"type": "Progressing", "status": "False"}, READY]},
          ["ghcr.io/example/billing:2.3.1", 3, "Running", "True", "sha256:ab", "10.0.0.1:8080",
-          "2026-11-27T10:00:00Z"]),
+          "45s"]),
         ("no Ready condition", {"phase": "Pending", "conditions": [{"type": "Degraded", "status": "True"}]},
-         ["ghcr.io/example/billing:2.3.1", None, "Pending", None, None, None, "2026-11-27T10:00:00Z"]),
+         ["ghcr.io/example/billing:2.3.1", None, "Pending", None, None, None, "45s"]),
     ]
 
     def test_cells_follow_the_json_paths(self):
         for what, status, cells in self.CELLS:
             with self.subTest(what):
-                row = table.table(COLUMNS, [obj(status=status)], "5")["rows"][0]
+                row = table.table(COLUMNS, [obj(status=status)], "5", now=NOW)["rows"][0]
                 self.assertEqual(row["cells"], ["billing"] + cells)
 
     def test_include_object(self):
@@ -65,10 +67,22 @@ class TableTest(unittest.TestCase):
 
     def test_kinds_without_printer_columns_show_name_and_age(self):
         secret = {"kind": "Secret", "metadata": {"name": "s", "creationTimestamp": "2026-11-27T10:00:00Z"}}
-        t = table.table(None, [secret], None)
+        t = table.table(None, [secret], None, now=NOW)
         self.assertEqual([c["name"] for c in t["columnDefinitions"]], ["Name", "Age"])
-        self.assertEqual(t["rows"][0]["cells"], ["s", "2026-11-27T10:00:00Z"])
+        self.assertEqual(t["rows"][0]["cells"], ["s", "45s"])
         self.assertEqual(t["metadata"], {})
+
+    def test_dates_print_as_the_servers_human_durations(self):
+        cases = [(0, "0s"), (-1.5, "0s"), (-3, "<invalid>"), (119, "119s"), (120, "2m"),
+                 (190, "3m10s"), (600, "10m"), (179 * 60 + 59, "179m"), (3 * 3600, "3h"),
+                 (3 * 3600 + 60 * 25, "3h25m"), (47 * 3600, "47h"), (3 * 86400 + 5 * 3600, "3d5h"),
+                 (30 * 86400, "30d"), (3 * 365 * 86400 + 86400, "3y1d"), (9 * 365 * 86400, "9y")]
+        for seconds, want in cases:
+            with self.subTest(seconds):
+                self.assertEqual(table.human_duration(seconds), want)
+        col = [{"name": "When", "type": "date", "jsonPath": ".when"}]
+        self.assertEqual(table.table(col, [{"when": "soon"}], "", now=NOW)["rows"][0]["cells"][1], "<invalid>")
+        self.assertEqual(table.table(col, [{"when": "2026-11-27T12:00:45+02:00"}], "", now=NOW)["rows"][0]["cells"][1], "0s")
 
     def test_jsonpath_subset(self):
         doc = {"a": {"b": [{"k": "x", "v": 1}, {"k": "y", "v": 2}], "n": 5, "t": True}}

@@ -4,7 +4,8 @@
 For a CRD the columns are Name and then the version's additionalPrinterColumns, each evaluated
 with its JSONPath the way the real server's table convertor does: no result -> null cell (kubectl
 prints <none>), the first result only, string columns printed (non-strings as JSON), integer and
-number columns as numbers, date columns as the RFC 3339 string (kubectl shows it as an age).
+number columns as numbers, date columns as the age the server computes (apimachinery's
+HumanDuration: "45s", "3m10s", "5h", "12d"...), "<invalid>" when the value is not a timestamp.
 Without printer columns (columns None: built-ins and CRDs that declare none) the columns are Name
 and Age.
 
@@ -12,10 +13,11 @@ JSONPath subset: `.field`, `['field']`, `[N]`, `[*]` and filters `[?(@.a.b=="x")
 (string, number or bool literal), as CRD printer columns use them. check_jsonpath() reports
 anything else so the CRD can be refused rather than printing blanks.
 """
+import datetime
 import json
 import re
 
-__all__ = ["table", "check_jsonpath", "find"]
+__all__ = ["table", "check_jsonpath", "find", "human_duration"]
 
 _NAME_DESCRIPTION = (
     "Name must be unique within a namespace. Is required when creating resources, although some "
@@ -107,7 +109,7 @@ def find(obj, path):
     return current
 
 
-def _cell(column, obj):
+def _cell(column, obj, now):
     try:
         results = find(obj, column["jsonPath"])
     except ValueError:
@@ -131,10 +133,54 @@ def _cell(column, obj):
     if typ == "boolean":
         return value if isinstance(value, bool) else None
     if typ == "date":
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", value):
-            return value
-        return "<invalid>"
+        if not isinstance(value, str):
+            return None
+        when = _parse_time(value)
+        return human_duration((now - when).total_seconds()) if when else "<invalid>"
     return None
+
+
+def _parse_time(text):
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})", text)
+    if not m:
+        return None
+    zone = "+00:00" if m.group(4) == "Z" else m.group(4)
+    try:
+        return datetime.datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{zone}")
+    except ValueError:
+        return None
+
+
+def human_duration(seconds):
+    """apimachinery's duration.HumanDuration, which kubectl prints in AGE columns."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        rest = s % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        rest = (hours // 24) % 365
+        return f"{hours // 24 // 365}y{rest}d" if rest else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
 
 
 def _partial(obj):
@@ -142,12 +188,14 @@ def _partial(obj):
             "metadata": obj.get("metadata", {})}
 
 
-def table(columns, objs, list_rv, include_object="Metadata"):
+def table(columns, objs, list_rv, include_object="Metadata", now=None):
     """The Table for objs (one object for a GET, the items for a LIST).
 
     columns: the CRD version's additionalPrinterColumns, or None for Name + Age.
     list_rv: the list's resourceVersion ("" or None for a single object).
-    include_object: "None", "Metadata" (the default: PartialObjectMetadata) or "Object"."""
+    include_object: "None", "Metadata" (the default: PartialObjectMetadata) or "Object".
+    now: the time ages are computed from (default: the current time, as the real server)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
     definitions = [{"name": "Name", "type": "string", "format": "name",
                     "description": _NAME_DESCRIPTION, "priority": 0}]
     if columns is None:
@@ -161,7 +209,7 @@ def table(columns, objs, list_rv, include_object="Metadata"):
             "priority": col.get("priority", 0)})
     rows = []
     for obj in objs:
-        row = {"cells": [obj.get("metadata", {}).get("name")] + [_cell(c, obj) for c in columns]}
+        row = {"cells": [obj.get("metadata", {}).get("name")] + [_cell(c, obj, now) for c in columns]}
         if include_object == "Object":
             row["object"] = obj
         elif include_object != "None":
