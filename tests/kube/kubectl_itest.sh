@@ -210,7 +210,8 @@ has 'appservices.berth.dev "billing" not found'
 
 # --- explain ---------------------------------------------------------------------------------------
 run "explain reads the schema from OpenAPI v3" "${K[@]}" explain appservice.spec
-has "KIND:       AppService" "VERSION:    berth.dev/v1alpha1" "containerPort" "imageRef" \
+has "GROUP:      berth.dev" "KIND:       AppService" "VERSION:    v1alpha1" \
+  "containerPort	<integer> -required-" "imageRef	<string> -required-" \
   "The port the container listens on. Immutable."
 run "explain a nested field" "${K[@]}" explain appservice.spec.healthCheck.intervalSeconds
 has "FIELD: intervalSeconds <integer>"
