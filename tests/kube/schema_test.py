@@ -190,6 +190,18 @@ class DefaultPruneTest(unittest.TestCase):
         self.assertEqual(obj["spec"]["env"], {"ANY": "x"})  # additionalProperties are declared
         self.assertEqual(obj["metadata"]["labels"], {"a": "b"})  # metadata is the server's
 
+    def test_metadata_is_checked_against_object_meta(self):
+        obj = app()
+        obj["metadata"].update(labels={"a": "b"}, lables={"a": "b"},
+                               ownerReferences=[{"apiVersion": "v1", "kind": "X", "name": "x",
+                                                 "uid": "1", "controler": True}])
+        self.assertEqual(VALIDATOR.unknown_fields(obj),
+                         ["metadata.lables", "metadata.ownerReferences[0].controler"])
+        VALIDATOR.prune(obj)
+        self.assertEqual(VALIDATOR.unknown_fields(obj), [])
+        self.assertEqual(obj["metadata"]["labels"], {"a": "b"})
+        self.assertEqual(obj["metadata"]["ownerReferences"][0]["kind"], "X")
+
     def test_preserve_unknown_fields_keeps_them(self):
         v = schema.Validator({"type": "object", "properties": {"spec": {
             "type": "object", "x-kubernetes-preserve-unknown-fields": True,

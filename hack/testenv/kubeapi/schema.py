@@ -31,6 +31,40 @@ __all__ = ["check_crd", "Validator", "field_error_text", "invalid_status"]
 
 _MISSING = object()
 
+# metav1.ObjectMeta's fields: a custom resource's metadata is decoded into it, so anything else is
+# an unknown field (reported under Strict/Warn, then dropped) even though the CRD schema leaves
+# metadata open.
+_OBJECT_META = {"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion",
+                "generation", "creationTimestamp", "deletionTimestamp",
+                "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences",
+                "finalizers", "managedFields"}
+_OWNER_REFERENCE = {"apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion"}
+_MANAGED_FIELDS = {"manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1",
+                   "subresource"}
+
+
+def _metadata_unknown(meta):
+    if not isinstance(meta, dict):
+        return []
+    found = [f"metadata.{k}" for k in meta if k not in _OBJECT_META]
+    for field, known in (("ownerReferences", _OWNER_REFERENCE), ("managedFields", _MANAGED_FIELDS)):
+        for i, item in enumerate(meta.get(field) or []):
+            if isinstance(item, dict):
+                found += [f"metadata.{field}[{i}].{k}" for k in item if k not in known]
+    return found
+
+
+def _metadata_prune(meta):
+    if not isinstance(meta, dict):
+        return
+    for k in [k for k in meta if k not in _OBJECT_META]:
+        del meta[k]
+    for field, known in (("ownerReferences", _OWNER_REFERENCE), ("managedFields", _MANAGED_FIELDS)):
+        for item in meta.get(field) or []:
+            if isinstance(item, dict):
+                for k in [k for k in item if k not in known]:
+                    del item[k]
+
 
 # ---- field errors, worded like k8s.io/apimachinery/pkg/util/validation/field ------------------
 
@@ -441,7 +475,10 @@ class Validator:
             extra = schema.get("additionalProperties")
             preserve = schema.get("x-kubernetes-preserve-unknown-fields") is True
             for name, child in value.items():
-                if root and name in ("metadata", "apiVersion", "kind"):
+                if root and name == "metadata":
+                    found.extend(_metadata_unknown(child))
+                    continue
+                if root and name in ("apiVersion", "kind"):
                     continue
                 if name in props:
                     self._unknown(child, props[name], _child(path, name), found)
@@ -464,7 +501,10 @@ class Validator:
             extra = schema.get("additionalProperties")
             preserve = schema.get("x-kubernetes-preserve-unknown-fields") is True
             for name in list(value):
-                if root and name in ("metadata", "apiVersion", "kind"):
+                if root and name == "metadata":
+                    _metadata_prune(value[name])
+                    continue
+                if root and name in ("apiVersion", "kind"):
                     continue
                 if name in props:
                     self._prune(value[name], props[name])
