@@ -212,6 +212,72 @@ class DefaultPruneTest(unittest.TestCase):
         self.assertEqual(obj["spec"]["free"], {"deep": 1})
 
 
+SYNTHETIC = schema.Validator({"type": "object", "properties": {"spec": {
+    "type": "object",
+    "x-kubernetes-validations": [
+        {"rule": "self.min <= self.max"},
+        {"rule": "!has(self.locked) || !self.locked", "message": "locked", "reason": "FieldValueForbidden",
+         "fieldPath": ".locked"},
+    ],
+    "properties": {
+        "min": {"type": "integer"}, "max": {"type": "integer", "exclusiveMaximum": True, "maximum": 10},
+        "locked": {"type": "boolean"},
+        "port": {"x-kubernetes-int-or-string": True},
+        "note": {"type": "string", "nullable": True},
+        "id": {"type": "string", "format": "uuid"},
+        "step": {"type": "number", "multipleOf": 0.5},
+        "items": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                  "items": {"type": "object", "required": ["name"],
+                            "properties": {"name": {"type": "string"}, "size": {"type": "integer"}},
+                            "x-kubernetes-validations": [{"rule": "self.size >= oldSelf.size",
+                                                          "message": "size may only grow"}]}},
+    }}}})
+
+
+class SyntheticSchemaTest(unittest.TestCase):
+    """Schema features the AppService CRD does not use, with the server's wording."""
+
+    def errors(self, spec, old_spec=None):
+        old = {"spec": old_spec} if old_spec is not None else None
+        return [(e["field"], e["reason"], e["message"]) for e in SYNTHETIC.validate({"spec": spec}, old)]
+
+    def test_cases(self):
+        base = {"min": 1, "max": 2}
+        cases = [
+            ("a rule without a message", {"min": 3, "max": 2},
+             [("spec", "FieldValueInvalid", 'Invalid value: "object": failed rule: self.min <= self.max')]),
+            ("a rule that cannot evaluate", {"max": 2},
+             [("spec", "FieldValueInvalid", 'Invalid value: "object": no such key: min evaluating rule: self.min <= self.max')]),
+            ("reason and fieldPath", dict(base, locked=True),
+             [("spec.locked", "FieldValueForbidden", "Forbidden: locked")]),
+            ("exclusiveMaximum", {"min": 1, "max": 10},
+             [("spec.max", "FieldValueInvalid", "Invalid value: 10: spec.max in body should be less than 10")]),
+            ("int-or-string takes both", dict(base, port="http"), []),
+            ("int-or-string refuses others", dict(base, port=True),
+             [("spec.port", "FieldValueTypeInvalid",
+               'Invalid value: "boolean": spec.port in body must be of type integer,string: "boolean"')]),
+            ("nullable", dict(base, note=None), []),
+            ("not nullable", dict(base, min=None),
+             [("spec.min", "FieldValueTypeInvalid", 'Invalid value: "null": spec.min in body must be of type integer: "null"'),
+              ("spec", "FieldValueInvalid", 'Invalid value: "object": no such overload: _<=_(null_type, int) evaluating rule: self.min <= self.max')]),
+            ("format uuid", dict(base, id="nope"),
+             [("spec.id", "FieldValueInvalid", 'Invalid value: "nope": spec.id in body must be of type uuid: "nope"')]),
+            ("multipleOf", dict(base, step=0.7),
+             [("spec.step", "FieldValueInvalid", "Invalid value: 0.7: spec.step in body should be a multiple of 0.5")]),
+        ]
+        for what, spec, want in cases:
+            with self.subTest(what):
+                self.assertEqual(self.errors(spec), want)
+
+    def test_transition_rules_correlate_map_list_items_by_key(self):
+        old = {"min": 1, "max": 2, "items": [{"name": "a", "size": 5}, {"name": "b", "size": 5}]}
+        new = {"min": 1, "max": 2, "items": [{"name": "b", "size": 4}, {"name": "a", "size": 6},
+                                             {"name": "c", "size": 1}]}
+        self.assertEqual(self.errors(new, old),
+                         [("spec.items[0]", "FieldValueInvalid", 'Invalid value: "object": size may only grow')])
+        self.assertEqual(self.errors(new), [], "no transition rule on create")
+
+
 def crd_with(mutate):
     crd = copy.deepcopy(CRD)
     mutate(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"])
