@@ -20,7 +20,6 @@ import base64
 import copy
 import datetime
 import ipaddress
-import json
 import re
 import uuid
 
