@@ -77,7 +77,8 @@ eventually() {
 SERVER_PID=$!
 eventually "the test API server writes ready.json" test -s "$WORK/server/ready.json"
 export KUBECONFIG="$WORK/server/kubeconfig"
-K=(kubectl --context berth-test --request-timeout=20s)
+# A cache of its own: discovery and OpenAPI documents from an earlier run never leak in.
+K=(kubectl --context berth-test --request-timeout=20s --cache-dir "$WORK/cache")
 
 run "the server answers" "${K[@]}" version
 has "Server Version: v1.32"
