@@ -53,6 +53,10 @@ EVALUATES = [
     ("self.l[1]", SELF, None, 2),
     ("self.m['k']", SELF, None, "v"),
     ("null == null", SELF, None, True),
+    # Property names that are not CEL identifiers, escaped the Kubernetes way.
+    ("self.__namespace__ == 'ns' && self.x__dash__y == 1 && has(self.a__dot__b) && self.__if__",
+     {"namespace": "ns", "x-y": 1, "a.b": 0, "if": True}, None, True),
+    ("self.a__underscores__b__slash__c == 2", {"a__b/c": 2}, None, True),
 ]
 
 # (rule, self, error text the server quotes before "evaluating rule")
@@ -78,6 +82,7 @@ REFUSED = [
     "has(self)",
     "",
     "self.a = 1",
+    "self.namespace == 'x'",  # a reserved word must be written __namespace__
 ]
 
 

@@ -45,6 +45,19 @@ _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", "'": "'", '"': '"', "a"
             "b": "\b", "f": "\f", "v": "\v", "?": "?", "`": "`"}
 
 
+_ESCAPED = re.compile(r"__(underscores|dot|dash|slash)__")
+_ESCAPED_TEXT = {"underscores": "__", "dot": ".", "dash": "-", "slash": "/"}
+
+
+def _property_name(name):
+    """Kubernetes escapes property names that are not CEL identifiers: `__namespace__` for a
+    reserved word, `__dash__`, `__dot__`, `__slash__` and `__underscores__` inside a name."""
+    m = re.fullmatch(r"__([a-z]+)__", name)
+    if m and (m.group(1) in _RESERVED or m.group(1) in ("true", "false", "null", "in")):
+        return m.group(1)
+    return _ESCAPED.sub(lambda e: _ESCAPED_TEXT[e.group(1)], name)
+
+
 class UInt(int):
     """A CEL uint (Python has one int type; CEL keeps int and uint apart)."""
 
@@ -202,7 +215,7 @@ class _Parser:
                 if self.peek("("):
                     expr = self.method(expr, name)
                 else:
-                    expr = ("select", expr, name)
+                    expr = ("select", expr, _property_name(name))
             elif self.peek("["):
                 self.take()
                 index = self.expr()
