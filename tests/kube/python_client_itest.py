@@ -242,14 +242,27 @@ class CompactionTest(unittest.TestCase):
         self.assertEqual(ctx.exception.status, 410)
         self.assertEqual(json.loads(ctx.exception.body)["reason"], "Expired")
 
-        # A watch from before the compaction: the server answers with an ERROR event (code 410);
-        # the client retries once and then raises it as ApiException 410.
+        # A watch from before the compaction: 410, as an HTTP status or an in-stream ERROR event
+        # (with timeout_seconds the client does not retry; either way it raises ApiException 410).
         w = watch.Watch()
         with self.assertRaises(ApiException) as ctx:
             for _ in w.stream(api.list_namespaced_custom_object, GROUP, VERSION, NS, PLURAL,
                               resource_version=old_rv, timeout_seconds=10):
                 self.fail("an event was delivered from a compacted resourceVersion")
         self.assertEqual(ctx.exception.status, 410)
+
+        # An ERROR event with code 410 in an open stream (what a real server sends when a watch
+        # falls out of its window) reaches the caller as ApiException 410 with the Status reason.
+        rv = api.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)["metadata"]["resourceVersion"]
+        SERVER.control("faults", {"kind": "gone-in-stream", "verb": "watch", "resource": PLURAL})
+        w = watch.Watch()
+        with self.assertRaises(ApiException) as ctx:
+            for _ in w.stream(api.list_namespaced_custom_object, GROUP, VERSION, NS, PLURAL,
+                              resource_version=rv, timeout_seconds=10):
+                self.fail("an event was delivered before the injected 410")
+        self.assertEqual(ctx.exception.status, 410)
+        self.assertTrue(ctx.exception.reason.startswith("Expired: "), ctx.exception.reason)
+        self.assertIsNone(ctx.exception.body, "in-stream, not an HTTP 410")
 
         # Relisting gives a fresh version to watch from.
         fresh = api.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)
