@@ -75,7 +75,12 @@ eventually() {
 # --- the server ----------------------------------------------------------------------------------
 "$PYTHON" "$ROOT/hack/testenv/kubeapi" --dir "$WORK/server" --port 0 >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-eventually "the test API server writes ready.json" test -s "$WORK/server/ready.json"
+server_ready() {
+  [[ -s "$WORK/server/ready.json" ]] && return 0
+  kill -0 "$SERVER_PID" 2>/dev/null || fail "the test API server exited before it was ready"
+  return 1
+}
+eventually "the test API server writes ready.json" server_ready
 export KUBECONFIG="$WORK/server/kubeconfig"
 # A cache of its own: discovery and OpenAPI documents from an earlier run never leak in.
 K=(kubectl --context berth-test --request-timeout=20s --cache-dir "$WORK/cache")
