@@ -34,11 +34,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+exec 3>&2  # the test's stderr, also from inside commands whose output is captured
 fail() {
-  echo "FAIL: $1" >&2
-  [[ -f "$WORK/out" ]] && sed 's/^/  | /' "$WORK/out" >&2
-  echo "--- server log (last 40 lines)" >&2
-  tail -n 40 "$WORK/server.log" >&2 || true
+  {
+    echo "FAIL: $1"
+    if [[ -f "$WORK/out" ]]; then sed 's/^/  | /' "$WORK/out"; fi
+    echo "--- server log (last 40 lines)"
+    tail -n 40 "$WORK/server.log" || true
+  } >&3
   exit 1
 }
 
