@@ -226,6 +226,7 @@ SYNTHETIC = schema.Validator({"type": "object", "properties": {"spec": {
         "note": {"type": "string", "nullable": True},
         "id": {"type": "string", "format": "uuid"},
         "step": {"type": "number", "multipleOf": 0.5},
+        "big": {"type": "number", "maximum": 1e6},
         "items": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
                   "items": {"type": "object", "required": ["name"],
                             "properties": {"name": {"type": "string"}, "size": {"type": "integer"}},
@@ -262,6 +263,9 @@ class SyntheticSchemaTest(unittest.TestCase):
               ("spec", "FieldValueInvalid", 'Invalid value: "object": no such overload: _<=_(null_type, int) evaluating rule: self.min <= self.max')]),
             ("format uuid", dict(base, id="nope"),
              [("spec.id", "FieldValueInvalid", 'Invalid value: "nope": spec.id in body must be of type uuid: "nope"')]),
+            ("floats print like Go's %v", dict(base, big=2500000.5),
+             [("spec.big", "FieldValueInvalid",
+               "Invalid value: 2.5000005e+06: spec.big in body should be less than or equal to 1e+06")]),
             ("multipleOf", dict(base, step=0.7),
              [("spec.step", "FieldValueInvalid", "Invalid value: 0.7: spec.step in body should be a multiple of 0.5")]),
         ]

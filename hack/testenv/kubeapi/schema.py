@@ -68,7 +68,7 @@ def _metadata_prune(meta):
 # ---- field errors, worded like k8s.io/apimachinery/pkg/util/validation/field ------------------
 
 def _go_float(v):
-    """Go's %v of a float64 (the shortest representation, %e from exponent 21 on, like %g)."""
+    """Go's %v of a float64: %g with the shortest digits, so %e below 1e-4 and from 1e6 on."""
     if v != v or v in (float("inf"), float("-inf")):
         return {float("inf"): "+Inf", float("-inf"): "-Inf"}.get(v, "NaN")
     text = repr(v)
@@ -81,7 +81,7 @@ def _go_float(v):
         exponent = len(whole.lstrip("0")) - 1 if whole.lstrip("0") else -(
             len(mantissa.split(".")[1]) - len(mantissa.split(".")[1].lstrip("0")) + 1)
     digits = digits.rstrip("0") or "0"
-    if exponent < -4 or exponent >= 21:
+    if exponent < -4 or exponent >= 6:
         sign = "-" if v < 0 else ""
         frac = digits[1:]
         return f"{sign}{digits[0]}{'.' + frac if frac else ''}e{'+' if exponent >= 0 else '-'}{abs(exponent):02d}"
@@ -694,8 +694,8 @@ class Validator:
                 continue  # ratcheting
             text = (rule.get("message") or "").strip() or rule["rule"].strip()
             try:
-                result = program.evaluate(_cel_value(value, schema),
-                                          _cel_value(old, schema) if old is not _MISSING else None)
+                # self is the decoded JSON as stored: pruned and defaulted before validation.
+                result = program.evaluate(value, old if old is not _MISSING else None)
             except cel.EvalError as e:
                 errors.append(_invalid(path, typ, f"{e} evaluating rule: {text}"))
                 continue
@@ -734,12 +734,6 @@ def _rule_error(reason, field, typ, detail):
     if reason == "FieldValueDuplicate":
         return _duplicate(field, typ)
     return _invalid(field, typ, detail)
-
-
-def _cel_value(value, schema):
-    """The value a rule sees as self: fields the schema prunes never reach CEL, and unset
-    defaults are already applied, so the decoded JSON is it."""
-    return value
 
 
 def _correlate_items(schema, old, cel_only=False):
