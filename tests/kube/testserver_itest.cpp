@@ -1,6 +1,11 @@
 // The test API server through its C++ fixture, over real HTTPS: authentication, CRUD with the
 // real status codes, list pagination, watch with bookmarks and resume, 410 after compaction,
 // RBAC, faults and the request log. The semantics in depth are in testserver_store_test.py.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -396,4 +401,26 @@ TEST_CASE("test API server: client certificates authenticate", "[kube]") {
     if (entry["user"] == "berth-test" && entry["code"] == 200) seen = true;
   }
   CHECK(seen);
+}
+
+TEST_CASE("test API server: a client that never finishes its TLS handshake blocks no one",
+          "[kube]") {
+  REQUIRE_SERVER_PEERS();
+  auto started = KubeApiServer::start();
+  REQUIRE(started.ok());
+  auto& api = started.value();
+  // Connected (queued for accept ahead of the next client) and silent.
+  const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(silent >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(
+      static_cast<std::uint16_t>(std::stoi(api.server().substr(api.server().rfind(':') + 1))));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  Client c(api, api.admin_token());
+  auto r = c.call("GET", kCms);
+  ::close(silent);
+  CHECK(r.ok());
+  CHECK(r.status == 200);
 }
