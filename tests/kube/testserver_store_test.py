@@ -117,6 +117,17 @@ class Watches(Base):
         self.assertEqual(self.code(s.watch, cm, "default",
                                    first["metadata"]["resourceVersion"]).code, 410)
 
+    def test_a_selector_watch_sees_objects_enter_and_leave(self):
+        w = self.s.watch(self.cm, "default", str(self.s.current_rv()), label_selector="app=x")
+        a = self.mk("a")
+        a["metadata"]["labels"] = {"app": "x"}
+        a = self.s.update(self.cm, "default", "a", a)
+        a["data"] = {"k": "v"}
+        a = self.s.update(self.cm, "default", "a", a)
+        a["metadata"]["labels"] = {"app": "y"}
+        self.s.update(self.cm, "default", "a", a)
+        self.assertEqual([t for t, _, _ in drain(w)], ["ADDED", "MODIFIED", "DELETED"])
+
     def test_selectors(self):
         self.mk("a", metadata={"name": "a", "labels": {"app": "x", "tier": "web"}})
         self.mk("b", metadata={"name": "b", "labels": {"app": "y"}})

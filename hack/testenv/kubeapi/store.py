@@ -365,6 +365,21 @@ class Watcher:
         return label_match(self.label_reqs, md.get("labels")) and \
             field_match(self.field_reqs, obj)
 
+    def event_for(self, key, typ, obj, old):
+        """The event this watch sees for a change, None for none: with a selector, an object
+        that starts matching is ADDED and one that stops matching is DELETED (as the real
+        server's watch cache filters)."""
+        if key != self.key:
+            return None
+        now = self.matches(key, obj)
+        before = old is not None and self.matches(key, old)
+        if typ == "MODIFIED" and old is not None:
+            if now and not before:
+                return "ADDED"
+            if before and not now:
+                return "DELETED"
+        return typ if now else None
+
     def send(self, typ, obj):
         if not self.closed:
             self.events.put((typ, obj))
@@ -393,7 +408,7 @@ class Store:
         self.rv = 0
         self.objects = {}  # (group, plural) -> {(namespace, name): object}
         self.resources = {}  # (group, plural) -> Resource of the storage version
-        self.history = []  # [(rv, key, type, object)] with rv ascending
+        self.history = []  # [(rv, key, type, object, previous object)], rv ascending
         self.history_limit = history_limit
         self.compacted = 0  # changes at or below this rv are forgotten
         self.watchers = []
@@ -425,10 +440,11 @@ class Store:
         self.rv += 1
         return self.rv
 
-    def _record(self, key, typ, obj):
+    def _record(self, key, typ, obj, old=None):
         snapshot = copy.deepcopy(obj)
+        old = copy.deepcopy(old) if old is not None else None
         rv = int(snapshot["metadata"]["resourceVersion"])
-        self.history.append((rv, key, typ, snapshot))
+        self.history.append((rv, key, typ, snapshot, old))
         if len(self.history) > self.history_limit:
             drop = len(self.history) - self.history_limit
             self.compacted = self.history[drop - 1][0]
@@ -436,8 +452,10 @@ class Store:
         for w in list(self.watchers):
             if w.closed:
                 self.watchers.remove(w)
-            elif w.matches(key, snapshot):
-                w.send(typ, copy.deepcopy(snapshot))
+            else:
+                seen = w.event_for(key, typ, snapshot, old)
+                if seen:
+                    w.send(seen, copy.deepcopy(snapshot))
         for hook in self.on_change:
             hook(typ, key, snapshot)
 
@@ -548,9 +566,10 @@ class Store:
                     raise bad_request('invalid resource version: %s' % rv)
                 if since < self.compacted:
                     raise gone("too old resource version: %d (%d)" % (since, self.compacted + 1))
-                for hrv, key, typ, obj in self.history:
-                    if hrv > since and w.matches(key, obj):
-                        w.send(typ, copy.deepcopy(obj))
+                for hrv, key, typ, obj, old in self.history:
+                    seen = w.event_for(key, typ, obj, old) if hrv > since else None
+                    if seen:
+                        w.send(seen, copy.deepcopy(obj))
             self.watchers.append(w)
             return w
 
@@ -722,7 +741,7 @@ class Store:
             self._record(res.key, "DELETED", new)
         else:
             bucket[(ns, name)] = new
-            self._record(res.key, "MODIFIED", new)
+            self._record(res.key, "MODIFIED", new, old)
         self._gc()
         return copy.deepcopy(new)
 
@@ -871,7 +890,7 @@ class Store:
                     return new, False
                 nmd["resourceVersion"] = str(self._next_rv())
                 bucket[(ns, name)] = new
-                self._record(res.key, "MODIFIED", new)
+                self._record(res.key, "MODIFIED", new, obj)
                 self._gc()
                 return copy.deepcopy(new), False
             if dry_run:
