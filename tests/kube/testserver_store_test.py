@@ -240,7 +240,11 @@ class Deletion(Base):
         self.assertEqual((err.code, err.message), (404, 'namespaces "nowhere" not found'))
         self.s.create(self.ns, "", {"metadata": {"name": "tmp"}})
         self.mk("a", ns="tmp")
-        self.s.delete(self.ns, "", "tmp")
+        obj, gone = self.s.delete(self.ns, "", "tmp")
+        self.assertFalse(gone)
+        self.assertEqual(obj["status"]["phase"], "Terminating")
+        self.assertEqual(self.code(self.mk, "b", ns="tmp").code, 403)
+        self.s.namespace_pass()
         self.assertEqual(self.code(self.s.get, self.ns, "", "tmp").code, 404)
         self.assertEqual(self.s.list(self.cm, "tmp")[0], [])
 

@@ -151,6 +151,11 @@ def main(argv=None):
         srv.stopping.set()
         threading.Thread(target=srv.shutdown, daemon=True).start()
 
+    def namespace_controller():
+        while not srv.stopping.wait(0.2):
+            st.namespace_pass(delay=1.0)
+
+    threading.Thread(target=namespace_controller, daemon=True).start()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     ready = os.path.join(d, "ready.json")

@@ -17,6 +17,7 @@ import random
 import re
 import string
 import threading
+import time
 import uuid
 
 HISTORY_LIMIT = 10000
@@ -417,6 +418,7 @@ class Store:
         # owner is absent and one of them is known deleted, so a dependent created pointing at an
         # owner that never existed here is left alone (the real collector would remove it).
         self.deleted_uids = set()
+        self._terminating = {}  # namespace uid -> monotonic time its deletion was first seen
         self.on_change = []  # callables(typ, res_key, obj) run under the lock (CRD registration)
 
     # --- bookkeeping ---
@@ -974,14 +976,30 @@ class Store:
                     if not deps:
                         self._drop_finalizer(key, ns, name, "foregroundDeletion")
                         return True
-                if key == ("", "namespaces") and "kubernetes" in fins:
-                    content = [(k, n) for k, b in self.objects.items() for n in b
-                               if n[0] == name and self.resources[k].namespaced]
-                    for k, n in content:
-                        if not self.objects[k][n]["metadata"].get("deletionTimestamp"):
-                            self.delete(self.resources[k], n[0], n[1])
-                            return True
-                    if not content:
-                        self._drop_finalizer(key, ns, name, "kubernetes")
-                        return True
         return False
+
+    def namespace_pass(self, delay=0.0):
+        """One pass of the namespace controller: a terminating namespace's content is deleted
+        (background), and the namespace goes once it is empty. The server runs this every
+        fraction of a second with a `delay` (seconds since the delete), so like on a real
+        cluster a namespace outlives its delete call for a moment and clients can still delete
+        what was in it."""
+        now = time.monotonic()
+        with self.lock:
+            nss = self.objects.get(("", "namespaces"), {})
+            for (_, name), obj in list(nss.items()):
+                md = obj["metadata"]
+                if not md.get("deletionTimestamp") or \
+                        "kubernetes" not in (md.get("finalizers") or []):
+                    continue
+                seen = self._terminating.setdefault(md["uid"], now)
+                if now - seen < delay:
+                    continue
+                content = [(k, n) for k, b in self.objects.items() for n in b
+                           if n[0] == name and self.resources[k].namespaced]
+                for k, n in content:
+                    if n in self.objects[k] and \
+                            not self.objects[k][n]["metadata"].get("deletionTimestamp"):
+                        self.delete(self.resources[k], n[0], n[1])
+                if not [n for k, n in content if n in self.objects[k]]:
+                    self._drop_finalizer(("", "namespaces"), "", name, "kubernetes")
