@@ -169,6 +169,15 @@ class GenerationAndStatus(Base):
         d = self.s.update(self.deploy, "default", "d", d, subresource="status")
         self.assertEqual((d["spec"]["replicas"], d["status"]["readyReplicas"]), (3, 1))
 
+    def test_labels_are_validated(self):
+        err = self.code(self.mk, "a", metadata={"name": "a", "labels": {"app": "bad value!"}})
+        self.assertEqual((err.code, err.reason), (422, "Invalid"))
+        self.assertIn('metadata.labels: Invalid value: "bad value!": a valid label must be an '
+                      "empty string", err.message)
+        a = self.mk("a", metadata={"name": "a", "labels": {"example.com/app": "web"}})
+        a["metadata"]["labels"] = {"-x": ""}
+        self.assertEqual(self.code(self.s.update, self.cm, "default", "a", a).code, 422)
+
     def test_controllerrevision_data_is_immutable(self):
         cr = self.reg.find("apps", "v1", "controllerrevisions")
         obj = self.mk("r", res=cr, data={"a": 1}, revision=1)

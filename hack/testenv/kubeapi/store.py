@@ -134,6 +134,44 @@ def gone(message):
     return ApiError(410, "Expired", message)
 
 
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+
+def metadata_errors(obj):
+    """Label keys and values, annotation keys: the real server's ObjectMeta validation."""
+    md = obj.get("metadata") or {}
+    causes = []
+
+    def bad(field, value, detail):
+        causes.append({"reason": "FieldValueInvalid", "field": field,
+                       "message": 'Invalid value: "%s": %s' % (value, detail)})
+
+    def key_errors(field, key):
+        prefix, _, name = key.rpartition("/")
+        if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+            bad(field, key, "prefix part a lowercase RFC 1123 subdomain must consist of lower "
+                "case alphanumeric characters, '-' or '.', and must start and end with an "
+                "alphanumeric character (e.g. 'example.com', regex used for validation is "
+                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+        if not name or len(name) > 63 or not _LABEL_NAME.match(name):
+            bad(field, key, "name part must consist of alphanumeric characters, '-', '_' or '.', "
+                "and must start and end with an alphanumeric character (e.g. 'MyName',  or "
+                "'my.name',  or '123-abc', regex used for validation is "
+                "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+
+    for key, value in (md.get("labels") or {}).items():
+        key_errors("metadata.labels", key)
+        if not isinstance(value, str) or len(value) > 63 or \
+                (value and not _LABEL_NAME.match(value)):
+            bad("metadata.labels", value, "a valid label must be an empty string or consist of "
+                "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex "
+                "used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+    for key in (md.get("annotations") or {}):
+        key_errors("metadata.annotations", key)
+    return causes
+
+
 # --- selectors -------------------------------------------------------------------------------
 
 def _split_top(text):
@@ -630,6 +668,9 @@ class Store:
             obj["kind"] = res.kind
             if res.status and not res.crd:
                 pass  # built-ins keep the status a creator sends (the real strategies vary)
+            causes = metadata_errors(obj)
+            if causes:
+                raise invalid(res, name, causes)
             if res.hooks and hasattr(res.hooks, "prepare"):
                 res.hooks.prepare(self, res, obj, None)
             if res.hooks and hasattr(res.hooks, "validate"):
@@ -666,6 +707,9 @@ class Store:
             if check_rv and want_rv and want_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
             new = self._merge_update(res, old, obj, subresource)
+            causes = metadata_errors(new)
+            if causes:
+                raise invalid(res, name, causes)
             if res.hooks and hasattr(res.hooks, "prepare"):
                 res.hooks.prepare(self, res, new, old)
             if res.hooks and hasattr(res.hooks, "validate"):
