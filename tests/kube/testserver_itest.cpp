@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -423,4 +424,23 @@ TEST_CASE("test API server: a client that never finishes its TLS handshake block
   ::close(silent);
   CHECK(r.ok());
   CHECK(r.status == 200);
+}
+
+TEST_CASE("test API server: a server that cannot start says why", "[kube]") {
+  REQUIRE_SERVER_PEERS();
+  const std::string dir = berth::testenv::make_temp_dir("kubeapi-bad-crd");
+  const std::string crd = dir + "/crd.yaml";
+  {
+    std::ofstream out(crd);
+    out << "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+           "metadata: {name: wrong}\nspec: {group: example.com}\n";
+  }
+  berth::testenv::KubeApiServerOptions options;
+  options.default_crds = false;
+  options.crd_files = {crd};
+  auto started = KubeApiServer::start(options);
+  std::filesystem::remove_all(dir);
+  REQUIRE_FALSE(started.ok());
+  CHECK(started.error().message.find("exited before it was ready") != std::string::npos);
+  CHECK(started.error().message.find("is invalid") != std::string::npos);
 }
