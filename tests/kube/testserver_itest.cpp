@@ -444,3 +444,23 @@ TEST_CASE("test API server: a server that cannot start says why", "[kube]") {
   CHECK(started.error().message.find("exited before it was ready") != std::string::npos);
   CHECK(started.error().message.find("is invalid") != std::string::npos);
 }
+
+TEST_CASE("test API server: a watch ends when its client goes away", "[kube]") {
+  REQUIRE_SERVER_PEERS();
+  auto started = KubeApiServer::start();
+  REQUIRE(started.ok());
+  auto& api = started.value();
+  Client admin(api, api.admin_token());
+  auto open_watches = [&] { return admin.call("GET", "/_test/watches").json()["open"].get<int>(); };
+
+  {
+    // The client gives up after 1 s on a watch the server would keep for 10 minutes.
+    auto options = Client::options(api);
+    options.timeout = std::chrono::milliseconds(1000);
+    HttpConnection impatient(options);
+    auto r = impatient.request("GET", std::string(kCms) + "?watch=true&timeoutSeconds=600", "",
+                               {{"Authorization", "Bearer " + api.admin_token()}});
+    CHECK_FALSE(r.ok());
+  }
+  CHECK(berth::testing::wait_until([&] { return open_watches() == 0; }, std::chrono::seconds(10)));
+}
