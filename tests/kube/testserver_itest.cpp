@@ -464,3 +464,45 @@ TEST_CASE("test API server: a watch ends when its client goes away", "[kube]") {
   }
   CHECK(berth::testing::wait_until([&] { return open_watches() == 0; }, std::chrono::seconds(10)));
 }
+
+TEST_CASE("test API server: dry runs, collection deletes, a 410 into an open watch", "[kube]") {
+  REQUIRE_SERVER_PEERS();
+  auto started = KubeApiServer::start();
+  REQUIRE(started.ok());
+  auto& api = started.value();
+  Client c(api, api.admin_token());
+
+  auto dry = c.call("POST", std::string(kCms) + "?dryRun=All", configmap("dry", "1"));
+  CHECK(dry.status == 201);
+  CHECK(c.call("GET", std::string(kCms) + "/dry").status == 404);
+
+  json labelled = configmap("l1", "1");
+  labelled["metadata"]["labels"] = {{"app", "x"}};
+  REQUIRE(c.call("POST", kCms, labelled).status == 201);
+  labelled["metadata"]["name"] = "l2";
+  REQUIRE(c.call("POST", kCms, labelled).status == 201);
+  REQUIRE(c.call("POST", kCms, configmap("other", "1")).status == 201);
+  CHECK(c.call("DELETE", std::string(kCms) + "?labelSelector=app%3Dx").status == 200);
+  const json left = c.call("GET", kCms).json();
+  REQUIRE(left["items"].size() == 1);
+  CHECK(left["items"][0]["metadata"]["name"] == "other");
+
+  // A watch that is already open gets the in-stream 410, then the server ends it.
+  HttpResult watched;
+  std::thread watcher([&] {
+    Client w(api, api.admin_token());
+    watched = w.call("GET", std::string(kCms) + "?watch=true&timeoutSeconds=600&resourceVersion=" +
+                                left["metadata"]["resourceVersion"].get<std::string>());
+  });
+  const bool open = berth::testing::wait_until(
+      [&] { return c.call("GET", "/_test/watches").json()["open"] == 1; },
+      std::chrono::seconds(10));
+  api.inject_fault({{"kind", "gone-in-stream"}, {"resource", "configmaps"}});
+  watcher.join();
+  REQUIRE(open);
+  REQUIRE(watched.status == 200);
+  const auto evs = events(watched.body);
+  REQUIRE(evs.size() == 1);
+  CHECK(evs[0]["type"] == "ERROR");
+  CHECK(evs[0]["object"]["reason"] == "Expired");
+}
