@@ -1,8 +1,14 @@
 // The test API server through its C++ fixture, over real HTTPS: authentication, CRUD with the
 // real status codes, list pagination, watch with bookmarks and resume, 410 after compaction,
 // RBAC, faults and the request log. The semantics in depth are in testserver_store_test.py.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -396,4 +402,107 @@ TEST_CASE("test API server: client certificates authenticate", "[kube]") {
     if (entry["user"] == "berth-test" && entry["code"] == 200) seen = true;
   }
   CHECK(seen);
+}
+
+TEST_CASE("test API server: a client that never finishes its TLS handshake blocks no one",
+          "[kube]") {
+  REQUIRE_SERVER_PEERS();
+  auto started = KubeApiServer::start();
+  REQUIRE(started.ok());
+  auto& api = started.value();
+  // Connected (queued for accept ahead of the next client) and silent.
+  const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(silent >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(
+      static_cast<std::uint16_t>(std::stoi(api.server().substr(api.server().rfind(':') + 1))));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  Client c(api, api.admin_token());
+  auto r = c.call("GET", kCms);
+  ::close(silent);
+  CHECK(r.ok());
+  CHECK(r.status == 200);
+}
+
+TEST_CASE("test API server: a server that cannot start says why", "[kube]") {
+  REQUIRE_SERVER_PEERS();
+  const std::string dir = berth::testenv::make_temp_dir("kubeapi-bad-crd");
+  const std::string crd = dir + "/crd.yaml";
+  {
+    std::ofstream out(crd);
+    out << "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+           "metadata: {name: wrong}\nspec: {group: example.com}\n";
+  }
+  berth::testenv::KubeApiServerOptions options;
+  options.default_crds = false;
+  options.crd_files = {crd};
+  auto started = KubeApiServer::start(options);
+  std::filesystem::remove_all(dir);
+  REQUIRE_FALSE(started.ok());
+  CHECK(started.error().message.find("exited before it was ready") != std::string::npos);
+  CHECK(started.error().message.find("is invalid") != std::string::npos);
+}
+
+TEST_CASE("test API server: a watch ends when its client goes away", "[kube]") {
+  REQUIRE_SERVER_PEERS();
+  auto started = KubeApiServer::start();
+  REQUIRE(started.ok());
+  auto& api = started.value();
+  Client admin(api, api.admin_token());
+  auto open_watches = [&] { return admin.call("GET", "/_test/watches").json()["open"].get<int>(); };
+
+  {
+    // The client gives up after 1 s on a watch the server would keep for 10 minutes.
+    auto options = Client::options(api);
+    options.timeout = std::chrono::milliseconds(1000);
+    HttpConnection impatient(options);
+    auto r = impatient.request("GET", std::string(kCms) + "?watch=true&timeoutSeconds=600", "",
+                               {{"Authorization", "Bearer " + api.admin_token()}});
+    CHECK_FALSE(r.ok());
+  }
+  CHECK(berth::testing::wait_until([&] { return open_watches() == 0; }, std::chrono::seconds(10)));
+}
+
+TEST_CASE("test API server: dry runs, collection deletes, a 410 into an open watch", "[kube]") {
+  REQUIRE_SERVER_PEERS();
+  auto started = KubeApiServer::start();
+  REQUIRE(started.ok());
+  auto& api = started.value();
+  Client c(api, api.admin_token());
+
+  auto dry = c.call("POST", std::string(kCms) + "?dryRun=All", configmap("dry", "1"));
+  CHECK(dry.status == 201);
+  CHECK(c.call("GET", std::string(kCms) + "/dry").status == 404);
+
+  json labelled = configmap("l1", "1");
+  labelled["metadata"]["labels"] = {{"app", "x"}};
+  REQUIRE(c.call("POST", kCms, labelled).status == 201);
+  labelled["metadata"]["name"] = "l2";
+  REQUIRE(c.call("POST", kCms, labelled).status == 201);
+  REQUIRE(c.call("POST", kCms, configmap("other", "1")).status == 201);
+  CHECK(c.call("DELETE", std::string(kCms) + "?labelSelector=app%3Dx").status == 200);
+  const json left = c.call("GET", kCms).json();
+  REQUIRE(left["items"].size() == 1);
+  CHECK(left["items"][0]["metadata"]["name"] == "other");
+
+  // A watch that is already open gets the in-stream 410, then the server ends it.
+  HttpResult watched;
+  std::thread watcher([&] {
+    Client w(api, api.admin_token());
+    watched = w.call("GET", std::string(kCms) + "?watch=true&timeoutSeconds=600&resourceVersion=" +
+                                left["metadata"]["resourceVersion"].get<std::string>());
+  });
+  const bool open = berth::testing::wait_until(
+      [&] { return c.call("GET", "/_test/watches").json()["open"] == 1; },
+      std::chrono::seconds(10));
+  api.inject_fault({{"kind", "gone-in-stream"}, {"resource", "configmaps"}});
+  watcher.join();
+  REQUIRE(open);
+  REQUIRE(watched.status == 200);
+  const auto evs = events(watched.body);
+  REQUIRE(evs.size() == 1);
+  CHECK(evs[0]["type"] == "ERROR");
+  CHECK(evs[0]["object"]["reason"] == "Expired");
 }

@@ -117,6 +117,17 @@ class Watches(Base):
         self.assertEqual(self.code(s.watch, cm, "default",
                                    first["metadata"]["resourceVersion"]).code, 410)
 
+    def test_a_selector_watch_sees_objects_enter_and_leave(self):
+        w = self.s.watch(self.cm, "default", str(self.s.current_rv()), label_selector="app=x")
+        a = self.mk("a")
+        a["metadata"]["labels"] = {"app": "x"}
+        a = self.s.update(self.cm, "default", "a", a)
+        a["data"] = {"k": "v"}
+        a = self.s.update(self.cm, "default", "a", a)
+        a["metadata"]["labels"] = {"app": "y"}
+        self.s.update(self.cm, "default", "a", a)
+        self.assertEqual([t for t, _, _ in drain(w)], ["ADDED", "MODIFIED", "DELETED"])
+
     def test_selectors(self):
         self.mk("a", metadata={"name": "a", "labels": {"app": "x", "tier": "web"}})
         self.mk("b", metadata={"name": "b", "labels": {"app": "y"}})
@@ -157,6 +168,15 @@ class GenerationAndStatus(Base):
         d["spec"]["replicas"] = 9
         d = self.s.update(self.deploy, "default", "d", d, subresource="status")
         self.assertEqual((d["spec"]["replicas"], d["status"]["readyReplicas"]), (3, 1))
+
+    def test_labels_are_validated(self):
+        err = self.code(self.mk, "a", metadata={"name": "a", "labels": {"app": "bad value!"}})
+        self.assertEqual((err.code, err.reason), (422, "Invalid"))
+        self.assertIn('metadata.labels: Invalid value: "bad value!": a valid label must be an '
+                      "empty string", err.message)
+        a = self.mk("a", metadata={"name": "a", "labels": {"example.com/app": "web"}})
+        a["metadata"]["labels"] = {"-x": ""}
+        self.assertEqual(self.code(self.s.update, self.cm, "default", "a", a).code, 422)
 
     def test_controllerrevision_data_is_immutable(self):
         cr = self.reg.find("apps", "v1", "controllerrevisions")
@@ -229,7 +249,11 @@ class Deletion(Base):
         self.assertEqual((err.code, err.message), (404, 'namespaces "nowhere" not found'))
         self.s.create(self.ns, "", {"metadata": {"name": "tmp"}})
         self.mk("a", ns="tmp")
-        self.s.delete(self.ns, "", "tmp")
+        obj, gone = self.s.delete(self.ns, "", "tmp")
+        self.assertFalse(gone)
+        self.assertEqual(obj["status"]["phase"], "Terminating")
+        self.assertEqual(self.code(self.mk, "b", ns="tmp").code, 403)
+        self.s.namespace_pass()
         self.assertEqual(self.code(self.s.get, self.ns, "", "tmp").code, 404)
         self.assertEqual(self.s.list(self.cm, "tmp")[0], [])
 

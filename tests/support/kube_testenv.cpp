@@ -90,8 +90,11 @@ Result<KubeApiServer> KubeApiServer::start(KubeApiServerOptions options) {
   } catch (const std::exception& e) {
     return make_error(ErrorCode::kUnavailable, e.what());
   }
+  // The server's stderr goes to a file, so a start failure can say why.
+  const std::string log = api.dir_ + "/server.log";
   std::vector<std::string> argv = {
-      python, source_dir() + "/hack/testenv/kubeapi", "--dir", api.dir_, "--port", "0"};
+      python, source_dir() + "/hack/testenv/kubeapi", "--dir", api.dir_, "--port", "0", "--log",
+      log};
   if (options.default_crds) {
     argv.push_back("--crd");
     argv.push_back(source_dir() + "/crds/appservices.berth.dev.yaml");
@@ -110,9 +113,10 @@ Result<KubeApiServer> KubeApiServer::start(KubeApiServerOptions options) {
   while (!fs::exists(ready)) {
     if (reaped(api.pid_)) {
       api.pid_ = -1;
+      std::string why = read_file(log);
+      if (why.size() > 2000) why = "..." + why.substr(why.size() - 2000);
       return make_error(ErrorCode::kUnavailable,
-                        "test API server exited before it was ready (is python3-cryptography "
-                        "installed?)");
+                        "test API server exited before it was ready: " + why);
     }
     if (std::chrono::steady_clock::now() > deadline) {
       return make_error(ErrorCode::kUnavailable, "test API server not ready after 30 s");

@@ -1,6 +1,7 @@
 """The test Kubernetes API server (tests only; see docs/kubernetes.md, "The test API server").
 
     python3 hack/testenv/kubeapi --dir DIR [--port 0] [--crd FILE]... [--bookmark-interval S]
+                                 [--history N] [--log FILE]
 
 Makes a throwaway CA in DIR (ca.crt; server.crt for 127.0.0.1 and localhost; client.crt/.key
 with CN=berth-test, O=system:masters; admin.token for user "admin" in system:masters), binds
@@ -112,7 +113,12 @@ def main(argv=None):
     ap.add_argument("--crd", action="append", default=[])
     ap.add_argument("--bookmark-interval", type=float, default=2.0)
     ap.add_argument("--history", type=int, default=storemod.HISTORY_LIMIT)
+    ap.add_argument("--log", help="write stderr (errors, tracebacks) to this file")
     args = ap.parse_args(argv)
+    if args.log:
+        fd = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 2)
+        os.close(fd)
     d = os.path.abspath(args.dir)
     os.makedirs(d, exist_ok=True)
     admin_token = make_pki(d)
@@ -151,6 +157,11 @@ def main(argv=None):
         srv.stopping.set()
         threading.Thread(target=srv.shutdown, daemon=True).start()
 
+    def namespace_controller():
+        while not srv.stopping.wait(0.2):
+            st.namespace_pass(delay=1.0)
+
+    threading.Thread(target=namespace_controller, daemon=True).start()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     ready = os.path.join(d, "ready.json")

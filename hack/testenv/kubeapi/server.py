@@ -4,6 +4,7 @@ log and the /_test control endpoints."""
 import copy
 import json
 import queue
+import select
 import socket
 import ssl
 import threading
@@ -800,6 +801,8 @@ class Handler(BaseHTTPRequestHandler):
                 try:
                     typ, obj = w.events.get(timeout=max(0.01, min(0.25, deadline - now)))
                 except queue.Empty:
+                    if self._peer_gone():
+                        break
                     if bookmarks and time.monotonic() >= next_bookmark:
                         with store.lock:
                             if not w.events.empty():
@@ -831,6 +834,23 @@ class Handler(BaseHTTPRequestHandler):
                     store.watchers.remove(w)
         if srv.stopping.is_set():
             self.close_connection = True
+
+    def _peer_gone(self):
+        """Whether the client closed a watch it no longer reads (a watch client sends nothing
+        while it streams, so anything readable is EOF or TLS close_notify)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            self.connection.settimeout(0)
+            try:
+                return self.connection.recv(1) == b""
+            finally:
+                self.connection.settimeout(None)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
+        except (OSError, ValueError):
+            return True
 
     # --- discovery and other non-resource paths ---
 
@@ -936,6 +956,8 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/_test/requests":
             with srv.log_lock:
                 return self._send(200, {"requests": list(srv.log)})
+        if method == "GET" and path == "/_test/watches":
+            return self._send(200, {"open": len(srv.store.open_watchers())})
         if method != "POST":
             raise ApiError(405, "MethodNotAllowed", "POST only")
         if path == "/_test/compact":

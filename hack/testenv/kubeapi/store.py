@@ -17,6 +17,7 @@ import random
 import re
 import string
 import threading
+import time
 import uuid
 
 HISTORY_LIMIT = 10000
@@ -131,6 +132,44 @@ def bad_request(message):
 
 def gone(message):
     return ApiError(410, "Expired", message)
+
+
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+
+def metadata_errors(obj):
+    """Label keys and values, annotation keys: the real server's ObjectMeta validation."""
+    md = obj.get("metadata") or {}
+    causes = []
+
+    def bad(field, value, detail):
+        causes.append({"reason": "FieldValueInvalid", "field": field,
+                       "message": 'Invalid value: "%s": %s' % (value, detail)})
+
+    def key_errors(field, key):
+        prefix, _, name = key.rpartition("/")
+        if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+            bad(field, key, "prefix part a lowercase RFC 1123 subdomain must consist of lower "
+                "case alphanumeric characters, '-' or '.', and must start and end with an "
+                "alphanumeric character (e.g. 'example.com', regex used for validation is "
+                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+        if not name or len(name) > 63 or not _LABEL_NAME.match(name):
+            bad(field, key, "name part must consist of alphanumeric characters, '-', '_' or '.', "
+                "and must start and end with an alphanumeric character (e.g. 'MyName',  or "
+                "'my.name',  or '123-abc', regex used for validation is "
+                "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+
+    for key, value in (md.get("labels") or {}).items():
+        key_errors("metadata.labels", key)
+        if not isinstance(value, str) or len(value) > 63 or \
+                (value and not _LABEL_NAME.match(value)):
+            bad("metadata.labels", value, "a valid label must be an empty string or consist of "
+                "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex "
+                "used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+    for key in (md.get("annotations") or {}):
+        key_errors("metadata.annotations", key)
+    return causes
 
 
 # --- selectors -------------------------------------------------------------------------------
@@ -365,6 +404,21 @@ class Watcher:
         return label_match(self.label_reqs, md.get("labels")) and \
             field_match(self.field_reqs, obj)
 
+    def event_for(self, key, typ, obj, old):
+        """The event this watch sees for a change, None for none: with a selector, an object
+        that starts matching is ADDED and one that stops matching is DELETED (as the real
+        server's watch cache filters)."""
+        if key != self.key:
+            return None
+        now = self.matches(key, obj)
+        before = old is not None and self.matches(key, old)
+        if typ == "MODIFIED" and old is not None:
+            if now and not before:
+                return "ADDED"
+            if before and not now:
+                return "DELETED"
+        return typ if now else None
+
     def send(self, typ, obj):
         if not self.closed:
             self.events.put((typ, obj))
@@ -393,7 +447,7 @@ class Store:
         self.rv = 0
         self.objects = {}  # (group, plural) -> {(namespace, name): object}
         self.resources = {}  # (group, plural) -> Resource of the storage version
-        self.history = []  # [(rv, key, type, object)] with rv ascending
+        self.history = []  # [(rv, key, type, object, previous object)], rv ascending
         self.history_limit = history_limit
         self.compacted = 0  # changes at or below this rv are forgotten
         self.watchers = []
@@ -402,6 +456,7 @@ class Store:
         # owner is absent and one of them is known deleted, so a dependent created pointing at an
         # owner that never existed here is left alone (the real collector would remove it).
         self.deleted_uids = set()
+        self._terminating = {}  # namespace uid -> monotonic time its deletion was first seen
         self.on_change = []  # callables(typ, res_key, obj) run under the lock (CRD registration)
 
     # --- bookkeeping ---
@@ -425,10 +480,11 @@ class Store:
         self.rv += 1
         return self.rv
 
-    def _record(self, key, typ, obj):
+    def _record(self, key, typ, obj, old=None):
         snapshot = copy.deepcopy(obj)
+        old = copy.deepcopy(old) if old is not None else None
         rv = int(snapshot["metadata"]["resourceVersion"])
-        self.history.append((rv, key, typ, snapshot))
+        self.history.append((rv, key, typ, snapshot, old))
         if len(self.history) > self.history_limit:
             drop = len(self.history) - self.history_limit
             self.compacted = self.history[drop - 1][0]
@@ -436,8 +492,10 @@ class Store:
         for w in list(self.watchers):
             if w.closed:
                 self.watchers.remove(w)
-            elif w.matches(key, snapshot):
-                w.send(typ, copy.deepcopy(snapshot))
+            else:
+                seen = w.event_for(key, typ, snapshot, old)
+                if seen:
+                    w.send(seen, copy.deepcopy(snapshot))
         for hook in self.on_change:
             hook(typ, key, snapshot)
 
@@ -548,9 +606,10 @@ class Store:
                     raise bad_request('invalid resource version: %s' % rv)
                 if since < self.compacted:
                     raise gone("too old resource version: %d (%d)" % (since, self.compacted + 1))
-                for hrv, key, typ, obj in self.history:
-                    if hrv > since and w.matches(key, obj):
-                        w.send(typ, copy.deepcopy(obj))
+                for hrv, key, typ, obj, old in self.history:
+                    seen = w.event_for(key, typ, obj, old) if hrv > since else None
+                    if seen:
+                        w.send(seen, copy.deepcopy(obj))
             self.watchers.append(w)
             return w
 
@@ -609,6 +668,9 @@ class Store:
             obj["kind"] = res.kind
             if res.status and not res.crd:
                 pass  # built-ins keep the status a creator sends (the real strategies vary)
+            causes = metadata_errors(obj)
+            if causes:
+                raise invalid(res, name, causes)
             if res.hooks and hasattr(res.hooks, "prepare"):
                 res.hooks.prepare(self, res, obj, None)
             if res.hooks and hasattr(res.hooks, "validate"):
@@ -645,6 +707,9 @@ class Store:
             if check_rv and want_rv and want_rv != old["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
             new = self._merge_update(res, old, obj, subresource)
+            causes = metadata_errors(new)
+            if causes:
+                raise invalid(res, name, causes)
             if res.hooks and hasattr(res.hooks, "prepare"):
                 res.hooks.prepare(self, res, new, old)
             if res.hooks and hasattr(res.hooks, "validate"):
@@ -722,7 +787,7 @@ class Store:
             self._record(res.key, "DELETED", new)
         else:
             bucket[(ns, name)] = new
-            self._record(res.key, "MODIFIED", new)
+            self._record(res.key, "MODIFIED", new, old)
         self._gc()
         return copy.deepcopy(new)
 
@@ -871,7 +936,7 @@ class Store:
                     return new, False
                 nmd["resourceVersion"] = str(self._next_rv())
                 bucket[(ns, name)] = new
-                self._record(res.key, "MODIFIED", new)
+                self._record(res.key, "MODIFIED", new, obj)
                 self._gc()
                 return copy.deepcopy(new), False
             if dry_run:
@@ -955,14 +1020,30 @@ class Store:
                     if not deps:
                         self._drop_finalizer(key, ns, name, "foregroundDeletion")
                         return True
-                if key == ("", "namespaces") and "kubernetes" in fins:
-                    content = [(k, n) for k, b in self.objects.items() for n in b
-                               if n[0] == name and self.resources[k].namespaced]
-                    for k, n in content:
-                        if not self.objects[k][n]["metadata"].get("deletionTimestamp"):
-                            self.delete(self.resources[k], n[0], n[1])
-                            return True
-                    if not content:
-                        self._drop_finalizer(key, ns, name, "kubernetes")
-                        return True
         return False
+
+    def namespace_pass(self, delay=0.0):
+        """One pass of the namespace controller: a terminating namespace's content is deleted
+        (background), and the namespace goes once it is empty. The server runs this every
+        fraction of a second with a `delay` (seconds since the delete), so like on a real
+        cluster a namespace outlives its delete call for a moment and clients can still delete
+        what was in it."""
+        now = time.monotonic()
+        with self.lock:
+            nss = self.objects.get(("", "namespaces"), {})
+            for (_, name), obj in list(nss.items()):
+                md = obj["metadata"]
+                if not md.get("deletionTimestamp") or \
+                        "kubernetes" not in (md.get("finalizers") or []):
+                    continue
+                seen = self._terminating.setdefault(md["uid"], now)
+                if now - seen < delay:
+                    continue
+                content = [(k, n) for k, b in self.objects.items() for n in b
+                           if n[0] == name and self.resources[k].namespaced]
+                for k, n in content:
+                    if n in self.objects[k] and \
+                            not self.objects[k][n]["metadata"].get("deletionTimestamp"):
+                        self.delete(self.resources[k], n[0], n[1])
+                if not [n for k, n in content if n in self.objects[k]]:
+                    self._drop_finalizer(("", "namespaces"), "", name, "kubernetes")
