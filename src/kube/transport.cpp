@@ -463,7 +463,8 @@ class BeastTransport : public Transport {
   }
 
   static Error cancelled() {
-    return make_error(ErrorCode::kUnavailable, "the watch was cancelled before the server answered");
+    return make_error(ErrorCode::kUnavailable,
+                      "the watch was cancelled before the server answered");
   }
 
   Result<int> stream_once(const Request& request, const std::optional<Credential>& cred,

@@ -309,3 +309,34 @@ TEST_CASE("an exec plugin from a kubeconfig runs end to end", "[kube][exec]") {
   CHECK(r->status == 200);
   CHECK(plugin.region() == "eu-1");
 }
+
+TEST_CASE("the test API server: an exec plugin's token authenticates, expiry and 401 re-run it",
+          "[kube][exec][apiserver]") {
+  BERTH_START_KUBE_API_SERVER(api);
+  api.set_token("exec-user", "exec-1");
+  Plugin plugin;
+  plugin.answer({{"token", "exec-1"},
+                 {"expirationTimestamp", rfc3339(std::chrono::system_clock::now() - 1s)}});
+  ClusterConfig config;
+  config.server = api.server();
+  config.ca_pem = read(api.ca_file());
+  config.origin = "test API server";
+  config.exec = plugin.config();
+  auto t = transport(config);
+  REQUIRE(t->send(get())->status == 200);
+  REQUIRE(t->send(get())->status == 200);
+  CHECK(plugin.runs() == 2);  // expired at once: every request runs it
+
+  plugin.answer({{"token", "exec-1"}});  // no expiry: cached
+  REQUIRE(t->send(get())->status == 200);
+  REQUIRE(t->send(get())->status == 200);
+  CHECK(plugin.runs() == 3);
+
+  api.set_token("exec-user", "exec-2");
+  api.remove_token("exec-1");
+  plugin.answer({{"token", "exec-2"}});
+  auto r = t->send(get());
+  REQUIRE(r.ok());
+  CHECK(r->status == 200);
+  CHECK(plugin.runs() == 4);
+}

@@ -10,6 +10,9 @@
 #include <string_view>
 
 #include "common/log.h"
+#include "support/kube_testenv.h"
+#include "support/skip.h"
+#include "support/testenv.h"
 
 namespace berth::kube::testing {
 
@@ -68,5 +71,31 @@ class LogCapture {
   log::Sink previous_;
   log::Level previous_level_;
 };
+
+// What the test API server (hack/testenv/kubeapi) needs and this machine lacks; "" when
+// nothing. Checked once per process.
+inline std::string kube_api_server_missing() {
+  static const std::string missing = [] {
+    std::string out;
+    if (testenv::run_command({"python3", "-c", "import cryptography, yaml"}, &out) != 0)
+      return std::string(
+          "test API server: python3 with python3-cryptography and python3-yaml (apt-get "
+          "install python3-cryptography python3-yaml)");
+    return std::string();
+  }();
+  return missing;
+}
+
+// Starts the test API server for one test; skips the test (fails it under CI=true) when its
+// peers are missing, fails it when it does not start.
+#define BERTH_START_KUBE_API_SERVER(var)                                              \
+  if (const std::string missing_ = ::berth::kube::testing::kube_api_server_missing(); \
+      !missing_.empty()) {                                                            \
+    ::berth::testing::skip_test(missing_);                                            \
+    return;                                                                           \
+  }                                                                                   \
+  auto var##_started = ::berth::testenv::KubeApiServer::start();                      \
+  if (!var##_started.ok()) FAIL(var##_started.error().message);                       \
+  ::berth::testenv::KubeApiServer& var = *var##_started
 
 }  // namespace berth::kube::testing

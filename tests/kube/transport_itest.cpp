@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include "common/log.h"
@@ -495,4 +496,164 @@ TEST_CASE("a stop request ends a watch the server has not answered yet",
   auto r = watch.get();
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().message == "the watch was cancelled before the server answered");
+}
+
+// ---- against the test API server (hack/testenv/kubeapi) -------------------------------------
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+ClusterConfig config_for(const testenv::KubeApiServer& api) {
+  ClusterConfig c;
+  c.server = api.server();
+  c.ca_pem = slurp(api.ca_file());
+  c.origin = "test API server";
+  return c;
+}
+
+Request list_configmaps(std::chrono::milliseconds timeout = 10s) {
+  return get("/api/v1/namespaces/default/configmaps", timeout);
+}
+
+}  // namespace
+
+TEST_CASE("the test API server: a wrong CA fails verification", "[kube][transport][apiserver]") {
+  BERTH_START_KUBE_API_SERVER(api);
+  ClusterConfig config = config_for(api);
+  config.ca_pem = Pki::make().ca.cert_pem;
+  config.token = Secret(api.admin_token());
+  auto r = transport(config)->send(list_configmaps());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::kFailedPrecondition);
+}
+
+TEST_CASE("the test API server: token auth, client-certificate auth, and a removed token's 401",
+          "[kube][transport][apiserver]") {
+  BERTH_START_KUBE_API_SERVER(api);
+  ClusterConfig config = config_for(api);
+  config.token = Secret(api.admin_token());
+  auto admin = transport(config)->send(list_configmaps());
+  REQUIRE(admin.ok());
+  CHECK(admin->status == 200);
+  CHECK(nlohmann::json::parse(admin->body)["kind"] == "ConfigMapList");
+
+  ClusterConfig by_cert = config_for(api);
+  by_cert.client_cert_pem = slurp(api.client_cert_file());
+  by_cert.client_key_pem = Secret(slurp(api.client_key_file()));
+  auto cert = transport(by_cert)->send(list_configmaps());
+  REQUIRE(cert.ok());
+  CHECK(cert->status == 200);
+  CHECK(api.requests().back()["user"] == "berth-test");
+
+  api.set_token("alice", "alice-token");
+  ClusterConfig alice = config_for(api);
+  alice.token = Secret("alice-token");
+  auto t = transport(alice);
+  REQUIRE(t->send(get("/api"))->status == 200);
+  api.remove_token("alice-token");
+  auto removed = t->send(get("/api"));
+  REQUIRE(removed.ok());
+  CHECK(removed->status == 401);
+}
+
+TEST_CASE("the test API server: a rotated token file is picked up after the 401",
+          "[kube][transport][apiserver]") {
+  BERTH_START_KUBE_API_SERVER(api);
+  api.set_token("sa", "sa-token-1");
+  TempDir dir;
+  dir.write("token", "sa-token-1\n");
+  ClusterConfig config = config_for(api);
+  config.token_file = (dir.path / "token").string();
+  auto t = transport(config);
+  REQUIRE(t->send(get("/api"))->status == 200);
+
+  api.set_token("sa", "sa-token-2");
+  api.remove_token("sa-token-1");
+  dir.write("token", "sa-token-2\n");
+  auto r = t->send(get("/api"));
+  REQUIRE(r.ok());
+  CHECK(r->status == 200);
+  std::vector<int> codes;
+  for (const auto& req : api.requests())
+    if (req["resource"] != "/_test/requests" && req["user"] != "admin")
+      codes.push_back(req["code"]);
+  CHECK(codes == std::vector<int>{200, 401, 200});
+}
+
+TEST_CASE("the test API server: sequential requests share one connection",
+          "[kube][transport][apiserver]") {
+  BERTH_START_KUBE_API_SERVER(api);
+  ClusterConfig config = config_for(api);
+  config.token = Secret(api.admin_token());
+  LogCapture logs;
+  auto t = transport(config);
+  for (int i = 0; i < 5; ++i) REQUIRE(t->send(list_configmaps())->status == 200);
+  CHECK(logs.count("kube connection opened") == 1);
+}
+
+TEST_CASE("the test API server: a stalled request ends at its deadline",
+          "[kube][transport][apiserver]") {
+  BERTH_START_KUBE_API_SERVER(api);
+  api.inject_fault(
+      {{"kind", "stall"}, {"verb", "list"}, {"resource", "configmaps"}, {"seconds", 5}});
+  ClusterConfig config = config_for(api);
+  config.token = Secret(api.admin_token());
+  auto t = transport(config);
+  auto r = t->send(list_configmaps(500ms));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::kDeadlineExceeded);
+  // The fault is spent; the transport is still usable on a new connection.
+  REQUIRE(t->send(list_configmaps())->status == 200);
+}
+
+TEST_CASE("the test API server: a watch streams events and a stop request ends it",
+          "[kube][transport][apiserver][watch]") {
+  BERTH_START_KUBE_API_SERVER(api);
+  ClusterConfig config = config_for(api);
+  config.token = Secret(api.admin_token());
+  auto t = transport(config);
+  auto list = t->send(list_configmaps());
+  REQUIRE(list.ok());
+  const std::string rv =
+      nlohmann::json::parse(list->body)["metadata"]["resourceVersion"].get<std::string>();
+
+  std::stop_source stop;
+  std::mutex mu;
+  std::vector<nlohmann::json> events;
+  auto watch = std::async(std::launch::async, [&] {
+    return t->stream(
+        get("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=" + rv, 600s),
+        [&](std::string_view line) {
+          std::lock_guard lock(mu);
+          events.push_back(nlohmann::json::parse(line));
+          return true;
+        },
+        stop.get_token());
+  });
+  Request create;
+  create.method = "POST";
+  create.target = "/api/v1/namespaces/default/configmaps";
+  create.content_type = "application/json";
+  create.body =
+      R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"seen"},"data":{"a":"1"}})";
+  REQUIRE(t->send(create)->status == 201);
+  REQUIRE(berth::testing::wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        for (const auto& e : events)
+          if (e["type"] == "ADDED" && e["object"]["metadata"]["name"] == "seen") return true;
+        return false;
+      },
+      10s));
+  stop.request_stop();
+  REQUIRE(watch.wait_for(30s) == std::future_status::ready);
+  auto status = watch.get();
+  REQUIRE(status.ok());
+  CHECK(*status == 200);
 }
