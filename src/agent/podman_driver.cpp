@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/subprocess.h"
 #include "common/log.h"
+#include "common/subprocess.h"
 
 namespace berth::agent {
 namespace {

@@ -58,8 +58,8 @@ struct WatchEvent {
 
 struct PatchOptions {
   std::string field_manager = "berth-controller";
-  bool force = false;        // server-side apply: take ownership of conflicting fields
-  std::string subresource;   // "" or "status"
+  bool force = false;       // server-side apply: take ownership of conflicting fields
+  std::string subresource;  // "" or "status"
 };
 
 class ResourceClient {

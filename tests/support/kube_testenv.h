@@ -37,7 +37,7 @@ class KubeApiServer {
   std::string admin_token() const;       // a bearer token with every permission
   std::string client_cert_file() const;  // a client certificate (CN=berth-test, O=system:masters)
   std::string client_key_file() const;
-  std::string kubeconfig_file() const;   // token-based, context "berth-test", for kubectl
+  std::string kubeconfig_file() const;  // token-based, context "berth-test", for kubectl
 
   // Test control (POST /_test/... on the same server, admin token):
   // forget the change history: a watch or list from an older resourceVersion gets 410 Gone.
