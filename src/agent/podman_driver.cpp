@@ -4,16 +4,10 @@
 
 #include "common/log.h"
 #include "common/subprocess.h"
+#include "common/text.h"
 
 namespace berth::agent {
 namespace {
-
-std::string trim(std::string s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
 
 Result<ProcessOutput> call(const PodmanOptions& o, std::vector<std::string> args,
                            std::chrono::milliseconds deadline, const std::string& what) {
@@ -54,7 +48,7 @@ std::string podman_reason(const std::string& stderr_text, const std::string& fal
   while (pos <= stderr_text.size()) {
     auto nl = stderr_text.find('\n', pos);
     if (nl == std::string::npos) nl = stderr_text.size();
-    std::string line = trim(stderr_text.substr(pos, nl - pos));
+    std::string line(trim_ascii_whitespace(std::string_view(stderr_text).substr(pos, nl - pos)));
     if (!line.empty()) last = line;
     pos = nl + 1;
   }
@@ -80,7 +74,7 @@ Result<std::string> PodmanDriver::pull(const PullRequest& request) {
   args.push_back(request.image);
   auto r = call(options_, args, options_.pull_deadline, "pull");
   if (!r.ok()) return r.take_error();
-  return trim(r->out);
+  return std::string(trim_ascii_whitespace(r->out));
 }
 
 Result<std::string> PodmanDriver::run(const ContainerSpec& spec) {
@@ -102,7 +96,7 @@ Result<std::string> PodmanDriver::run(const ContainerSpec& spec) {
   args.push_back(spec.image);
   auto r = call(options_, args, options_.call_deadline, "run");
   if (!r.ok()) return r.take_error();
-  return trim(r->out);
+  return std::string(trim_ascii_whitespace(r->out));
 }
 
 Result<ContainerInfo> PodmanDriver::inspect(const std::string& name) {

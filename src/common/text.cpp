@@ -10,6 +10,13 @@ bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <=
 
 }  // namespace
 
+std::string_view trim_ascii_whitespace(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const auto first = s.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
+}
+
 std::string to_lower_ascii(std::string_view s) {
   std::string out(s.size(), '\0');
   std::transform(s.begin(), s.end(), out.begin(), lower);

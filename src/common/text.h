@@ -14,6 +14,9 @@ std::string to_lower_ascii(std::string_view s);
 // Equal ignoring ASCII case (HTTP header names, auth schemes, media types).
 bool iequals_ascii(std::string_view a, std::string_view b);
 
+// `s` without leading and trailing spaces, tabs, CRs and LFs (a view into `s`).
+std::string_view trim_ascii_whitespace(std::string_view s);
+
 // An RFC 1123 DNS label: 1 to max_length of [a-z0-9-], starting and ending with a letter or
 // digit. Uppercase is not accepted (callers that fold case do it first).
 bool is_dns_label(std::string_view s, std::size_t max_length = 63);

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/base64.h"
+#include "common/text.h"
 #include "kube/config_internal.h"
 
 namespace berth::kube {
@@ -39,13 +40,6 @@ std::string directory_of(const std::string& path) {
 std::string resolve(const std::string& dir, const std::string& path) {
   if (path.empty() || path.front() == '/') return path;
   return dir + "/" + path;
-}
-
-std::string trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(first, last - first + 1));
 }
 
 // OpenSSL parses PEM here only to tell a broken field apart from a working one at load time;
@@ -125,7 +119,7 @@ class Parser {
     auto t = text(map, prefix, key);
     if (!t.ok() || t->empty()) return t;
     std::string out;
-    if (!base64::decode(trim(*t), out)) return fail(prefix + key, "not base64");
+    if (!base64::decode(trim_ascii_whitespace(*t), out) return fail(prefix + key, "not base64");
     return out;
   }
 
@@ -537,7 +531,7 @@ Result<ClusterConfig> load_in_cluster(const LoadOptions& options, const Environm
                       "in-cluster: " + ca_file + " holds no PEM certificate");
   config.ca_pem = std::move(*ca);
   auto ns = env.read_file(dir + "/namespace");
-  config.default_namespace = ns.ok() ? trim(*ns) : std::string();
+  config.default_namespace = ns.ok() ? std::string(trim_ascii_whitespace(*ns)) : std::string();
   if (config.default_namespace.empty()) config.default_namespace = "default";
   config.origin = "in-cluster";
   return config;

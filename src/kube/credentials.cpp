@@ -9,6 +9,7 @@
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/subprocess.h"
+#include "common/text.h"
 
 namespace berth::kube {
 namespace {
@@ -23,13 +24,6 @@ constexpr std::size_t kMaxPluginOutput = 1 << 20;
 constexpr std::chrono::milliseconds kMaxPluginRun{60000};
 // The longest stderr excerpt that reaches the log.
 constexpr std::size_t kMaxStderrLogged = 2048;
-
-std::string trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(first, last - first + 1));
-}
 
 class StaticTokenSource : public CredentialSource {
  public:
@@ -85,7 +79,7 @@ class TokenFileSource : public CredentialSource {
     std::stringstream ss;
     ss << in.rdbuf();
     std::string raw = ss.str();
-    std::string token = trim(raw);
+    std::string token(trim_ascii_whitespace(raw));
     wipe_string(raw);
     Secret secret(token);
     wipe_string(token);
@@ -147,7 +141,7 @@ class ExecSource : public CredentialSource {
       return make_error(ErrorCode::kUnauthenticated,
                         "exec credential plugin " + exec_.command +
                             " could not be started: " + out.error().message);
-    const std::string err = trim(out->err);
+    const std::string err(trim_ascii_whitespace(out->err));
     if (!err.empty()) {
       log::warn("kube exec plugin wrote to stderr",
                 {{"command", exec_.command},

@@ -60,3 +60,12 @@ TEST_CASE("wipe_string empties the string and zeroes its whole capacity", "[secr
   REQUIRE(s.data() == data);  // wiped in place, not reallocated
   for (std::size_t i = 0; i < capacity; ++i) CHECK(data[i] == '\0');
 }
+
+TEST_CASE("trim_ascii_whitespace drops spaces, tabs, CRs and LFs at both ends only", "[text]") {
+  CHECK(trim_ascii_whitespace("  token\r\n") == "token");
+  CHECK(trim_ascii_whitespace("\ta b\t") == "a b");
+  CHECK(trim_ascii_whitespace(" \r\n\t ").empty());
+  CHECK(trim_ascii_whitespace("").empty());
+  CHECK(trim_ascii_whitespace("x") == "x");
+  CHECK(trim_ascii_whitespace("\vx\v") == "\vx\v");  // only the four characters above
+}

@@ -19,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/testenv.h"
+
 extern char** environ;
 
 namespace {
@@ -29,20 +31,7 @@ struct Outcome {
   std::string err;
 };
 
-// $BERTH_BIN_DIR, else the directory of this test executable: CMake puts every binary in one
-// bin/ directory, so a test run by hand (or by a ctest that lost the variable) still finds it.
-std::string controller_binary() {
-  std::filesystem::path dir;
-  if (const char* env = std::getenv("BERTH_BIN_DIR"); env != nullptr && *env != '\0') {
-    dir = env;
-  } else {
-    dir = std::filesystem::read_symlink("/proc/self/exe").parent_path();
-  }
-  const std::string path = (dir / "berth-controller").string();
-  INFO("controller binary: " << path);
-  REQUIRE(std::filesystem::exists(path));
-  return path;
-}
+std::string controller_binary() { return berth::testenv::berth_binary("berth-controller"); }
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

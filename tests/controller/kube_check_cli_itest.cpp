@@ -17,18 +17,7 @@ using nlohmann::json;
 
 constexpr const char* kServiceAccountUser = "system:serviceaccount:berth-system:berth-controller";
 
-std::string controller_binary() {
-  std::filesystem::path dir;
-  if (const char* env = std::getenv("BERTH_BIN_DIR"); env != nullptr && *env != '\0') {
-    dir = env;
-  } else {
-    dir = std::filesystem::read_symlink("/proc/self/exe").parent_path();
-  }
-  const std::string path = (dir / "berth-controller").string();
-  INFO("controller binary: " << path);
-  REQUIRE(std::filesystem::exists(path));
-  return path;
-}
+std::string controller_binary() { return testenv::berth_binary("berth-controller"); }
 
 // A kubeconfig for `token` against the test server (token auth, its CA file).
 std::string write_kubeconfig(const testenv::KubeApiServer& server, const std::string& name,

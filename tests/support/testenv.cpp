@@ -112,6 +112,20 @@ std::string source_dir() {
   return BERTH_DEFAULT_SOURCE_DIR;
 }
 
+std::string berth_binary(const std::string& name) {
+  std::filesystem::path dir;
+  if (const char* env = std::getenv("BERTH_BIN_DIR"); env != nullptr && *env != '\0') {
+    dir = env;
+  } else {
+    dir = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+  }
+  const std::filesystem::path path = dir / name;
+  if (!std::filesystem::exists(path)) {
+    throw std::runtime_error("berth binary not found: " + path.string() + " (build it first)");
+  }
+  return path.string();
+}
+
 std::string make_temp_dir(const std::string& prefix) {
   std::string tmpl = "/tmp/berth-" + prefix + "-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) {

@@ -131,6 +131,10 @@ bool on_path(const std::string& name);
 
 // Directory of the source tree (BERTH_SOURCE_DIR, else the tree it was built from).
 std::string source_dir();
+// Path of a berth executable (`berth-controller`, `berth-agent`, a test helper): in $BERTH_BIN_DIR,
+// else next to this test executable (CMake puts every binary in one bin/ directory, so a test run
+// by hand still finds it). Throws when it is not there.
+std::string berth_binary(const std::string& name);
 // Runs argv (no shell) with extra environment entries, capturing stdout+stderr into `output`,
 // killing it after `timeout_seconds`. Returns the exit status, or -1 if it could not run or was
 // killed.
