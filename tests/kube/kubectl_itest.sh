@@ -96,6 +96,10 @@ run "apply the CRD" "${K[@]}" apply -f "$ROOT/crds/"
 has "customresourcedefinition.apiextensions.k8s.io/appservices.berth.dev created"
 run "the CRD becomes Established" "${K[@]}" wait --for condition=Established --timeout=30s \
   crd/appservices.berth.dev
+run "get crd prints the default table convertor's columns" "${K[@]}" get crd
+head -n1 "$WORK/out" | grep -Eq '^NAME +CREATED AT$' || fail "get crd: header is not NAME CREATED AT"
+grep -Eq '^appservices\.berth\.dev +[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' "$WORK/out" ||
+  fail "get crd: no row for appservices.berth.dev with its creation timestamp"
 run "api-resources lists AppService" "${K[@]}" api-resources --api-group=berth.dev
 grep -Eq '^appservices +appsvc +berth.dev/v1alpha1 +true +AppService' "$WORK/out" ||
   fail "api-resources: no appservices row with short name, group version, namespaced, kind"
@@ -118,7 +122,7 @@ kind: AppService
 metadata: {name: typo, namespace: default}
 spec: {imageRef: "docker.io/library/nginx:1.27", containerPort: 80, contianerPort: 81}
 EOF
-has 'unknown field "spec.contianerPort"'
+has 'AppService in version "v1alpha1" cannot be handled as a AppService: strict decoding error: unknown field "spec.contianerPort"'
 run "apply is idempotent" "${K[@]}" apply -f "$ROOT/manifests/samples/"
 has "appservice.berth.dev/hello unchanged"
 

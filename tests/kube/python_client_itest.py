@@ -242,14 +242,17 @@ class CompactionTest(unittest.TestCase):
         self.assertEqual(ctx.exception.status, 410)
         self.assertEqual(json.loads(ctx.exception.body)["reason"], "Expired")
 
-        # A watch from before the compaction: 410, as an HTTP status or an in-stream ERROR event
-        # (with timeout_seconds the client does not retry; either way it raises ApiException 410).
+        # A watch from before the compaction: an in-stream ERROR event, as the real watch cache
+        # answers (with timeout_seconds the client does not retry and raises ApiException 410).
         w = watch.Watch()
         with self.assertRaises(ApiException) as ctx:
             for _ in w.stream(api.list_namespaced_custom_object, GROUP, VERSION, NS, PLURAL,
                               resource_version=old_rv, timeout_seconds=10):
                 self.fail("an event was delivered from a compacted resourceVersion")
         self.assertEqual(ctx.exception.status, 410)
+        self.assertTrue(ctx.exception.reason.startswith(
+            "Expired: too old resource version: %s (" % old_rv), ctx.exception.reason)
+        self.assertIsNone(ctx.exception.body, "in-stream, not an HTTP 410")
 
         # An ERROR event with code 410 in an open stream (what a real server sends when a watch
         # falls out of its window) reaches the caller as ApiException 410 with the Status reason.

@@ -228,7 +228,8 @@ TEST_CASE("a watch from a version sees exactly the later changes, and bookmarks 
   CHECK_FALSE(bookmark.empty());
 }
 
-TEST_CASE("a watch from a compacted version is 410 Gone, reported as expired", "[kube][itest]") {
+TEST_CASE("a watch from a compacted version, answered by an in-stream 410, is reported as expired",
+          "[kube][itest]") {
   BERTH_KUBE_CLUSTER(cluster);
   make_namespace(*cluster.transport, "gone");
   ResourceClient apps(*cluster.transport, AppService::kType);
@@ -244,6 +245,26 @@ TEST_CASE("a watch from a compacted version is 410 Gone, reported as expired", "
   REQUIRE_FALSE(st.ok());
   CHECK(gone);
   CHECK(is_expired(st.error()));
+}
+
+TEST_CASE(
+    "a continue token from before compaction, answered by an HTTP 410, is reported as expired",
+    "[kube][itest]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  make_namespace(*cluster.transport, "oldpage");
+  ResourceClient apps(*cluster.transport, AppService::kType);
+  REQUIRE(apps.create(app("oldpage", "one")).ok());
+  REQUIRE(apps.create(app("oldpage", "two")).ok());
+  ListOptions options;
+  options.limit = 1;
+  auto first = apps.list("oldpage", options);
+  REQUIRE(first.ok());
+  REQUIRE_FALSE(first.value().continue_token.empty());
+  cluster.server.compact();
+  options.continue_token = first.value().continue_token;
+  auto rest = apps.list("oldpage", options);
+  REQUIRE_FALSE(rest.ok());
+  CHECK(is_expired(rest.error()));
 }
 
 TEST_CASE("an ERROR event with code 410 in the stream is reported as expired", "[kube][itest]") {

@@ -230,10 +230,29 @@ TEST_CASE("test API server: watch with bookmarks, resume, and 410 after compacti
   CHECK(evs[1]["type"] == "BOOKMARK");
   CHECK(evs[1]["object"]["metadata"].size() == 1);
 
+  // A page of a list taken before the compaction.
+  auto page = c.call("GET", std::string(kCms) + "?limit=1");
+  REQUIRE(page.status == 200);
+  const std::string token = page.json()["metadata"]["continue"];
+  REQUIRE(!token.empty());
+
   api.compact();
+  // A watch from before the compaction is admitted, then told in the stream (as the real watch
+  // cache does): HTTP 200, one ERROR event carrying a 410 Expired Status, end of stream.
   auto gone = c.call("GET", std::string(kCms) + "?watch=true&resourceVersion=" + rv1);
-  CHECK(gone.status == 410);
-  CHECK(gone.json()["reason"] == "Expired");
+  REQUIRE(gone.status == 200);
+  evs = events(gone.body);
+  REQUIRE(evs.size() == 1);
+  CHECK(evs[0]["type"] == "ERROR");
+  CHECK(evs[0]["object"]["kind"] == "Status");
+  CHECK(evs[0]["object"]["code"] == 410);
+  CHECK(evs[0]["object"]["reason"] == "Expired");
+  CHECK(evs[0]["object"]["message"].get<std::string>().rfind(
+            "too old resource version: " + rv1 + " (", 0) == 0);
+  // A continue token from before the compaction stays an HTTP 410.
+  auto expired = c.call("GET", std::string(kCms) + "?limit=1&continue=" + token);
+  CHECK(expired.status == 410);
+  CHECK(expired.json()["reason"] == "Expired");
 
   // A fault turns the next watch into an in-stream 410.
   api.inject_fault({{"kind", "gone-in-stream"}, {"resource", "configmaps"}, {"count", 1}});
@@ -366,6 +385,33 @@ TEST_CASE("test API server: custom resources, status subresource and patch types
     if (entry["manager"] == "berth-controller" && entry["operation"] == "Apply") managed = true;
   }
   CHECK(managed);
+
+  // fieldValidation=Strict refuses an undeclared field with the codec's wording.
+  json typo = app;
+  typo["metadata"]["name"] = "typo";
+  typo["spec"]["foo"] = 1;
+  auto strict = c.call("POST", apps + "?fieldValidation=Strict", typo);
+  CHECK(strict.status == 400);
+  CHECK(strict.json()["message"] ==
+        "AppService in version \"v1alpha1\" cannot be handled as a AppService: strict decoding "
+        "error: unknown field \"spec.foo\"");
+
+  // The OpenAPI documents publish /status where it is served.
+  auto v3 = c.call("GET", "/openapi/v3/apis/berth.dev/v1alpha1");
+  REQUIRE(v3.status == 200);
+  CHECK(v3.json()["paths"].contains(
+      "/apis/berth.dev/v1alpha1/namespaces/{namespace}/appservices/{name}/status"));
+  // v2 is JSON only: asked for protobuf alone (as kubectl asks) the answer is 406, which makes
+  // kubectl go on without it.
+  auto v2 = c.call("GET", "/openapi/v2");
+  REQUIRE(v2.status == 200);
+  CHECK(v2.json()["paths"].contains(
+      "/apis/berth.dev/v1alpha1/namespaces/{namespace}/appservices/{name}/status"));
+  CHECK(c.conn
+            .request("GET", "/openapi/v2", "",
+                     {{"Authorization", "Bearer " + api.admin_token()},
+                      {"Accept", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}})
+            .status == 406);
 
   // A self-subject access review answers from the same authorizer.
   auto review = c.call("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",

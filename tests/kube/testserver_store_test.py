@@ -10,8 +10,10 @@ SOURCE = os.environ.get("BERTH_SOURCE_DIR") or os.path.join(os.path.dirname(__fi
 sys.path.insert(0, os.path.join(SOURCE, "hack", "testenv", "kubeapi"))
 
 import builtin  # noqa: E402
+import openapi  # noqa: E402
 import protobuf  # noqa: E402
 import store as kstore  # noqa: E402
+import table  # noqa: E402
 from store import ApiError  # noqa: E402
 
 
@@ -97,6 +99,9 @@ class Watches(Base):
         self.s.compact()
         err = self.code(self.s.watch, self.cm, "default", a["metadata"]["resourceVersion"])
         self.assertEqual((err.code, err.reason), (410, "Expired"))
+        # The watch cache's wording: the version asked for, then the oldest one still resumable.
+        self.assertEqual(err.message, "too old resource version: %s (%d)" % (
+            a["metadata"]["resourceVersion"], self.s.compacted))
         err = self.code(self.s.list, self.cm, "default", cont=token)
         self.assertEqual(err.code, 410)
         self.assertIn("continue parameter is too old", err.message)
@@ -287,6 +292,32 @@ class ServerSideApply(Base):
         obj = self.s.apply(self.cm, "default", "a",
                            {"metadata": {"name": "a"}, "data": {"k": "1"}}, "mgr-b")
         self.assertEqual(obj["data"], {"k": "1"})
+
+
+class Publishing(Base):
+    """What the registry's resources tell the OpenAPI and Table sides."""
+
+    def test_openapi_publishes_status_paths_only_where_status_is_served(self):
+        docs = [r.describe() for r in self.reg.all()]
+        paths = openapi.v3_group_version(docs, "apis/apps/v1")["paths"]
+        self.assertIn("/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status", paths)
+        self.assertNotIn("/apis/apps/v1/namespaces/{namespace}/controllerrevisions/{name}/status",
+                         paths)
+        core = openapi.v3_group_version(docs, "api/v1")["paths"]
+        self.assertIn("/api/v1/namespaces/{name}/status", core)
+        self.assertNotIn("/api/v1/namespaces/{namespace}/configmaps/{name}/status", core)
+
+    def test_crds_print_name_and_created_at_like_the_default_table_convertor(self):
+        crds = self.reg.find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        crd = {"metadata": {"name": "things.example.com",
+                            "creationTimestamp": "2026-01-02T03:04:05Z"}}
+        t = table.table(crds.columns, [crd], "7")
+        self.assertEqual([c["name"] for c in t["columnDefinitions"]], ["Name", "Created At"])
+        self.assertEqual(t["columnDefinitions"][1]["type"], "date")
+        self.assertEqual(t["rows"][0]["cells"], ["things.example.com", "2026-01-02T03:04:05Z"])
+        # Kinds with no columns of their own still print an age.
+        ages = table.table(self.cm.columns, [crd], "7")
+        self.assertEqual([c["name"] for c in ages["columnDefinitions"]], ["Name", "Age"])
 
 
 def _pb_field(num, payload):

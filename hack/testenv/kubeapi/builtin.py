@@ -9,12 +9,9 @@ import copy
 import ipaddress
 import threading
 
+import schema
+import table
 from store import ApiError, Resource, invalid, now_rfc3339
-
-try:
-    import schema as _schema
-except ImportError:  # schema.py not present yet: accept every CRD, validate nothing
-    _schema = None
 
 VERSION = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.4-berth-testenv",
@@ -127,7 +124,7 @@ def builtin_resources():
           namespaced=False),
         R("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
           "customresourcedefinitions", namespaced=False, short_names=["crd", "crds"],
-          status=True, generation=True, hooks=None),
+          status=True, generation=True, hooks=None, columns=table.CREATED_AT),
         R("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
           namespaced=False, verbs=["create"]),
     ]
@@ -236,14 +233,14 @@ class _CrHooks:
     """Custom objects: the version's structural schema validates every write (422)."""
 
     def validate(self, store, res, obj, old):
-        if _schema is None or not res.schema:
+        if not res.schema:
             return
         v = getattr(res, "_validator", None)
         if v is None:
-            v = res._validator = _schema.Validator(res.schema)
+            v = res._validator = schema.Validator(res.schema)
         errors = v.validate(obj, old)
         if errors:
-            st = _schema.invalid_status(res.kind, res.group, obj["metadata"].get("name", ""),
+            st = schema.invalid_status(res.kind, res.group, obj["metadata"].get("name", ""),
                                         errors)
             raise ApiError(422, "Invalid", st["message"], st["details"])
 
@@ -304,8 +301,8 @@ class _CrdHooks:
                            "message": "Invalid value: %s: must have exactly one version marked "
                                       "as storage version" % "[]v1.CustomResourceDefinition"
                                                             "Version{...}"})
-        if _schema is not None and not causes:
-            for text in _schema.check_crd(obj):
+        if not causes:
+            for text in schema.check_crd(obj):
                 field, _, msg = text.partition(": ")
                 causes.append({"reason": "FieldValueInvalid", "field": field if msg else "",
                                "message": msg or text})

@@ -15,21 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import yaml
 
 import builtin
+import openapi
 import protobuf
+import schema
+import table
 from store import ApiError, bad_request, field_paths, invalid, parse_field_selector
-
-try:
-    import schema as _schema
-except ImportError:
-    _schema = None
-try:
-    import table as _table
-except ImportError:
-    _table = None
-try:
-    import openapi as _openapi
-except ImportError:
-    _openapi = None
 
 MASTERS = "system:masters"
 DEFAULT_WATCH_TIMEOUT = 1800
@@ -537,33 +527,14 @@ class Handler(BaseHTTPRequestHandler):
     def _table(self, res, objs, list_rv):
         include = self.query.get("includeObject", "Metadata")
         objs = [self._out(res, o) for o in objs]
-        if _table is not None:
-            return _table.table(res.columns, objs, list_rv, include)
-        rows = []
-        for o in objs:
-            md = o.get("metadata", {})
-            row = {"cells": [md.get("name"), md.get("creationTimestamp")]}
-            if include == "Object":
-                row["object"] = o
-            elif include != "None":
-                row["object"] = {"kind": "PartialObjectMetadata",
-                                 "apiVersion": "meta.k8s.io/v1", "metadata": md}
-            rows.append(row)
-        return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
-                "metadata": {"resourceVersion": list_rv},
-                "columnDefinitions": [
-                    {"name": "Name", "type": "string", "format": "name", "description": "",
-                     "priority": 0},
-                    {"name": "Age", "type": "string", "format": "", "description": "",
-                     "priority": 0}],
-                "rows": rows}
+        return table.table(res.columns, objs, list_rv, include)
 
     def _validator(self, res):
-        if _schema is None or not res.crd or not res.schema:
+        if not res.crd or not res.schema:
             return None
         v = getattr(res, "_validator", None)
         if v is None:
-            v = res._validator = _schema.Validator(res.schema)
+            v = res._validator = schema.Validator(res.schema)
         return v
 
     def _admit_body(self, res, obj, validation_default="Warn", default=True):
@@ -584,8 +555,10 @@ class Handler(BaseHTTPRequestHandler):
         if v is not None:
             unknown = v.unknown_fields(obj)
             if unknown and mode == "Strict":
-                raise bad_request("strict decoding error: " + ", ".join(
-                    'unknown field "%s"' % f for f in unknown))
+                # The decoder's wording, prefixed as the real server's codec does.
+                raise bad_request('%s in version "%s" cannot be handled as a %s: strict decoding '
+                                  'error: %s' % (res.kind, res.version, res.kind, ", ".join(
+                                      'unknown field "%s"' % f for f in unknown)))
             if unknown and mode == "Warn":
                 for f in unknown:
                     self.warnings.append('299 - "unknown field \\"%s\\""' % f)
@@ -770,28 +743,22 @@ class Handler(BaseHTTPRequestHandler):
             fsel = ",".join(x for x in (fsel, "metadata.name=" + name) if x)
         parse_field_selector(fsel)
         rv = self.query.get("resourceVersion", "")
-        w = store.watch(res, ns, rv, self.query.get("labelSelector", ""), fsel)
+        try:
+            w = store.watch(res, ns, rv, self.query.get("labelSelector", ""), fsel)
+        except ApiError as e:
+            if e.code != 410:
+                raise
+            # Like the real watch cache: once the request is admitted, a resourceVersion older
+            # than the history is an ERROR event in a 200 stream, not an HTTP 410.
+            return self._expired_watch(e)
         fault = srv.faults.take("watch", res.plural, kinds=("drop-watch", "gone-in-stream"))
         if fault:
             w.close("gone" if fault["kind"] == "gone-in-stream" else "drop")
         bookmarks = self.query.get("allowWatchBookmarks") in ("true", "1")
         timeout = float(self.query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
         deadline = time.monotonic() + timeout
-        table = self._table_wanted()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Cache-Control", "no-cache, private")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        self.code = 200
-        # A watch is in the request log from the moment it streams, not only when it ends.
-        self._log_entry()
-
-        def emit(ev):
-            data = json.dumps(ev).encode() + b"\n"
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
-
+        as_table = self._table_wanted()
+        self._start_stream()
         next_bookmark = time.monotonic()  # one as soon as the replayed events are out
         try:
             while not srv.stopping.is_set():
@@ -808,21 +775,21 @@ class Handler(BaseHTTPRequestHandler):
                             if not w.events.empty():
                                 continue
                             rv_now = str(store.rv)
-                        emit({"type": "BOOKMARK", "object": {
+                        self._emit({"type": "BOOKMARK", "object": {
                             "kind": res.kind, "apiVersion": res.api_version,
                             "metadata": {"resourceVersion": rv_now}}})
                         next_bookmark = time.monotonic() + srv.bookmark_interval
                     continue
                 if typ is None:
                     if obj == "gone":
-                        emit({"type": "ERROR", "object": ApiError(
+                        self._emit({"type": "ERROR", "object": ApiError(
                             410, "Expired", "too old resource version: %s (%d)" % (
                                 rv or "0", store.current_rv())).status()})
                     break
                 out = self._out(res, obj)
-                if table:
+                if as_table:
                     out = self._table(res, [out], obj["metadata"]["resourceVersion"])
-                emit({"type": typ, "object": out})
+                self._emit({"type": typ, "object": out})
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
@@ -833,6 +800,31 @@ class Handler(BaseHTTPRequestHandler):
                 if w in store.watchers:
                     store.watchers.remove(w)
         if srv.stopping.is_set():
+            self.close_connection = True
+
+    def _start_stream(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.code = 200
+        # A watch is in the request log from the moment it streams, not only when it ends.
+        self._log_entry()
+
+    def _emit(self, event):
+        data = json.dumps(event).encode() + b"\n"
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _expired_watch(self, err):
+        """A watch stream of one ERROR event carrying err's Status, then its end."""
+        self._start_stream()
+        try:
+            self._emit({"type": "ERROR", "object": err.status()})
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True
 
     def _peer_gone(self):
@@ -903,23 +895,30 @@ class Handler(BaseHTTPRequestHandler):
             raise _not_found_path()
         resources = [r.describe() for r in reg.all()]
         if path == "/openapi/v2":
-            if _openapi is not None:
-                return self._send(200, _openapi.v2(resources))
-            return self._send(200, {"swagger": "2.0", "info": {"title": "Kubernetes",
-                                                               "version": "v1.32.4"},
-                                    "paths": {}, "definitions": {}})
+            if not self._accepts_json():
+                # kubectl asks for v2 as protobuf only; the real server's 406 to a type it cannot
+                # produce makes kubectl go on without v2 (it uses v3).
+                raise ApiError(406, "NotAcceptable",
+                               "only the following media types are accepted: application/json")
+            return self._send(200, openapi.v2(resources))
         if path == "/openapi/v3":
-            if _openapi is not None:
-                return self._send(200, _openapi.v3_paths(resources))
-            return self._send(200, {"paths": {}})
+            return self._send(200, openapi.v3_paths(resources))
         if path.startswith("/openapi/v3/"):
-            gv = path[len("/openapi/v3/"):]
-            if _openapi is not None:
-                doc = _openapi.v3_group_version(resources, gv)
-                if doc is not None:
-                    return self._send(200, doc)
-            raise _not_found_path()
+            doc = openapi.v3_group_version(resources, path[len("/openapi/v3/"):])
+            if doc is not None:
+                return self._send(200, doc)
         raise _not_found_path()
+
+    def _accepts_json(self):
+        """Whether the Accept header allows JSON (no header allows anything)."""
+        accept = self.headers.get("Accept", "")
+        if not accept.strip():
+            return True
+        for item in accept.split(","):
+            media = item.split(";")[0].strip().lower()
+            if media in ("application/json", "application/*", "*/*"):
+                return True
+        return False
 
     def _resource_list(self, group, version):
         found = False

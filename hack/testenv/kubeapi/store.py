@@ -92,9 +92,11 @@ class Resource:
         return self.kind if not self.group else self.kind + "." + self.group
 
     def describe(self):
+        """What openapi.py publishes of this resource ("status": whether /status is served)."""
         return {"group": self.group, "version": self.version, "kind": self.kind,
                 "plural": self.plural, "singular": self.singular, "namespaced": self.namespaced,
-                "schema": self.schema, "shortNames": list(self.short_names)}
+                "schema": self.schema, "shortNames": list(self.short_names),
+                "status": bool(self.status)}
 
 
 # --- errors with the real server's wording ---------------------------------------------------
@@ -589,7 +591,8 @@ class Store:
 
     def watch(self, res, ns, rv="", label_selector="", field_selector=""):
         """Opens a watch. rv "" or "0": synthetic ADDED events for the current state first;
-        otherwise every change after rv (410 when rv is older than the compacted history)."""
+        otherwise every change after rv. Raises 410 Expired when rv is older than the compacted
+        history (the server turns that into an ERROR event in a 200 stream)."""
         lreqs = parse_label_selector(label_selector)
         freqs = parse_field_selector(field_selector)
         with self.lock:
@@ -605,7 +608,9 @@ class Store:
                 except ValueError:
                     raise bad_request('invalid resource version: %s' % rv)
                 if since < self.compacted:
-                    raise gone("too old resource version: %d (%d)" % (since, self.compacted + 1))
+                    # The watch cache's wording: the second number is the oldest version it can
+                    # still resume from.
+                    raise gone("too old resource version: %d (%d)" % (since, self.compacted))
                 for hrv, key, typ, obj, old in self.history:
                     seen = w.event_for(key, typ, obj, old) if hrv > since else None
                     if seen:

@@ -7,7 +7,8 @@ prints <none>), the first result only, string columns printed (non-strings as JS
 number columns as numbers, date columns as the age the server computes (apimachinery's
 HumanDuration: "45s", "3m10s", "5h", "12d"...), "<invalid>" when the value is not a timestamp.
 Without printer columns (columns None: built-ins and CRDs that declare none) the columns are Name
-and Age.
+and Age; CREATED_AT gives Name and Created At (the timestamp as stored), what the real server's
+default table convertor prints for kinds such as CustomResourceDefinition.
 
 JSONPath subset: `.field`, `['field']`, `[N]`, `[*]` and filters `[?(@.a.b=="x")]` / `!=`
 (string, number or bool literal), as CRD printer columns use them. check_jsonpath() reports
@@ -17,7 +18,7 @@ import datetime
 import json
 import re
 
-__all__ = ["table", "check_jsonpath", "find", "human_duration"]
+__all__ = ["table", "check_jsonpath", "find", "human_duration", "CREATED_AT"]
 
 _NAME_DESCRIPTION = (
     "Name must be unique within a namespace. Is required when creating resources, although some "
@@ -135,6 +136,8 @@ def _cell(column, obj, now):
     if typ == "date":
         if not isinstance(value, str):
             return None
+        if column.get("verbatim"):
+            return value
         when = _parse_time(value)
         return human_duration((now - when).total_seconds()) if when else "<invalid>"
     return None
@@ -181,6 +184,12 @@ def human_duration(seconds):
         rest = (hours // 24) % 365
         return f"{hours // 24 // 365}y{rest}d" if rest else f"{hours // 24 // 365}y"
     return f"{hours // 24 // 365}y"
+
+
+# The columns of apiserver's default table convertor, which the kinds without a printer of their
+# own (CustomResourceDefinition among them) are printed with: the timestamp itself, not an age.
+CREATED_AT = [{"name": "Created At", "type": "date", "jsonPath": ".metadata.creationTimestamp",
+               "description": _AGE_DESCRIPTION, "verbatim": True}]
 
 
 def _partial(obj):
