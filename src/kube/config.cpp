@@ -119,7 +119,7 @@ class Parser {
     auto t = text(map, prefix, key);
     if (!t.ok() || t->empty()) return t;
     std::string out;
-    if (!base64::decode(trim_ascii_whitespace(*t), out) return fail(prefix + key, "not base64");
+    if (!base64::decode(trim_ascii_whitespace(*t), out)) return fail(prefix + key, "not base64");
     return out;
   }
 
