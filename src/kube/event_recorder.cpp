@@ -95,12 +95,23 @@ EventRecorder::EventRecorder(Transport& transport, EventRecorderOptions options)
   }
 }
 
-EventRecorder::~EventRecorder() {
-  if (thread_.joinable()) {
-    flush();
-    thread_.request_stop();
-    thread_.join();
+EventRecorder::~EventRecorder() { shutdown(); }
+
+void EventRecorder::shutdown() {
+  if (!thread_.joinable()) return;
+  {
+    // One write timeout for what is queued: a shutdown must not wait on a dead API server for
+    // every event in a full queue. What is left is dropped and counted.
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, options_.request_timeout, [&] { return queue_.empty() && !busy_; });
+    if (!queue_.empty()) {
+      stats_.dropped_queue_full += queue_.size();
+      log::warn("events: shutting down, queued events dropped", {{"count", queue_.size()}});
+      queue_.clear();
+    }
   }
+  thread_.request_stop();
+  thread_.join();
 }
 
 void EventRecorder::record(const ObjectReference& regarding, EventType type,

@@ -23,7 +23,8 @@
 //
 // Threading: record() and stats() from any thread. The drain thread starts in the constructor
 // unless `start_thread` is false (unit tests then call process_pending() on their own thread);
-// the destructor drains what is queued (bounded by each write's timeout) and joins it.
+// the destructor gives what is queued one request timeout to be written, drops (and counts) the
+// rest, and joins the thread.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -92,6 +93,9 @@ class EventRecorder {
   // Blocks until the queue is empty and the drain thread is idle (tests, shutdown).
   void flush();
   EventRecorderStats stats() const;
+  // What the destructor does: one request timeout for the queue, the rest dropped and counted,
+  // the drain thread joined. record() after it queues nothing that will be written.
+  void shutdown();
 
  private:
   struct Pending {

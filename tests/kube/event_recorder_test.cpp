@@ -2,11 +2,14 @@
 // clock and no drain thread (process_pending() writes on the test thread).
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <regex>
+#include <thread>
 
 #include "kube/event_recorder.h"
 #include "kube/fake_transport.h"
 #include "kube/kube_itest_support.h"
+#include "support/wait.h"
 
 namespace berth::kube {
 namespace {
@@ -242,6 +245,32 @@ TEST_CASE("with the drain thread, record returns at once and flush sees every ev
   recorder.flush();
   std::lock_guard lock(mu);
   CHECK(posts == 5);
+}
+
+TEST_CASE("shutting down against a hung API server waits one request timeout, then drops the rest",
+          "[kube][events]") {
+  FakeTransport transport;
+  std::atomic<bool> entered{false};
+  std::atomic<bool> release{false};
+  transport.on_send = [&](const Request& r) -> Result<Response> {
+    entered = true;
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return json_response(201, json::parse(r.body));
+  };
+  EventRecorderOptions options;
+  options.request_timeout = std::chrono::milliseconds(50);
+  EventRecorder recorder(transport, options);
+  for (int i = 0; i < 3; ++i)
+    recorder.record(web(), EventType::kNormal, "Step" + std::to_string(i), "Deploy", "n");
+  REQUIRE(berth::testing::wait_until([&] { return entered.load(); }, 10s));
+  std::thread stopper([&] { recorder.shutdown(); });
+  // The two events still queued are dropped while the first write hangs.
+  REQUIRE(
+      berth::testing::wait_until([&] { return recorder.stats().dropped_queue_full == 2; }, 10s));
+  release = true;
+  stopper.join();
+  CHECK(recorder.stats().created == 1);
+  CHECK(transport.requests().size() == 1);
 }
 
 }  // namespace
