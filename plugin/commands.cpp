@@ -47,10 +47,31 @@ std::int64_t current_revision(const json& app) {
   return it->get<std::int64_t>();
 }
 
-Result<json> read_app(kube::Transport& transport, const std::string& namespace_,
-                      const std::string& name) {
+// A string member of `object`, or `fallback` when it is absent or not a string (json::value
+// would throw on the wrong type).
+std::string string_member(const json& object, const char* key, const std::string& fallback) {
+  if (!object.is_object()) return fallback;
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+// What both commands start from: the AppService as the server has it now, and its history.
+struct AppHistory {
+  json app;
+  std::vector<kube::RevisionRecord> revisions;
+  std::int64_t current = 0;  // status.currentRevision, 0 when unset
+};
+
+Result<AppHistory> load(kube::Transport& transport, const std::string& namespace_,
+                        const std::string& name) {
   kube::ResourceClient apps(transport, kube::AppService::kType);
-  return apps.get(namespace_, name);
+  auto app = apps.get(namespace_, name);
+  if (!app) return app.take_error();
+  auto revisions = kube::list_revisions(transport, namespace_, name);
+  if (!revisions) return revisions.take_error();
+  AppHistory h{std::move(app.value()), std::move(revisions.value()), 0};
+  h.current = current_revision(h.app);
+  return h;
 }
 
 // The revision rollback goes to: `to_revision`, or the newest one before the current.
@@ -160,23 +181,21 @@ std::string human_age(const std::string& rfc3339, std::int64_t now_ms) {
 
 Status history(kube::Transport& transport, const std::string& namespace_, const std::string& name,
                std::int64_t now_ms, std::ostream& out) {
-  auto app = read_app(transport, namespace_, name);
-  if (!app) return app.take_error();
-  auto revisions = kube::list_revisions(transport, namespace_, name);
-  if (!revisions) return revisions.take_error();
-  const std::int64_t current = current_revision(app.value());
+  auto loaded = load(transport, namespace_, name);
+  if (!loaded) return loaded.take_error();
+  const AppHistory& h = loaded.value();
 
   out << display_name(name) << "\n";
-  if (revisions->empty()) {
+  if (h.revisions.empty()) {
     out << "No revisions recorded yet.\n";
     return Status::Ok();
   }
   std::vector<std::vector<std::string>> rows{{"REVISION", "IMAGE", "DIGEST", "STATE", "AGE"}};
-  for (const auto& r : revisions.value()) {
+  for (const auto& r : h.revisions) {
     std::string number = std::to_string(r.number);
-    if (r.number == current) number += " (current)";
-    rows.push_back({number, r.spec.value("imageRef", std::string("<none>")),
-                    short_digest(r.image_digest), kube::to_string(r.state),
+    if (r.number == h.current) number += " (current)";
+    rows.push_back({number, string_member(r.spec, "imageRef", "<none>"),
+                    short_digest(r.image_digest), core::to_string(r.state),
                     human_age(r.creation_timestamp, now_ms)});
   }
   print_table(rows, out);
@@ -185,16 +204,17 @@ Status history(kube::Transport& transport, const std::string& namespace_, const 
 
 Status rollback(kube::Transport& transport, const std::string& namespace_, const std::string& name,
                 std::int64_t to_revision, std::ostream& out) {
-  auto app = read_app(transport, namespace_, name);
-  if (!app) return app.take_error();
-  auto revisions = kube::list_revisions(transport, namespace_, name);
-  if (!revisions) return revisions.take_error();
-  const std::int64_t current = current_revision(app.value());
-  auto picked = pick_target(revisions.value(), name, current, to_revision);
+  auto loaded = load(transport, namespace_, name);
+  if (!loaded) return loaded.take_error();
+  const AppHistory& h = loaded.value();
+  auto picked = pick_target(h.revisions, name, h.current, to_revision);
   if (!picked) return picked.take_error();
   const kube::RevisionRecord& target = *picked.value();
 
-  const json spec = app->value("spec", json::object());
+  const json spec = h.app.contains("spec") ? h.app["spec"] : json::object();
+  if (!spec.is_object())
+    return make_error(ErrorCode::kInternal,
+                      display_name(name) + " has a spec that is not an object");
   if (spec == target.spec) {
     return make_error(ErrorCode::kFailedPrecondition,
                       display_name(name) + " is already at revision " +
@@ -214,7 +234,9 @@ Status rollback(kube::Transport& transport, const std::string& namespace_, const
   // The resourceVersion makes the patch a compare-and-swap: a spec changed since the read (an
   // Argo CD sync, another user) gets 409 instead of being overwritten.
   json patch = {
-      {"metadata", {{"resourceVersion", app->at("metadata").value("resourceVersion", "")}}},
+      {"metadata",
+       {{"resourceVersion", string_member(h.app.contains("metadata") ? h.app["metadata"] : json(),
+                                          "resourceVersion", "")}}},
       {"spec", merge_patch_between(spec, target.spec)}};
   kube::ResourceClient apps(transport, kube::AppService::kType);
   kube::PatchOptions options;

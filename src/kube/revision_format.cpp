@@ -72,29 +72,6 @@ bool read_string(const json& object, const char* key, std::string& out) {
 
 }  // namespace
 
-const char* to_string(RevisionState state) {
-  switch (state) {
-    case RevisionState::kPending:
-      return "pending";
-    case RevisionState::kSucceeded:
-      return "succeeded";
-    case RevisionState::kFailed:
-      return "failed";
-    case RevisionState::kSuperseded:
-      return "superseded";
-  }
-  return "pending";
-}
-
-Result<RevisionState> parse_revision_state(std::string_view text) {
-  for (auto state : {RevisionState::kPending, RevisionState::kSucceeded, RevisionState::kFailed,
-                     RevisionState::kSuperseded}) {
-    if (text == to_string(state)) return state;
-  }
-  return make_error(ErrorCode::kInvalidArgument,
-                    "unknown revision state (want pending, succeeded, failed or superseded)");
-}
-
 std::string revision_name(std::string_view app_name, std::int64_t number) {
   const std::string suffix = "-" + std::to_string(number);
   if (app_name.size() + suffix.size() <= kMaxNameLength) return std::string(app_name) + suffix;
@@ -125,7 +102,7 @@ Result<json> build_revision(const RevisionRecord& record) {
   if (!record.image_digest.empty() && !is_sha256_digest(record.image_digest))
     return invalid(what, "data.imageDigest", "not a sha256 digest");
 
-  json annotations = {{kRevisionStateAnnotation, to_string(record.state)}};
+  json annotations = {{kRevisionStateAnnotation, core::to_string(record.state)}};
   if (!record.finished_at.empty()) annotations[kRevisionFinishedAtAnnotation] = record.finished_at;
   if (!record.last_error.empty()) annotations[kRevisionLastErrorAnnotation] = record.last_error;
 
@@ -199,11 +176,11 @@ Result<RevisionRecord> parse_revision(const json& object) {
 
   const auto& annotations = cr.metadata.annotations;
   if (auto it = annotations.find(kRevisionStateAnnotation); it != annotations.end()) {
-    auto state = parse_revision_state(it->second);
+    auto state = core::parse_revision_state(it->second);
     if (!state)
       return invalid(what, std::string("metadata.annotations.") + kRevisionStateAnnotation,
-                     state.error().message);
-    r.state = state.value();
+                     "unknown state (want pending, succeeded, failed or superseded)");
+    r.state = *state;
   }
   if (auto it = annotations.find(kRevisionFinishedAtAnnotation); it != annotations.end())
     r.finished_at = it->second;
@@ -218,7 +195,7 @@ json state_patch(RevisionState state, const std::string& finished_at,
   return {
       {"metadata",
        {{"annotations",
-         {{kRevisionStateAnnotation, to_string(state)},
+         {{kRevisionStateAnnotation, core::to_string(state)},
           {kRevisionFinishedAtAnnotation, finished_at.empty() ? json(nullptr) : json(finished_at)},
           {kRevisionLastErrorAnnotation,
            last_error.empty() ? json(nullptr) : json(last_error)}}}}}};

@@ -32,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "core/types.h"
 #include "kube/transport.h"
 
 namespace berth::kube {
@@ -43,11 +44,8 @@ inline constexpr const char* kRevisionLastErrorAnnotation = "berth.dev/last-erro
 inline constexpr const char* kAppServiceApiVersion = "berth.dev/v1alpha1";
 inline constexpr const char* kAppServiceKind = "AppService";
 
-enum class RevisionState { kPending, kSucceeded, kFailed, kSuperseded };
-
-const char* to_string(RevisionState state);
-// "pending" | "succeeded" | "failed" | "superseded"; anything else is kInvalidArgument.
-Result<RevisionState> parse_revision_state(std::string_view text);
+// The states of standalone mode's revisions (core/types.h), written as their to_string() names.
+using RevisionState = core::RevisionState;
 
 // One revision as berth reads and writes it.
 struct RevisionRecord {

@@ -251,13 +251,3 @@ TEST_CASE("the state patch sets the state and removes cleared annotations", "[re
                     "")["metadata"]["annotations"]["berth.dev/finished-at"]
             .is_null());
 }
-
-TEST_CASE("revision states read and print as their annotation values", "[revision_format]") {
-  for (auto s : {RevisionState::kPending, RevisionState::kSucceeded, RevisionState::kFailed,
-                 RevisionState::kSuperseded}) {
-    auto parsed = parse_revision_state(to_string(s));
-    REQUIRE(parsed.ok());
-    CHECK(parsed.value() == s);
-  }
-  CHECK_FALSE(parse_revision_state("Succeeded").ok());
-}
