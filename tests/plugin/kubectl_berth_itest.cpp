@@ -246,6 +246,36 @@ TEST_CASE(
   CHECK(story.spec() == story.rev2_spec);
 }
 
+TEST_CASE("kubectl berth says so when there is no history or nothing before the current revision",
+          "[plugin]") {
+  BERTH_REQUIRE_KUBECTL();
+  BERTH_KUBE_CLUSTER(cluster);
+  itest::make_namespace(*cluster.transport, kNamespace);
+  ResourceClient apps(*cluster.transport, AppService::kType);
+  auto created = apps.create(itest::app(kNamespace, "solo"));
+  REQUIRE(created.ok());
+
+  Run empty = kubectl_berth(cluster.server, {"history", "solo", "-n", kNamespace});
+  INFO(empty.output);
+  CHECK(empty.code == 0);
+  CHECK(empty.output == "appservice.berth.dev/solo\nNo revisions recorded yet.\n");
+
+  Run no_current = kubectl_berth(cluster.server, {"rollback", "solo", "-n", kNamespace});
+  INFO(no_current.output);
+  CHECK(no_current.code == 1);
+  CHECK(no_current.output.find("error: appservice.berth.dev/solo has no current revision yet") ==
+        0);
+
+  Story story(cluster);  // "web", currently at revision 2
+  story.set_current(1);
+  Run first = kubectl_berth(cluster.server, {"rollback", "web", "-n", kNamespace});
+  INFO(first.output);
+  CHECK(first.code == 1);
+  CHECK(first.output ==
+        "error: no revision before revision 1 in the history of appservice.berth.dev/web\n");
+  CHECK(story.spec() == story.rev2_spec);
+}
+
 TEST_CASE("kubectl berth rollback does not overwrite a change made after it read the app",
           "[plugin]") {
   BERTH_REQUIRE_KUBECTL();
