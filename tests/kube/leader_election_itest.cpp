@@ -197,7 +197,9 @@ void check_step_down_and_takeover(itest::Cluster& cluster, Setup& s, Replica& a,
   REQUIRE(wait_until([&] { return s.timeline.has("stopped elector-a"); }, 30s));
   CHECK_FALSE(a.elector->is_leader());
   // ... and b leads once the lease has gone unrenewed for its duration.
-  REQUIRE(wait_until([&] { return b.elector->is_leader(); }, 30s));
+  // is_leader() turns true before the started callback has run; wait for the callback itself.
+  REQUIRE(wait_until([&] { return s.timeline.has("started elector-b"); }, 30s));
+  CHECK(b.elector->is_leader());
   const auto timeline = s.timeline.snapshot();
   REQUIRE(timeline.size() == 3);
   CHECK(timeline[0] == "started elector-a");
