@@ -234,6 +234,9 @@ TEST_CASE("a new private app is accepted: finalizer, revision 1 pinned to its di
     so.now = [] { return core::UnixMillis{5}; };
     KubeStateStore fresh(*cluster.transport, so);
     fresh.observe(f.get("web"));
+    const int lists = itest::count_requests(cluster.server, "list", "controllerrevisions");
+    REQUIRE(fresh.preload({kNs}).ok());
+    CHECK(itest::count_requests(cluster.server, "list", "controllerrevisions") == lists + 1);
     auto again = fresh.pending_tasks(id);
     REQUIRE(again.ok());
     REQUIRE(again->size() == 1);
@@ -242,6 +245,10 @@ TEST_CASE("a new private app is accepted: finalizer, revision 1 pinned to its di
     REQUIRE(svc.ok());
     CHECK(svc->desired_deployment_id == "web-1");
     CHECK(svc->config.registry_username == "berth");
+    // Everything came from the preload: no per-app request.
+    CHECK(itest::count_requests(cluster.server, "list", "controllerrevisions") == lists + 1);
+    auto pw = fresh.unseal_password(id, "registry.example", "berth");
+    CHECK(pw.error().code == ErrorCode::kUnavailable);  // no key loaded in this one
   }
 }
 
