@@ -1,7 +1,6 @@
 #include "api/handler.h"
 #include "common/text.h"
 
-#include <algorithm>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -11,6 +10,7 @@
 #include "api/auth.h"
 #include "common/log.h"
 #include "core/app_service.h"
+#include "core/change.h"
 #include "core/credentials.h"
 #include "core/image_ref.h"
 #include "core/revision.h"
@@ -104,7 +104,7 @@ Result<json> read_json_body(const HttpRequest& req) {
 }
 
 struct Route {
-  enum class Kind { kNone, kHealth, kCollection, kItem, kDeployments, kRollback, kRestart };
+  enum class Kind { kNone, kLive, kReady, kCollection, kItem, kDeployments, kRollback, kRestart };
   Kind kind = Kind::kNone;
   std::string id;
   std::string query;
@@ -116,8 +116,12 @@ Route route(const std::string& target) {
   std::string path = target.substr(0, q);
   if (q != std::string::npos) r.query = target.substr(q + 1);
   if (path.size() > 1 && path.back() == '/') path.pop_back();
-  if (path == "/healthz" || path == "/readyz") {
-    r.kind = Route::Kind::kHealth;
+  if (path == "/healthz") {
+    r.kind = Route::Kind::kLive;
+    return r;
+  }
+  if (path == "/readyz") {
+    r.kind = Route::Kind::kReady;
     return r;
   }
   constexpr std::string_view kBase = "/app-services";
@@ -146,7 +150,8 @@ Route route(const std::string& target) {
 
 const char* allowed_methods(Route::Kind k) {
   switch (k) {
-    case Route::Kind::kHealth:
+    case Route::Kind::kLive:
+    case Route::Kind::kReady:
       return "GET";
     case Route::Kind::kCollection:
       return "GET, POST";
@@ -189,50 +194,6 @@ bool query_flag(const std::string& query, std::string_view key) {
     pos = amp + 1;
   }
   return false;
-}
-
-// Until the runtime picks a change up, the service says so rather than pretending progress.
-void mark_awaiting_agent(core::AppService& s, core::UnixMillis now) {
-  core::Condition c{"Progressing", "Unknown", "AwaitingAgent",
-                    "no agent has picked this change up yet", now};
-  auto it = std::find_if(s.conditions.begin(), s.conditions.end(),
-                         [](const core::Condition& x) { return x.type == "Progressing"; });
-  if (it == s.conditions.end()) {
-    s.conditions.push_back(c);
-  } else {
-    if (it->status == c.status && it->reason == c.reason)
-      c.last_transition_time = it->last_transition_time;
-    *it = c;
-  }
-}
-
-// The store-facing form of a credential decision. The request's password (if any) moves into
-// the write; it is needed only for kReplace.
-core::CredentialWrite to_write(const core::CredentialDecision& d,
-                               const std::optional<core::StoredCredential>& stored,
-                               std::optional<Secret>& password, core::UnixMillis now) {
-  core::CredentialWrite w;
-  switch (d.action) {
-    case core::CredentialAction::kReuse:
-      w.action = core::CredentialWrite::Action::kKeep;
-      break;
-    case core::CredentialAction::kNone:
-      w.action =
-          stored ? core::CredentialWrite::Action::kRemove : core::CredentialWrite::Action::kKeep;
-      break;
-    case core::CredentialAction::kRemove:
-      w.action = core::CredentialWrite::Action::kRemove;
-      break;
-    case core::CredentialAction::kReplace:
-      w.action = core::CredentialWrite::Action::kReplace;
-      w.registry_host = d.registry_host;
-      w.username = d.username;
-      if (password) w.password = std::move(*password);
-      w.set_at = now;
-      w.expires_at = d.expires_at;
-      break;
-  }
-  return w;
 }
 
 }  // namespace
@@ -292,10 +253,6 @@ class Call {
     service.id = options_.new_id();
     service.account_id = account_;
     service.registry_host = ref->registry_host;
-    service.status = core::ServiceStatus::kPending;
-    service.generation = 1;
-    service.created_at = now_;
-    service.updated_at = now_;
 
     auto decision =
         core::decide_credential(std::nullopt, core::credential_request_for_create(request), now_);
@@ -306,14 +263,9 @@ class Call {
       return *refused;
     }
 
-    core::Change change;
-    change.revision = new_revision(service, 1, "initial deployment");
-    change.revision->image_digest = std::move(digest);
-    service.desired_deployment_id = change.revision->id;
-    mark_awaiting_agent(service, now_);
-    change.service = std::move(service);
-    change.credential = to_write(*decision, std::nullopt, request.registry_password, now_);
-    change.task = new_task(change.service.id, change.revision->id, core::TaskKind::kDeploy);
+    const core::Change change = core::create_change(
+        std::move(service), std::move(digest),
+        core::credential_write(*decision, std::nullopt, request.registry_password, now_), ids());
     if (auto s = store_.create_service(change); !s) {
       if (s.error().code == ErrorCode::kConflict) {
         return json_error(409, "an app service with this name already exists", "name");
@@ -350,9 +302,10 @@ class Call {
                                  "app_config", digest)) {
       return *refused;
     }
-    return commit_redeploy(*current, *config, ref->registry_host, "configuration update", digest,
-                           to_write(*decision, *stored, parsed->app_config.registry_password, now_),
-                           changed);
+    return commit_redeploy(
+        *current, *config, ref->registry_host, "configuration update", digest,
+        core::credential_write(*decision, *stored, parsed->app_config.registry_password, now_),
+        changed);
   }
 
   HttpResponse rollback(const HttpRequest& req, const std::string& id, std::string& changed) {
@@ -393,9 +346,9 @@ class Call {
       return *refused;
     }
     if (digest.empty()) digest = std::move(checked);
-    return commit_redeploy(*current, target->config, ref->registry_host,
-                           core::rollback_reason(target->id), digest,
-                           to_write(*decision, *stored, parsed->registry_password, now_), changed);
+    return commit_redeploy(
+        *current, target->config, ref->registry_host, core::rollback_reason(target->id), digest,
+        core::credential_write(*decision, *stored, parsed->registry_password, now_), changed);
   }
 
   HttpResponse restart(const std::string& id, std::string& changed) {
@@ -410,14 +363,7 @@ class Call {
     auto decision = core::decide_credential(
         *stored, core::credential_request_for_restart(current->config), now_);
     if (!decision) return from_error(decision.error());
-    core::AppService service = *current;
-    service.status = core::ServiceStatus::kPendingModification;
-    service.generation = current->generation + 1;
-    service.updated_at = now_;
-    mark_awaiting_agent(service, now_);
-    core::Change change;
-    change.service = std::move(service);
-    change.task = new_task(id, current->current_deployment_id, core::TaskKind::kRestart);
+    const core::Change change = core::restart_change(*current, ids());
     if (auto s = store_.apply_change(change, current->generation); !s) return commit_error(s);
     log::info("app service restart requested", {{"app", id}});
     changed = id;
@@ -427,26 +373,21 @@ class Call {
   HttpResponse remove(const std::string& id, std::string& changed) {
     auto current = store_.get_service(account_, id);
     if (!current) return from_error(current.error());
-    core::AppService service = *current;
-    service.status = core::ServiceStatus::kDeleting;
-    service.updated_at = now_;
     if (current->agent.empty()) {
       // Never placed on an agent: nothing runs anywhere, so there is nothing to tear down.
       if (auto s = store_.delete_service(id); !s) return from_error(s.error());
       log::info("app service deleted", {{"app", id}});
       changed = id;
-      return json_response(200, core::to_json(service));
+      core::AppService gone = *current;
+      gone.status = core::ServiceStatus::kDeleting;
+      gone.updated_at = now_;
+      return json_response(200, core::to_json(gone));
     }
     if (current->status == core::ServiceStatus::kDeleting) {
       // Already being torn down: repeating the DELETE is harmless and queues nothing new.
       return json_response(202, core::to_json(*current));
     }
-    service.generation = current->generation + 1;
-    mark_awaiting_agent(service, now_);
-    core::Change change;
-    change.service = std::move(service);
-    change.credential.action = core::CredentialWrite::Action::kKeep;
-    change.task = new_task(id, "", core::TaskKind::kRemove);
+    const core::Change change = core::remove_change(*current, ids());
     if (auto s = store_.apply_change(change, current->generation); !s) return commit_error(s);
     log::info("app service deletion requested", {{"app", id}});
     changed = id;
@@ -466,31 +407,7 @@ class Call {
     return from_error(s.error());
   }
 
-  core::Revision new_revision(const core::AppService& s, std::int64_t number, std::string reason) {
-    core::Revision r;
-    r.id = options_.new_id();
-    r.service_id = s.id;
-    r.number = number;
-    r.config = s.config;
-    r.registry_host = s.registry_host;
-    r.reason = std::move(reason);
-    r.state = core::RevisionState::kPending;
-    r.created_at = now_;
-    return r;
-  }
-
-  core::Task new_task(const std::string& service_id, const std::string& revision_id,
-                      core::TaskKind kind) {
-    core::Task t;
-    t.id = options_.new_id();
-    t.service_id = service_id;
-    t.revision_id = revision_id;
-    t.kind = kind;
-    t.state = core::TaskState::kQueued;
-    t.created_at = now_;
-    t.updated_at = now_;
-    return t;
-  }
+  core::ChangeIds ids() const { return core::ChangeIds{options_.new_id, now_}; }
 
   // Resolves `image` with a new password (decision kReplace with a password in the request)
   // before anything is stored. The registry's refusal is the answer: 422 naming the password
@@ -502,7 +419,7 @@ class Call {
                                                    const std::optional<Secret>& password,
                                                    std::string_view prefix, std::string& digest) {
     if (options_.credential_check == nullptr ||
-        decision.action != core::CredentialAction::kReplace || !password) {
+        !core::needs_credential_check(decision, password.has_value())) {
       return std::nullopt;
     }
     const core::RegistryLogin login{decision.username, *password};
@@ -512,7 +429,7 @@ class Call {
       return std::nullopt;
     }
     const Error& e = resolved.error();
-    if (e.code == ErrorCode::kPermissionDenied) {
+    if (core::is_credential_refusal(e)) {
       log::warn("new registry credential refused by the registry",
                 {{"registry", decision.registry_host}, {"error", e.message}});
       const std::string field =
@@ -530,20 +447,9 @@ class Call {
                                std::string& changed) {
     auto number = store_.next_revision_number(current.id);
     if (!number) return from_error(number.error());
-    core::AppService service = current;
-    service.config = config;
-    service.registry_host = registry_host;
-    service.status = core::ServiceStatus::kPendingModification;
-    service.generation = current.generation + 1;
-    service.updated_at = now_;
-    core::Change change;
-    change.revision = new_revision(service, *number, std::move(reason));
-    change.revision->image_digest = std::move(image_digest);
-    service.desired_deployment_id = change.revision->id;
-    mark_awaiting_agent(service, now_);
-    change.service = std::move(service);
-    change.credential = std::move(credential);
-    change.task = new_task(current.id, change.revision->id, core::TaskKind::kDeploy);
+    const core::Change change =
+        core::redeploy_change(current, config, registry_host, std::move(reason),
+                              std::move(image_digest), *number, std::move(credential), ids());
     if (auto s = store_.apply_change(change, current.generation); !s) return commit_error(s);
     log::info("app service change accepted", {{"app", current.id},
                                               {"revision", change.revision->number},
@@ -560,16 +466,29 @@ class Call {
 
 }  // namespace
 
+HttpResponse Handler::readiness() const {
+  if (options_.not_ready) {
+    if (auto reason = options_.not_ready()) {
+      return json_response(503, {{"status", "not ready"}, {"reason", std::move(*reason)}});
+    }
+  }
+  return json_response(200, {{"status", "ok"}});
+}
+
 HttpResponse Handler::handle(const HttpRequest& req) const {
   const Route r = route(req.target);
-  if (r.kind == Route::Kind::kNone) return json_error(404, "no such endpoint");
+  const bool health = r.kind == Route::Kind::kLive || r.kind == Route::Kind::kReady;
+  if (r.kind == Route::Kind::kNone || (options_.health_only && !health)) {
+    return json_error(404, "no such endpoint");
+  }
   if (!method_allowed(r.kind, req.method)) {
     HttpResponse res =
         json_error(405, "method " + req.method.substr(0, 16) + " is not allowed here");
     res.headers["Allow"] = allowed_methods(r.kind);
     return res;
   }
-  if (r.kind == Route::Kind::kHealth) return json_response(200, {{"status", "ok"}});
+  if (r.kind == Route::Kind::kLive) return json_response(200, {{"status", "ok"}});
+  if (r.kind == Route::Kind::kReady) return readiness();
 
   auto account = authenticate(store_, req.header("authorization"));
   if (!account) {

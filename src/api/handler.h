@@ -6,8 +6,10 @@
 //   - Authenticates every /app-services request (HTTP Basic: account name + password; Bearer:
 //     API token) through core::StateStore, and scopes every read and write to that account.
 //   - Parsing, validation and credential rules come from core (app_service.h, credentials.h);
-//     an accepted change is committed as one core::Change (service, revision, credential,
-//     outbox task) in a single store call, then on_change(service_id) is called.
+//     an accepted change is built by core (change.h, the same builders Kubernetes mode uses) and
+//     committed as one core::Change (service, revision, credential, outbox task) in a single
+//     store call, then on_change(service_id) is called.
+//   - /healthz and /readyz need no credentials; with health_only they are the only routes.
 //   - Any error response leaves state unchanged, never echoes the request body, and never
 //     contains the registry password. Bad input never produces a 5xx.
 //   - A request that brings a new registry password (create, PATCH, rollback) is checked first:
@@ -18,6 +20,7 @@
 //     A digest the check resolved is recorded on the new revision, so it is not resolved again.
 //   - Thread-safe as long as the store and the resolver are (it keeps no mutable state).
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "api/http.h"
@@ -32,6 +35,15 @@ struct HandlerOptions {
   std::function<std::string()> new_id;  // UUID v4 generator
   // Checks a new registry password before it is stored; null: no check. Not owned.
   core::DigestResolver* credential_check = nullptr;
+  // Only /healthz and /readyz exist (Kubernetes mode's health port, where state is changed
+  // through the API server): every other path is 404 "no such endpoint", whatever its
+  // method or credentials, and the store is never asked to authenticate anyone.
+  bool health_only = false;
+  // Why the process is not ready to serve yet (e.g. its caches have not synced); called for
+  // every /readyz, from the request's thread. Empty, or returning nullopt: /readyz is 200
+  // {"status":"ok"}. A reason: /readyz is 503 {"status":"not ready","reason":REASON}.
+  // /healthz does not ask: it is 200 for as long as the process answers at all.
+  std::function<std::optional<std::string>()> not_ready;
 };
 
 class Handler {
@@ -42,6 +54,8 @@ class Handler {
   HttpResponse handle(const HttpRequest& request) const;
 
  private:
+  HttpResponse readiness() const;
+
   HandlerOptions options_;
   core::StateStore& store_;
   std::function<core::UnixMillis()> clock_;

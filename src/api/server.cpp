@@ -103,8 +103,9 @@ struct ApiServer::Impl {
        std::function<void(const std::string&)> on_change)
       : opts(std::move(o)),
         store(store),
-        handler(HandlerOptions{opts.default_zone, opts.new_id, opts.credential_check}, store,
-                std::move(clock), std::move(on_change)),
+        handler(HandlerOptions{opts.default_zone, opts.new_id, opts.credential_check,
+                               opts.health_only, opts.not_ready},
+                store, std::move(clock), std::move(on_change)),
         auth_cache(opts.auth.cache, opts.auth.clock),
         by_address(opts.auth.per_address, opts.auth.clock),
         by_account(opts.auth.per_account, opts.auth.clock) {}
@@ -305,8 +306,9 @@ asio::awaitable<void> ApiServer::Impl::refuse(Stream& stream, const HttpResponse
 asio::awaitable<AuthVerdict> ApiServer::Impl::authorize(const std::string& path,
                                                         const std::string& authorization,
                                                         const std::string& client) {
-  // No header: the handler answers 401 "authentication is required" (not an attempt).
-  if (!needs_account(path) || authorization.empty()) co_return AuthVerdict{};
+  // No header: the handler answers 401 "authentication is required" (not an attempt). A
+  // health-only server has no path that needs an account: the handler answers 404 unasked.
+  if (opts.health_only || !needs_account(path) || authorization.empty()) co_return AuthVerdict{};
   auto credentials = parse_authorization(authorization);
   if (!credentials) {
     log::warn("api authentication failed",

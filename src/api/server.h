@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "api/auth.h"
@@ -73,6 +74,12 @@ struct ApiOptions {
   // Checks a new registry password before it is stored (handler.h); null: no check. Not
   // owned; must outlive the server.
   core::DigestResolver* credential_check = nullptr;
+  // Serve /healthz and /readyz only (Kubernetes mode's health port): every other path is 404
+  // and no request is authenticated, whatever Authorization header it carries (handler.h).
+  bool health_only = false;
+  // The /readyz verdict (handler.h): empty or nullopt is ready, a reason is 503 with it. Called
+  // on a server thread for each /readyz; keep it short and thread-safe.
+  std::function<std::optional<std::string>()> not_ready;
 };
 
 class ApiServer {

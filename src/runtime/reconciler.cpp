@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "core/change.h"
 #include "core/image_ref.h"
 #include "core/revision.h"
 #include "runtime/reconciler_log.h"
@@ -596,20 +597,14 @@ ReconcileOutcome Reconciler::step_redeploy_current(Context& ctx) {
     return from_error(st.error(), "recording the redeploy");
   }
 
-  core::Task t;
-  t.id = options_.new_id();
-  t.service_id = service.id;
-  t.revision_id = service.current_deployment_id;
-  t.kind = core::TaskKind::kDeploy;
-  t.state = core::TaskState::kQueued;
-  t.created_at = t.updated_at = now;
   const std::int64_t expected = service.generation;
   service.desired_deployment_id = service.current_deployment_id;
   service.generation += 1;
   service.updated_at = now;
   core::Change change;
   change.service = service;
-  change.task = t;
+  change.task = core::new_task(service.id, service.current_deployment_id, core::TaskKind::kDeploy,
+                               core::ChangeIds{options_.new_id, now});
   if (Status st = store_.apply_change(change, expected); !st.ok()) {
     return from_error(st.error(), "queueing a redeploy");
   }
@@ -651,15 +646,10 @@ ReconcileOutcome Reconciler::step_finish_task(Context& ctx) {
 }
 
 ReconcileOutcome Reconciler::step_queue_remove(Context& ctx) {
-  core::Task t;
-  t.id = options_.new_id();
-  t.service_id = ctx.service.id;
-  t.kind = core::TaskKind::kRemove;
-  t.state = core::TaskState::kQueued;
-  t.created_at = t.updated_at = options_.now();
   core::Change change;
   change.service = ctx.service;
-  change.task = t;
+  change.task = core::new_task(ctx.service.id, "", core::TaskKind::kRemove,
+                               core::ChangeIds{options_.new_id, options_.now()});
   if (Status st = store_.apply_change(change, ctx.service.generation); !st.ok()) {
     return from_error(st.error(), "queueing the removal");
   }
