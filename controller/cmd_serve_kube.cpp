@@ -27,6 +27,7 @@
 #include "agent_gateway.h"
 #include "agentlink/server.h"
 #include "api/server.h"
+#include "common/base64.h"
 #include "common/log.h"
 #include "crypto/password.h"
 #include "crypto/sealer.h"
