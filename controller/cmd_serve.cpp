@@ -20,6 +20,7 @@
 #include "agentlink/server.h"
 #include "api/server.h"
 #include "command.h"
+#include "serve_options.h"
 #include "common/dir_lock.h"
 #include "common/log.h"
 #include "crypto/password.h"
@@ -33,80 +34,6 @@
 
 namespace berth::controller {
 namespace {
-
-struct ServeOptions {
-  std::string data_dir;
-  std::string listen = "127.0.0.1:8080";
-  std::string tls_cert;
-  std::string tls_key;
-  bool insecure_http = false;
-  std::string default_zone = "local";
-  std::string log_level = "info";
-  std::string port_file;
-  std::size_t max_connections = 256;
-  int auth_cache_ttl_seconds = 60;
-  // Agent link and reconcile loop.
-  std::string agent_listen;  // HOST:PORT; empty: 127.0.0.1:0 with --local-agent, else off
-  std::vector<std::string> agent_hosts;  // extra names for the agent endpoint's certificate
-  bool local_agent = false;
-  std::vector<std::string> registry_cas;           // HOST=FILE
-  std::vector<std::string> registry_token_realms;  // REGISTRY=REALM_HOST[:PORT]
-  int workers = 4;
-  int resync_seconds = 300;
-  int backoff_cap_seconds = 300;
-  int history = 20;
-  int registry_timeout_seconds = 30;
-  int credential_check_timeout_seconds = 10;
-};
-
-// "KEY=VALUE" pairs for --registry-ca and --registry-token-realm.
-template <class Map>
-bool parse_pairs(const std::vector<std::string>& pairs, Map& out) {
-  for (const auto& p : pairs) {
-    const auto eq = p.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == p.size()) return false;
-    out.emplace(p.substr(0, eq), p.substr(eq + 1));
-  }
-  return true;
-}
-
-// "HOST:PORT" or "[V6]:PORT".
-bool split_listen(const std::string& text, std::string& host, std::uint16_t& port) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return false;
-  host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  try {
-    std::size_t used = 0;
-    const unsigned long p = std::stoul(text.substr(colon + 1), &used);
-    if (used != text.size() - colon - 1 || p > 65535) return false;
-    port = static_cast<std::uint16_t>(p);
-  } catch (const std::exception&) {
-    return false;
-  }
-  return true;
-}
-
-// Written atomically (temp file + rename) so a reader never sees a partial port.
-bool write_port_file(const std::string& path, std::uint16_t port) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return false;
-    out << port << "\n";
-    if (!out.flush()) return false;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  return !ec;
-}
-
-core::UnixMillis system_now() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 int run_serve(const ServeOptions& o) {
   log::Level level;
@@ -348,7 +275,45 @@ const Registration kServe([](CLI::App& root, Runner& run) {
                   "the change is accepted")
       ->check(CLI::Range(1, 600))
       ->capture_default_str();
-  sub->callback([o, &run] { run = [o] { return run_serve(*o); }; });
+  // Kubernetes mode (cmd_serve_kube.cpp).
+  sub->add_flag("--kubernetes", o->kubernetes,
+                "Kubernetes mode: AppService objects are the desired state, status and "
+                "ControllerRevisions the record (no REST API, nothing authoritative on disk)");
+  sub->add_option("--kubeconfig", o->kubeconfig,
+                  "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  sub->add_option("--context", o->context, "kubeconfig context (default: the current one)");
+  sub->add_option("--namespace", o->namespaces,
+                  "watch AppServices in this namespace (repeatable; default: all namespaces)");
+  sub->add_flag("--leader-elect", o->leader_elect,
+                "run for the Lease; only the leader reconciles (15 s lease, 10 s renew deadline, "
+                "2 s retry)");
+  sub->add_option("--leader-election-namespace", o->leader_election_namespace,
+                  "namespace of the Lease (default: the controller namespace)");
+  sub->add_option("--leader-election-id", o->leader_election_id, "name of the Lease")
+      ->capture_default_str();
+  sub->add_option("--identity", o->identity,
+                  "this replica's name in the Lease and in events (default: $POD_NAME or the "
+                  "host name, with a random suffix)");
+  sub->add_option("--controller-namespace", o->controller_namespace,
+                  "namespace of the key Secret berth-controller-keys (default: $POD_NAMESPACE, "
+                  "else berth-system)");
+  sub->add_option("--master-key-file", o->master_key_file,
+                  "32-byte master key file; without it the key lives in the key Secret");
+  sub->add_option("--health-listen", o->health_listen,
+                  "HOST:PORT for /healthz and /readyz in Kubernetes mode (port 0: any free port; "
+                  "--port-file receives it)");
+  sub->add_option("--deletion-timeout-seconds", o->deletion_timeout_seconds,
+                  "how long a deleted AppService waits for its agent to remove the app before "
+                  "berth releases it anyway (with a Warning event)")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
+  sub->add_option("--kube-api-qps", o->kube_qps, "requests per second to the API server")
+      ->capture_default_str();
+  sub->add_option("--kube-api-burst", o->kube_burst, "burst of requests to the API server")
+      ->capture_default_str();
+  sub->callback([o, &run] {
+    run = [o] { return o->kubernetes ? run_serve_kube(*o) : run_serve(*o); };
+  });
 });
 
 }  // namespace

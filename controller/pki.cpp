@@ -45,7 +45,7 @@ Result<Pki> ensure_pki(const fs::path& data_dir, const std::vector<std::string>&
              !fs::exists(dir / "ca.key")) {
     // Only a CA that is wholly absent is created: half of one is an operator's problem to see,
     // not something to paper over with a new CA that no agent trusts.
-    auto created = crypto::create_ca("berth agent-link CA", kCaValidity);
+    auto created = create_agent_ca();
     if (!created.ok()) return created.error();
     if (Status st = crypto::write_pem_files(dir, "ca", *created); !st.ok()) return st.error();
     pki.ca = std::move(created).value();
@@ -57,6 +57,10 @@ Result<Pki> ensure_pki(const fs::path& data_dir, const std::vector<std::string>&
   if (!server.ok()) return server.error();
   pki.server = std::move(server).value();
   return pki;
+}
+
+Result<crypto::PemPair> create_agent_ca() {
+  return crypto::create_ca("berth agent-link CA", kCaValidity);
 }
 
 Result<crypto::PemPair> issue_server_certificate(const crypto::PemPair& ca,

@@ -31,6 +31,10 @@ inline constexpr std::int64_t kServerCertValidity = 90LL * 24 * 3600;
 Result<Pki> ensure_pki(const std::filesystem::path& data_dir,
                        const std::vector<std::string>& extra_names);
 
+// A new agent-link CA (what ensure_pki creates on first start; Kubernetes mode keeps it in the
+// key Secret instead of DATA_DIR/pki).
+Result<crypto::PemPair> create_agent_ca();
+
 // The server certificate alone, from the CA (what ensure_pki issues; the agent link calls it
 // again through ServerOptions::renew_certificate).
 Result<crypto::PemPair> issue_server_certificate(const crypto::PemPair& ca,

@@ -72,11 +72,15 @@ bool read_string(const json& object, const char* key, std::string& out) {
 
 }  // namespace
 
-std::string revision_name(std::string_view app_name, std::int64_t number) {
-  const std::string suffix = "-" + std::to_string(number);
-  if (app_name.size() + suffix.size() <= kMaxNameLength) return std::string(app_name) + suffix;
-  const std::string hashed = "-" + short_hash(app_name) + suffix;
+std::string suffixed_name(std::string_view app_name, std::string_view suffix) {
+  if (app_name.size() + suffix.size() <= kMaxNameLength)
+    return std::string(app_name) + std::string(suffix);
+  const std::string hashed = "-" + short_hash(app_name) + std::string(suffix);
   return cut(app_name, kMaxNameLength - hashed.size()) + hashed;
+}
+
+std::string revision_name(std::string_view app_name, std::int64_t number) {
+  return suffixed_name(app_name, "-" + std::to_string(number));
 }
 
 std::string revision_label_value(std::string_view app_name) {

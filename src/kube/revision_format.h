@@ -73,6 +73,9 @@ struct RevisionRecord {
 // app's name is cut and a hash of the whole of it keeps names of different apps apart:
 // "<prefix>-<10 hex of SHA-256(app)>-<number>". Deterministic.
 std::string revision_name(std::string_view app_name, std::int64_t number);
+// "<app><suffix>" for any object berth names after an app (the sealed credential's Secret), cut
+// and hashed as revision_name() when too long.
+std::string suffixed_name(std::string_view app_name, std::string_view suffix);
 // The app's name when it is a valid label value (at most 63 characters); otherwise a cut prefix
 // and a hash, as revision_name(). Selects the app's revisions; parse_revision() still checks the
 // owner's name, so a collision could never mix two apps' histories.
