@@ -45,7 +45,9 @@ for arg in "$@"; do
   esac
 done
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# Colours only on a terminal (CI logs get plain text).
+if [ -t 1 ]; then bold=$'\033[1m' cyan=$'\033[36m' plain=$'\033[0m'; else bold="" cyan="" plain=""; fi
+say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
 die() { echo "kube-demo.sh: FAILED: $*" >&2; exit 1; }
 missing() {
   echo "kube-demo.sh: SKIP: $1" >&2
@@ -78,7 +80,7 @@ show() {
   for a in "$@"; do
     if [[ "$a" =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then out+=" $a"; else out+=" '${a//\'/\'\\\'\'}'"; fi
   done
-  printf '\033[36m$%s\033[0m\n' "$out"
+  printf '%s$%s%s\n' "$cyan" "$out" "$plain"
 }
 # run CMD...: print, then run; the step fails when the command does.
 run() { show "$@"; "$@" || die "command failed (exit $?): $*"; }
