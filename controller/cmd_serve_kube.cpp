@@ -348,6 +348,7 @@ int run_serve_kube(const ServeOptions& o) {
     if (!keys) return keys.error();
     store.set_keyring(std::move(*keys->keyring));
     store.reset_loaded();
+    if (Status st = store.preload(namespaces); !st.ok()) return st;
     std::string agent_listen = o.agent_listen;
     if (agent_listen.empty() && o.local_agent) agent_listen = "127.0.0.1:0";
     if (!agent_listen.empty()) {

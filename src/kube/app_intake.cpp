@@ -287,6 +287,7 @@ Status AppIntake::accept_spec(const std::string& id, const AppSnapshot& snap) {
   core::CredentialWrite write = core::credential_write(*decision, snap.credential, password, now);
   if (write.action == core::CredentialWrite::Action::kReplace && ref)
     store_.set_credential_source(id, ref->name, ref->key, secret.version);
+  store_.set_revision_spec(id, target ? snap.revision_specs[*target] : spec);
   Status committed;
   std::int64_t number = 1;
   if (snap.revisions.empty()) {

@@ -182,6 +182,7 @@ struct KubeStateStore::Entry {
   std::int64_t generation = 1;
   std::int64_t observed_generation = 0;
   std::optional<Refusal> refusal;
+  std::optional<json> next_spec;  // the spec the next created revision records
   json written_status;  // the last status this store wrote (or read)
 };
 
@@ -276,22 +277,22 @@ Result<KubeStateStore::EntryPtr> KubeStateStore::loaded(std::string_view id) {
   return e;
 }
 
-Status KubeStateStore::load(Entry& e) {
-  AppService object;
-  {
-    std::lock_guard lock(mu_);
-    object = e.object;
-  }
-  const std::string& ns = object.metadata.namespace_;
-  const std::string& name = object.metadata.name;
-  // One label-selected list: the typed records and the annotations berth adds beside them.
-  auto raw = revisions_.list_all(ns, ListOptions{revision_label_selector(name)});
-  if (!raw) return raw.error();
+// What one app's objects say, before it goes into its Entry.
+struct KubeStateStore::Loaded {
   std::vector<core::Revision> revisions;
   std::vector<json> specs;
+  std::optional<core::StoredCredential> credential;
+  std::optional<crypto::SealedBlob> sealed;
+  std::string source_name, source_key, source_version;
+};
+
+// `revision_items`: the ControllerRevisions carrying the app's label (others' are skipped by
+// owner uid); `secret`: the sealed credential Secret, if any.
+Status KubeStateStore::fill(const AppService& object, const std::vector<json>& revision_items,
+                            const std::optional<KubeSecret>& secret, Loaded& out) {
   std::vector<RevisionRecord> records;
   std::map<std::string, std::map<std::string, std::string>> annotations_by_name;
-  for (const auto& item : raw->items) {
+  for (const auto& item : revision_items) {
     auto record = parse_revision(item);
     if (!record) return record.error();
     // A recreated app with the same name has a new uid; the old history is the garbage
@@ -323,14 +324,15 @@ Status KubeStateStore::load(Entry& e) {
     if (rev.image_digest.empty()) {
       if (auto it = ann.find(kDigestAnnotation); it != ann.end()) rev.image_digest = it->second;
     }
-    revisions.push_back(std::move(rev));
-    specs.push_back(r.spec);
+    out.revisions.push_back(std::move(rev));
+    out.specs.push_back(r.spec);
   }
 
-  std::optional<core::StoredCredential> credential;
-  std::optional<crypto::SealedBlob> sealed;
-  std::string source_name, source_key, source_version;
-  auto secret = secrets_.get(ns, credential_secret_name(name));
+  std::optional<core::StoredCredential>& credential = out.credential;
+  std::optional<crypto::SealedBlob>& sealed = out.sealed;
+  std::string& source_name = out.source_name;
+  std::string& source_key = out.source_key;
+  std::string& source_version = out.source_version;
   if (secret) {
     bool ours = false;
     for (const auto& ref : secret->metadata.owner_references)
@@ -368,11 +370,95 @@ Status KubeStateStore::load(Entry& e) {
         }
       }
     }
-  } else if (secret.error().code != ErrorCode::kNotFound) {
-    return secret.error();
   }
+  return Status::Ok();
+}
 
+Status KubeStateStore::load(Entry& e) {
+  AppService object;
+  {
+    std::lock_guard lock(mu_);
+    object = e.object;
+  }
+  const std::string& ns = object.metadata.namespace_;
+  const std::string& name = object.metadata.name;
+  auto raw = revisions_.list_all(ns, ListOptions{revision_label_selector(name)});
+  if (!raw) return raw.error();
+  std::optional<KubeSecret> secret;
+  auto got = secrets_.get(ns, credential_secret_name(name));
+  if (got) {
+    secret = std::move(got).value();
+  } else if (got.error().code != ErrorCode::kNotFound) {
+    return got.error();
+  }
+  Loaded loaded;
+  if (Status st = fill(object, raw->items, secret, loaded); !st.ok()) return st;
   std::lock_guard lock(mu_);
+  install(e, std::move(loaded));
+  return Status::Ok();
+}
+
+Status KubeStateStore::preload(const std::vector<std::string>& namespaces) {
+  // Two lists per namespace instead of two requests per app: a new leader with thousands of
+  // apps reads its whole record in a few pages.
+  const std::string selector = kRevisionAppLabel;  // the label exists
+  std::map<std::string, std::vector<json>> revisions_by_uid;
+  std::map<std::string, KubeSecret> secret_by_uid;
+  for (const auto& ns : namespaces) {
+    auto crs = revisions_.list_all(ns, ListOptions{selector});
+    if (!crs) return crs.error();
+    for (auto& item : crs->items) {
+      for (const auto& ref : item["metadata"].value("ownerReferences", json::array()))
+        if (ref.value("controller", false)) revisions_by_uid[ref.value("uid", "")].push_back(item);
+    }
+    auto secrets = secrets_.raw().list_all(ns, ListOptions{selector});
+    if (!secrets) return secrets.error();
+    for (const auto& item : secrets->items) {
+      auto typed = KubeSecret::from_json(item);
+      if (!typed) continue;
+      for (const auto& ref : typed->metadata.owner_references)
+        if (ref.controller) secret_by_uid[ref.uid] = *typed;
+    }
+  }
+  std::vector<EntryPtr> entries;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [uid, e] : by_uid_) entries.push_back(e);
+  }
+  for (const auto& e : entries) {
+    AppService object;
+    {
+      std::lock_guard lock(mu_);
+      object = e->object;
+    }
+    Loaded loaded;
+    std::optional<KubeSecret> secret;
+    if (auto it = secret_by_uid.find(object.metadata.uid); it != secret_by_uid.end())
+      secret = it->second;
+    static const std::vector<json> kNone;
+    auto it = revisions_by_uid.find(object.metadata.uid);
+    Status st = fill(object, it == revisions_by_uid.end() ? kNone : it->second, secret, loaded);
+    if (!st.ok()) {
+      log::warn("an app's record could not be read",
+                {{"namespace", object.metadata.namespace_}, {"name", object.metadata.name},
+                 {"error", st.error().message}});
+      continue;  // loaded on its own later, and the error reported then
+    }
+    std::lock_guard lock(mu_);
+    install(*e, std::move(loaded));
+  }
+  return Status::Ok();
+}
+
+void KubeStateStore::install(Entry& e, Loaded&& loaded) {
+  std::vector<core::Revision>& revisions = loaded.revisions;
+  std::vector<json>& specs = loaded.specs;
+  std::optional<core::StoredCredential>& credential = loaded.credential;
+  std::optional<crypto::SealedBlob>& sealed = loaded.sealed;
+  const std::string& source_name = loaded.source_name;
+  const std::string& source_key = loaded.source_key;
+  const std::string& source_version = loaded.source_version;
+
   e.revisions = std::move(revisions);
   e.revision_specs = std::move(specs);
   e.credential = std::move(credential);
@@ -405,7 +491,6 @@ Status KubeStateStore::load(Entry& e) {
   // A refusal is not kept across leaders: the intake looks at the spec again.
   e.written_status = e.object.raw.value("status", json::object());
   e.loaded = true;
-  return Status::Ok();
 }
 
 core::AppService KubeStateStore::service_view(const Entry& e) const {
@@ -463,11 +548,10 @@ json KubeStateStore::status_of(const Entry& e) const {
   if (e.refusal) {
     // The refused spec is shown beside what keeps running: the condition the refusal is about,
     // and Degraded, so Argo CD and `kubectl wait` see that the user must act.
-    const core::UnixMillis now = options_.now();
     auto set = [&](const std::string& type, const char* value, const std::string& reason) {
       auto it = std::find_if(conditions.begin(), conditions.end(),
                              [&](const core::Condition& c) { return c.type == type; });
-      core::Condition c{type, value, reason, e.refusal->message, now};
+      core::Condition c{type, value, reason, e.refusal->message, e.refusal->since};
       if (it != conditions.end()) {
         if (it->status == c.status) c.last_transition_time = it->last_transition_time;
         *it = c;
@@ -524,6 +608,7 @@ Status KubeStateStore::set_observed(const std::string& id, std::int64_t generati
         refusal && (!en.refusal || en.refusal->reason != refusal->reason ||
                     en.refusal->generation != refusal->generation);
     en.observed_generation = std::max(en.observed_generation, generation);
+    if (refusal) refusal->since = new_refusal ? options_.now() : en.refusal->since;
     en.refusal = std::move(refusal);
     if (new_refusal) {
       event = StoreEvent{regarding_of(en), true,
@@ -544,6 +629,13 @@ void KubeStateStore::set_credential_source(const std::string& id, const std::str
   e->next_source_name = name;
   e->next_source_key = key;
   e->next_source_version = version;
+}
+
+void KubeStateStore::set_revision_spec(const std::string& id, const json& spec) {
+  EntryPtr e = find(id);
+  if (!e) return;
+  std::lock_guard lock(mu_);
+  e->next_spec = spec;
 }
 
 void KubeStateStore::note_secret_seen(const std::string& id, const std::string& version) {
@@ -709,13 +801,9 @@ Status KubeStateStore::create_revision(Entry& e, core::Revision& revision) {
     record.app_uid = e.object.metadata.uid;
     // The spec as the user wrote it when it matches the revision's config (a spec change);
     // a redeploy or rollback names an existing revision's spec.
-    spec = e.object.raw.value("spec", json::object());
-    for (std::size_t i = 0; i < e.revisions.size(); ++i) {
-      if (e.revisions[i].config == revision.config &&
-          app_config_of(e.object.spec) != revision.config) {
-        spec = e.revision_specs[i];
-      }
-    }
+    // The spec the intake accepted (set_revision_spec); without one, the object's.
+    spec = e.next_spec ? *e.next_spec : e.object.raw.value("spec", json::object());
+    e.next_spec.reset();
   }
   record.number = revision.number;
   record.spec = spec;

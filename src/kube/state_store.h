@@ -82,6 +82,7 @@ struct Refusal {
   std::string message;
   std::int64_t generation = 0;        // the metadata.generation refused
   std::string secret_version;         // the referenced Secret's resourceVersion then ("" none)
+  core::UnixMillis since = 0;         // set by the store: when this refusal was first shown
 };
 
 // What the intake needs to know about an app beyond core::AppService.
@@ -113,6 +114,10 @@ class KubeStateStore final : public core::StateStore {
   void observe_deleted(const AppService& app);
   // Forget what was loaded from the server for every app (a new term as leader re-reads it).
   void reset_loaded();
+  // Reads every app's revisions and sealed credential with one list of each per namespace
+  // ("" = all) instead of two requests per app: what a new leader does before it reconciles.
+  // An app whose objects do not parse is left to load on its own (and report) later.
+  Status preload(const std::vector<std::string>& namespaces);
   // The ids of apps whose spec references Secret namespace/name (a Secret event enqueues them).
   std::vector<std::string> apps_referencing_secret(const std::string& namespace_,
                                                    const std::string& name) const;
@@ -126,6 +131,8 @@ class KubeStateStore final : public core::StateStore {
   // The source the next kReplace credential write came from (kept with the sealed Secret).
   void set_credential_source(const std::string& id, const std::string& name,
                              const std::string& key, const std::string& version);
+  // The spec (JSON, as in the AppService) that the next revision created for `id` records.
+  void set_revision_spec(const std::string& id, const nlohmann::json& spec);
   // The user's Secret was read at `version` and its content equals the sealed password.
   void note_secret_seen(const std::string& id, const std::string& version);
   // Unseals the stored password whatever its host and user (to compare it with the user's
@@ -166,7 +173,12 @@ class KubeStateStore final : public core::StateStore {
 
  private:
   struct Entry;
+  struct Loaded;
   using EntryPtr = std::shared_ptr<Entry>;
+
+  Status fill(const AppService& object, const std::vector<nlohmann::json>& revision_items,
+              const std::optional<KubeSecret>& secret, Loaded& out);
+  void install(Entry& e, Loaded&& loaded);  // mu_ held
 
   EntryPtr find(std::string_view id) const;
   Result<EntryPtr> loaded(std::string_view id);
