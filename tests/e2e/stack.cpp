@@ -50,19 +50,18 @@ void write_private(const std::string& path, const std::string& data) {
   REQUIRE(ok);
 }
 
-// The last `n` bytes of a log, for failure messages.
-std::string tail(const std::string& text, std::size_t n = 3000) {
-  return text.size() <= n ? text : "..." + text.substr(text.size() - n);
-}
-
 int decode_status(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
 }
 
-// Children of ours that outlived their parent (the local agent after a SIGKILLed controller):
-// every process whose command line names `dir`. Killed by pid.
+}  // namespace
+
+std::string tail(const std::string& text, std::size_t n) {
+  return text.size() <= n ? text : "..." + text.substr(text.size() - n);
+}
+
 void kill_processes_naming(const std::string& dir) {
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return;
@@ -78,8 +77,6 @@ void kill_processes_naming(const std::string& dir) {
   }
   ::closedir(proc);
 }
-
-}  // namespace
 
 std::string bin_dir() {
   const char* dir = std::getenv("BERTH_BIN_DIR");

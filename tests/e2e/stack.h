@@ -50,6 +50,11 @@ std::string unique_name(const std::string& tag);
 // A random string in the registry canary's shape (quote and backslash included) but never
 // accepted by it.
 std::string wrong_password();
+// The last `n` bytes of a log, for failure messages.
+std::string tail(const std::string& text, std::size_t n = 3000);
+// SIGKILLs every berth process whose command line names `dir`: children of ours that outlived
+// their parent (the local agent after a SIGKILLed controller).
+void kill_processes_naming(const std::string& dir);
 
 // A child process started with posix_spawn, stdout+stderr appended to `log_path`, stdin from
 // `stdin_path` (or /dev/null), this process's environment plus `extra_env` ("K=V").
