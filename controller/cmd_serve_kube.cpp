@@ -291,6 +291,9 @@ int run_serve_kube(const ServeOptions& o) {
   runtime::Controller controller(
       queue,
       [&intake, &reconciler, &store](const std::string& key) {
+        // Every line of this reconcile names the object as a Kubernetes user knows it.
+        const auto [ns, name] = store.name_of(key);
+        log::ScopedFields fields({{"namespace", ns}, {"name", name}});
         auto taken = intake.run(key);
         if (!taken) {
           // Shown where the user looks (a Warning event, rate limited per object) and logged;

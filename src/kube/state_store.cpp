@@ -280,6 +280,13 @@ std::vector<std::string> KubeStateStore::apps_referencing_secret(const std::stri
   return {it->second.begin(), it->second.end()};
 }
 
+std::pair<std::string, std::string> KubeStateStore::name_of(const std::string& id) const {
+  EntryPtr e = find(id);
+  if (!e) return {};
+  std::lock_guard lock(mu_);
+  return {e->object.metadata.namespace_, e->object.metadata.name};
+}
+
 // --- loading -----------------------------------------------------------------------------------
 
 KubeStateStore::EntryPtr KubeStateStore::find(std::string_view id) const {
