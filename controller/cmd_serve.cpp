@@ -83,18 +83,8 @@ int run_serve(const ServeOptions& o) {
   }
 
   registry::RegistryOptions registry_options;
-  if (!parse_pairs(o.registry_cas, registry_options.ca_files)) {
-    std::fprintf(stderr, "serve: --registry-ca must be HOST=FILE\n");
-    return 2;
-  }
-  if (!parse_pairs(o.registry_token_realms, registry_options.trusted_token_realms)) {
-    std::fprintf(stderr, "serve: --registry-token-realm must be REGISTRY=REALM_HOST[:PORT]\n");
-    return 2;
-  }
-  registry_options.timeout = std::chrono::seconds(o.registry_timeout_seconds);
-  // The API checks a new password with its own, shorter deadline: the client waits for it.
-  registry::RegistryOptions check_options = registry_options;
-  check_options.timeout = std::chrono::seconds(o.credential_check_timeout_seconds);
+  registry::RegistryOptions check_options;
+  if (!registry_options_from(o, registry_options, check_options)) return 2;
   registry::RegistryDigestResolver credential_check(std::move(check_options));
   api_options.credential_check = &credential_check;
 

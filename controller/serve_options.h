@@ -3,12 +3,14 @@
 // (cmd_serve.cpp) and Kubernetes mode (cmd_serve_kube.cpp).
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "core/types.h"
+#include "registry/client.h"
 
 namespace berth::controller {
 
@@ -102,6 +104,25 @@ inline core::UnixMillis system_now() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+
+// The registry options of both modes from the flags: `rollout` for deploys, `check` with the
+// shorter deadline a new password is checked within (the user waits for it). On a malformed flag
+// prints the problem and returns false (exit status 2).
+inline bool registry_options_from(const ServeOptions& o, registry::RegistryOptions& rollout,
+                                  registry::RegistryOptions& check) {
+  if (!parse_pairs(o.registry_cas, rollout.ca_files)) {
+    std::fprintf(stderr, "serve: --registry-ca must be HOST=FILE\n");
+    return false;
+  }
+  if (!parse_pairs(o.registry_token_realms, rollout.trusted_token_realms)) {
+    std::fprintf(stderr, "serve: --registry-token-realm must be REGISTRY=REALM_HOST[:PORT]\n");
+    return false;
+  }
+  rollout.timeout = std::chrono::seconds(o.registry_timeout_seconds);
+  check = rollout;
+  check.timeout = std::chrono::seconds(o.credential_check_timeout_seconds);
+  return true;
+}
 
 // Kubernetes mode: runs until SIGTERM/SIGINT (the stop signals must already be blocked), or
 // exits 1 at once when this replica loses its leader lease.

@@ -20,12 +20,6 @@ bool has_finalizer(const AppService& app) {
   return std::find(f.begin(), f.end(), kCleanupFinalizer) != f.end();
 }
 
-core::UnixMillis millis_of(const std::string& rfc3339) {
-  auto t = parse_rfc3339(rfc3339);
-  if (!t) return 0;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
-}
-
 // The user's password as the spec names it: the Secret, its key, and what the server holds.
 struct SecretRead {
   bool found = false;  // the Secret and the key exist
@@ -60,7 +54,7 @@ Result<IntakeResult> AppIntake::run_deleting(const std::string& id, const AppSna
   const auto skip = app.metadata.annotations.find(kSkipCleanupAnnotation);
   const bool skip_requested =
       skip != app.metadata.annotations.end() && skip->second == "true";
-  const core::UnixMillis since = millis_of(app.metadata.deletion_timestamp);
+  const core::UnixMillis since = unix_millis_of(app.metadata.deletion_timestamp);
   const bool timed_out =
       since > 0 && options_.now() - since >=
                        std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -32,11 +32,6 @@ const ResourceType kRevisionType{"apps", "v1", "controllerrevisions", "Controlle
 
 std::string key_of(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
-core::UnixMillis millis_of(const std::string& rfc3339) {
-  auto t = parse_rfc3339(rfc3339);
-  if (!t) return 0;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
-}
 
 std::optional<core::ServiceStatus> status_of_phase(const std::string& phase) {
   if (phase == "Progressing") return core::ServiceStatus::kPendingModification;
@@ -111,7 +106,7 @@ json conditions_to_json(const std::vector<core::Condition>& conditions, std::int
 std::vector<core::Condition> conditions_from(const std::vector<Condition>& in) {
   std::vector<core::Condition> out;
   for (const auto& c : in) {
-    out.push_back({c.type, c.status, c.reason, c.message, millis_of(c.last_transition_time)});
+    out.push_back({c.type, c.status, c.reason, c.message, unix_millis_of(c.last_transition_time)});
   }
   return out;
 }
@@ -152,6 +147,12 @@ std::vector<core::Condition> with_defaults(std::vector<core::Condition> conditio
 }
 
 }  // namespace
+
+core::UnixMillis unix_millis_of(std::string_view rfc3339) {
+  auto t = parse_rfc3339(rfc3339);
+  if (!t) return 0;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+}
 
 std::string credential_secret_name(std::string_view app_name) {
   return suffixed_name(app_name, kCredentialSuffix);
@@ -347,8 +348,8 @@ Status KubeStateStore::fill(const AppService& object, const std::vector<json>& r
     rev.registry_host = r.registry_host;
     rev.state = r.state;
     rev.image_digest = r.image_digest;
-    rev.created_at = millis_of(r.creation_timestamp);
-    rev.finished_at = millis_of(r.finished_at);
+    rev.created_at = unix_millis_of(r.creation_timestamp);
+    rev.finished_at = unix_millis_of(r.finished_at);
     const auto& ann = annotations_by_name[r.name];
     if (auto it = ann.find(kReasonAnnotation); it != ann.end()) rev.reason = it->second;
     if (auto it = ann.find(kDeployLogsAnnotation); it != ann.end())
@@ -389,9 +390,9 @@ Status KubeStateStore::fill(const AppService& object, const std::vector<json>& r
           core::StoredCredential c;
           c.registry_host = get(kHostAnnotation);
           c.username = get(kUserAnnotation);
-          c.set_at = millis_of(get(kSetAtAnnotation));
+          c.set_at = unix_millis_of(get(kSetAtAnnotation));
           if (const std::string exp = get(kExpiresAtAnnotation); !exp.empty())
-            c.expires_at = millis_of(exp);
+            c.expires_at = unix_millis_of(exp);
           credential = std::move(c);
           json source = json::parse(get(kSourceAnnotation), nullptr, false);
           if (source.is_object()) {
@@ -552,7 +553,7 @@ core::AppService KubeStateStore::service_view(const Entry& e) const {
   s.conditions = e.conditions;
   s.last_error = e.last_error;
   s.generation = e.generation;
-  s.created_at = millis_of(m.creation_timestamp);
+  s.created_at = unix_millis_of(m.creation_timestamp);
   s.updated_at = s.created_at;
   return s;
 }
@@ -638,9 +639,14 @@ Status KubeStateStore::set_observed(const std::string& id, std::int64_t generati
     Entry& en = **e;
     const bool new_refusal =
         refusal && (!en.refusal || en.refusal->reason != refusal->reason ||
-                    en.refusal->generation != refusal->generation);
+                    en.refusal->generation != refusal->generation ||
+                    en.refusal->secret_version != refusal->secret_version);
     en.observed_generation = std::max(en.observed_generation, generation);
-    if (refusal) refusal->since = new_refusal ? options_.now() : en.refusal->since;
+    // metav1.Condition: the transition time moves only when the condition's status does.
+    if (refusal)
+      refusal->since = en.refusal && en.refusal->condition == refusal->condition
+                           ? en.refusal->since
+                           : options_.now();
     en.refusal = std::move(refusal);
     if (new_refusal) {
       event = StoreEvent{regarding_of(en), true,
@@ -857,7 +863,7 @@ Status KubeStateStore::create_revision(Entry& e, core::Revision& revision) {
     return created.error();
   }
   revision.id = revision_name(record.app_name, record.number);
-  revision.created_at = millis_of((*created)["metadata"].value("creationTimestamp", ""));
+  revision.created_at = unix_millis_of((*created)["metadata"].value("creationTimestamp", ""));
   std::lock_guard lock(mu_);
   e.revisions.push_back(revision);
   e.revision_specs.push_back(spec);

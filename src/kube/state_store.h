@@ -55,6 +55,8 @@ inline constexpr const char* kDeployLogsAnnotation = "berth.dev/deploy-logs";
 std::string credential_secret_name(std::string_view app_name);
 // The Kubernetes phase of a core status: Pending, Progressing, Running, Failed, Deleting.
 const char* phase_of(core::ServiceStatus status);
+// An RFC 3339 time as the core's milliseconds since the epoch (0 when it does not parse).
+core::UnixMillis unix_millis_of(std::string_view rfc3339);
 // A spec -> the core's AppConfig (zone and plan separately on the AppService).
 core::AppConfig app_config_of(const AppServiceSpec& spec);
 
