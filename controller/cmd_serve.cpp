@@ -20,7 +20,6 @@
 #include "agentlink/server.h"
 #include "api/server.h"
 #include "command.h"
-#include "serve_options.h"
 #include "common/dir_lock.h"
 #include "common/log.h"
 #include "crypto/password.h"
@@ -30,6 +29,7 @@
 #include "runtime/controller.h"
 #include "runtime/reconciler.h"
 #include "runtime/workqueue.h"
+#include "serve_options.h"
 #include "store/sqlite_store.h"
 
 namespace berth::controller {
@@ -301,9 +301,8 @@ const Registration kServe([](CLI::App& root, Runner& run) {
       ->capture_default_str();
   sub->add_option("--kube-api-burst", o->kube_burst, "burst of requests to the API server")
       ->capture_default_str();
-  sub->callback([o, &run] {
-    run = [o] { return o->kubernetes ? run_serve_kube(*o) : run_serve(*o); };
-  });
+  sub->callback(
+      [o, &run] { run = [o] { return o->kubernetes ? run_serve_kube(*o) : run_serve(*o); }; });
 });
 
 }  // namespace

@@ -432,9 +432,10 @@ int run_serve_kube(const ServeOptions& o) {
     return 1;
   }
   (void)lead_failure;
-  log::info("controller ready",
-            {{"mode", "kubernetes"}, {"config", origin}, {"identity", identity},
-             {"leader_election", o.leader_elect}});
+  log::info("controller ready", {{"mode", "kubernetes"},
+                                 {"config", origin},
+                                 {"identity", identity},
+                                 {"leader_election", o.leader_elect}});
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

@@ -54,7 +54,6 @@ struct ServeOptions {
   int kube_burst = 40;
 };
 
-
 // "KEY=VALUE" pairs for --registry-ca and --registry-token-realm.
 template <class Map>
 bool parse_pairs(const std::vector<std::string>& pairs, Map& out) {
@@ -103,7 +102,6 @@ inline core::UnixMillis system_now() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
-
 
 // The registry options of both modes from the flags: `rollout` for deploys, `check` with the
 // shorter deadline a new password is checked within (the user waits for it). On a malformed flag

@@ -52,27 +52,28 @@ Result<IntakeResult> AppIntake::run_deleting(const std::string& id, const AppSna
   if (!has_finalizer(app)) return IntakeResult::kDone;  // not ours to hold
   const core::AppService& svc = snap.service;
   const auto skip = app.metadata.annotations.find(kSkipCleanupAnnotation);
-  const bool skip_requested =
-      skip != app.metadata.annotations.end() && skip->second == "true";
+  const bool skip_requested = skip != app.metadata.annotations.end() && skip->second == "true";
   const core::UnixMillis since = unix_millis_of(app.metadata.deletion_timestamp);
   const bool timed_out =
-      since > 0 && options_.now() - since >=
-                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                           options_.deletion_timeout)
-                           .count();
+      since > 0 &&
+      options_.now() - since >=
+          std::chrono::duration_cast<std::chrono::milliseconds>(options_.deletion_timeout).count();
   if (!svc.agent.empty() && (skip_requested || timed_out)) {
     const std::string why =
         skip_requested
             ? std::string("the ") + kSkipCleanupAnnotation +
                   " annotation is set: the app is released without removing its container "
-                  "from agent " + svc.agent
+                  "from agent " +
+                  svc.agent
             : "agent " + svc.agent + " did not confirm the removal within " +
                   std::to_string(options_.deletion_timeout.count()) +
                   " s: the app is released; its container may still run there";
     store_.emit(id, true, "CleanupSkipped", why);
     log::warn("deletion released without the agent",
-              {{"namespace", app.metadata.namespace_}, {"name", app.metadata.name},
-               {"agent", svc.agent}, {"reason", skip_requested ? "annotation" : "timeout"}});
+              {{"namespace", app.metadata.namespace_},
+               {"name", app.metadata.name},
+               {"agent", svc.agent},
+               {"reason", skip_requested ? "annotation" : "timeout"}});
     if (Status st = store_.delete_service(id); !st.ok()) return st.error();
     return IntakeResult::kDone;
   }
@@ -85,9 +86,9 @@ Result<IntakeResult> AppIntake::run_deleting(const std::string& id, const AppSna
   core::ChangeIds ids{options_.new_id, options_.now()};
   core::Change change = core::remove_change(svc, ids);
   if (Status st = store_.apply_change(change, svc.generation); !st.ok()) return st.error();
-  log::info("app service deletion requested",
-            {{"namespace", app.metadata.namespace_}, {"name", app.metadata.name},
-             {"agent", svc.agent}});
+  log::info(
+      "app service deletion requested",
+      {{"namespace", app.metadata.namespace_}, {"name", app.metadata.name}, {"agent", svc.agent}});
   return IntakeResult::kReconcile;
 }
 
@@ -95,9 +96,9 @@ Status AppIntake::refuse(const std::string& id, const AppSnapshot& snap, std::st
                          std::string reason, std::string message,
                          const std::string& secret_version) {
   log::warn("app service change refused", {{"namespace", snap.object.metadata.namespace_},
-                                          {"name", snap.object.metadata.name},
-                                          {"generation", snap.object.metadata.generation},
-                                          {"reason", reason}});
+                                           {"name", snap.object.metadata.name},
+                                           {"generation", snap.object.metadata.generation},
+                                           {"reason", reason}});
   Refusal r;
   r.condition = std::move(condition);
   r.reason = std::move(reason);
@@ -122,9 +123,9 @@ Status AppIntake::accept_spec(const std::string& id, const AppSnapshot& snap) {
   for (std::size_t i = 0; i < snap.revisions.size(); ++i)
     if (snap.revisions[i].id == svc.desired_deployment_id) desired = i;
   const bool spec_same = desired && snap.revision_specs[*desired] == spec;
-  const bool source_same = !is_private || (ref && snap.credential &&
-                                           snap.credential_source_name == ref->name &&
-                                           snap.credential_source_key == ref->key);
+  const bool source_same =
+      !is_private || (ref && snap.credential && snap.credential_source_name == ref->name &&
+                      snap.credential_source_key == ref->key);
   const bool secret_moved = is_private && secret_version != snap.credential_source_version;
   if (spec_same && source_same && !secret_moved) {
     return store_.set_observed(id, generation, std::nullopt);
@@ -203,8 +204,8 @@ Status AppIntake::accept_spec(const std::string& id, const AppSnapshot& snap) {
 
   core::CredentialRequest request;
   request.operation = snap.revisions.empty() ? core::CredentialOperation::kCreate
-                      : target              ? core::CredentialOperation::kRollback
-                                            : core::CredentialOperation::kPatch;
+                      : target               ? core::CredentialOperation::kRollback
+                                             : core::CredentialOperation::kPatch;
   request.image_ref = deploy_config.image_ref;
   request.username_intent = deploy_config.registry_username.empty()
                                 ? core::AppConfigPatch::Username::kRemove
@@ -226,8 +227,9 @@ Status AppIntake::accept_spec(const std::string& id, const AppSnapshot& snap) {
       return refuse(id, snap, "CredentialsResolved", "RegistryHostChanged",
                     "the image moved to registry " + host +
                         " and the sealed password is only ever sent to the registry it was "
-                        "given for; write the password for " + host + " into Secret " + ns + "/" +
-                        ref->name + " (or point registryPasswordSecretRef at one that holds it)",
+                        "given for; write the password for " +
+                        host + " into Secret " + ns + "/" + ref->name +
+                        " (or point registryPasswordSecretRef at one that holds it)",
                     secret_version);
     }
     return refuse(id, snap, "CredentialsResolved", "PasswordRequired",
@@ -252,13 +254,14 @@ Status AppIntake::accept_spec(const std::string& id, const AppSnapshot& snap) {
     } else if (resolved.error().code == ErrorCode::kPermissionDenied) {
       return refuse(id, snap, "CredentialsResolved", "CredentialRejected",
                     "the registry at " + host + " refused the password in Secret " + ns + "/" +
-                        ref->name + " (key \"" + ref->key + "\") for user \"" +
-                        decision->username + "\": " + resolved.error().message +
-                        "; nothing was deployed",
+                        ref->name + " (key \"" + ref->key + "\") for user \"" + decision->username +
+                        "\": " + resolved.error().message + "; nothing was deployed",
                     secret_version);
     } else {
       log::warn("new registry credential could not be checked; change accepted",
-                {{"namespace", ns}, {"name", app.metadata.name}, {"registry", host},
+                {{"namespace", ns},
+                 {"name", app.metadata.name},
+                 {"registry", host},
                  {"error", resolved.error().message}});
     }
   } else if (digest.empty()) {
@@ -294,17 +297,19 @@ Status AppIntake::accept_spec(const std::string& id, const AppSnapshot& snap) {
     auto next = store_.next_revision_number(id);
     if (!next) return next.error();
     number = *next;
-    const std::string reason = target        ? core::rollback_reason(snap.revisions[*target].id)
-                               : spec_same   ? std::string("credential update")
-                                             : std::string("configuration update");
+    const std::string reason = target      ? core::rollback_reason(snap.revisions[*target].id)
+                               : spec_same ? std::string("credential update")
+                                           : std::string("configuration update");
     core::Change change = core::redeploy_change(svc, deploy_config, host, reason, digest, number,
                                                 std::move(write), ids);
     committed = store_.apply_change(change, svc.generation);
   }
   if (!committed.ok()) return committed;
-  log::info("app service change accepted",
-            {{"namespace", ns}, {"name", app.metadata.name}, {"revision", number},
-             {"generation", generation}, {"credential", core::to_string(decision->action)}});
+  log::info("app service change accepted", {{"namespace", ns},
+                                            {"name", app.metadata.name},
+                                            {"revision", number},
+                                            {"generation", generation},
+                                            {"credential", core::to_string(decision->action)}});
   if (secret.found) store_.note_secret_seen(id, secret.version);
   return store_.set_observed(id, generation, std::nullopt);
 }

@@ -32,7 +32,6 @@ const ResourceType kRevisionType{"apps", "v1", "controllerrevisions", "Controlle
 
 std::string key_of(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
-
 std::optional<core::ServiceStatus> status_of_phase(const std::string& phase) {
   if (phase == "Progressing") return core::ServiceStatus::kPendingModification;
   if (phase == "Pending") return core::ServiceStatus::kPending;
@@ -60,9 +59,9 @@ json logs_to_json(const std::vector<core::DeployLogEntry>& logs) {
   std::vector<json> kept;
   std::size_t used = 2;
   for (auto it = logs.rbegin(); it != logs.rend(); ++it) {
-    json e = {{"step", it->step},           {"status", it->status},
-              {"message", it->message},     {"detail", it->detail},
-              {"startedAt", it->started_at}, {"durationMs", it->duration_ms}};
+    json e = {
+        {"step", it->step},     {"status", it->status},        {"message", it->message},
+        {"detail", it->detail}, {"startedAt", it->started_at}, {"durationMs", it->duration_ms}};
     const std::size_t size = e.dump().size() + 1;
     if (used + size > kMaxDeployLogBytes) break;
     used += size;
@@ -93,12 +92,13 @@ std::vector<core::DeployLogEntry> logs_from_text(const std::string& text) {
 json conditions_to_json(const std::vector<core::Condition>& conditions, std::int64_t generation) {
   json out = json::array();
   for (const auto& c : conditions) {
-    out.push_back({{"type", c.type},
-                   {"status", c.status},
-                   {"reason", c.reason.empty() ? std::string("Unknown") : c.reason},
-                   {"message", c.message},
-                   {"observedGeneration", generation},
-                   {"lastTransitionTime", core::format_rfc3339(c.last_transition_time / 1000 * 1000)}});
+    out.push_back(
+        {{"type", c.type},
+         {"status", c.status},
+         {"reason", c.reason.empty() ? std::string("Unknown") : c.reason},
+         {"message", c.message},
+         {"observedGeneration", generation},
+         {"lastTransitionTime", core::format_rfc3339(c.last_transition_time / 1000 * 1000)}});
   }
   return out;
 }
@@ -133,14 +133,16 @@ std::vector<core::Condition> with_defaults(std::vector<core::Condition> conditio
       if (c.type == type) return;
     core::Condition c{type, status, reason, std::move(message), now};
     for (const auto& old : previous)
-      if (old.type == type && old.status == c.status) c.last_transition_time = old.last_transition_time;
+      if (old.type == type && old.status == c.status)
+        c.last_transition_time = old.last_transition_time;
     conditions.push_back(std::move(c));
   };
   if (is_private) {
     add("CredentialsResolved", "True", "CredentialStored",
         "a sealed credential for " + host + " is stored");
   } else {
-    add("CredentialsResolved", "True", "NotRequired", "the image is public; no credential is needed");
+    add("CredentialsResolved", "True", "NotRequired",
+        "the image is public; no credential is needed");
   }
   add("Degraded", "False", "AsExpected", "nothing needs attention");
   return conditions;
@@ -209,7 +211,7 @@ struct KubeStateStore::Entry {
   std::int64_t observed_generation = 0;
   std::optional<Refusal> refusal;
   std::optional<json> next_spec;  // the spec the next created revision records
-  json written_status;  // the last status this store wrote (or read)
+  json written_status;            // the last status this store wrote (or read)
 };
 
 KubeStateStore::KubeStateStore(Transport& transport, KubeStateStoreOptions options)
@@ -236,7 +238,8 @@ void KubeStateStore::observe(const AppService& app) {
   // Keep the secret index current: drop the old reference, add the new one.
   auto unref = [&](const AppService& a) {
     if (!a.spec.registry_password_secret_ref) return;
-    auto it = by_secret_.find(key_of(a.metadata.namespace_, a.spec.registry_password_secret_ref->name));
+    auto it =
+        by_secret_.find(key_of(a.metadata.namespace_, a.spec.registry_password_secret_ref->name));
     if (it != by_secret_.end()) {
       it->second.erase(a.metadata.uid);
       if (it->second.empty()) by_secret_.erase(it);
@@ -245,8 +248,8 @@ void KubeStateStore::observe(const AppService& app) {
   if (!entry->object.metadata.uid.empty()) unref(entry->object);
   entry->object = app;
   if (app.spec.registry_password_secret_ref) {
-    by_secret_[key_of(app.metadata.namespace_, app.spec.registry_password_secret_ref->name)]
-        .insert(uid);
+    by_secret_[key_of(app.metadata.namespace_, app.spec.registry_password_secret_ref->name)].insert(
+        uid);
   }
   uid_by_key_[key_of(app.metadata.namespace_, app.metadata.name)] = uid;
 }
@@ -472,9 +475,9 @@ Status KubeStateStore::preload(const std::vector<std::string>& namespaces) {
     auto it = revisions_by_uid.find(object.metadata.uid);
     Status st = fill(object, it == revisions_by_uid.end() ? kNone : it->second, secret, loaded);
     if (!st.ok()) {
-      log::warn("an app's record could not be read",
-                {{"namespace", object.metadata.namespace_}, {"name", object.metadata.name},
-                 {"error", st.error().message}});
+      log::warn("an app's record could not be read", {{"namespace", object.metadata.namespace_},
+                                                      {"name", object.metadata.name},
+                                                      {"error", st.error().message}});
       continue;  // loaded on its own later, and the error reported then
     }
     std::lock_guard lock(mu_);
@@ -637,22 +640,20 @@ Status KubeStateStore::set_observed(const std::string& id, std::int64_t generati
   {
     std::lock_guard lock(mu_);
     Entry& en = **e;
-    const bool new_refusal =
-        refusal && (!en.refusal || en.refusal->reason != refusal->reason ||
-                    en.refusal->generation != refusal->generation ||
-                    en.refusal->secret_version != refusal->secret_version);
+    const bool new_refusal = refusal && (!en.refusal || en.refusal->reason != refusal->reason ||
+                                         en.refusal->generation != refusal->generation ||
+                                         en.refusal->secret_version != refusal->secret_version);
     en.observed_generation = std::max(en.observed_generation, generation);
     // metav1.Condition: the transition time moves only when the condition's status does.
     if (refusal)
-      refusal->since = en.refusal && en.refusal->condition == refusal->condition
-                           ? en.refusal->since
-                           : options_.now();
+      refusal->since = en.refusal && en.refusal->condition == refusal->condition ? en.refusal->since
+                                                                                 : options_.now();
     en.refusal = std::move(refusal);
     if (new_refusal) {
-      event = StoreEvent{regarding_of(en), true,
-                         en.refusal->condition == "CredentialsResolved" ? "CredentialRefused"
-                                                                          : "SpecRefused",
-                         "Refuse", en.refusal->message};
+      event = StoreEvent{
+          regarding_of(en), true,
+          en.refusal->condition == "CredentialsResolved" ? "CredentialRefused" : "SpecRefused",
+          "Refuse", en.refusal->message};
     }
   }
   if (event && options_.on_event) options_.on_event(*event);
@@ -741,7 +742,8 @@ Result<Secret> KubeStateStore::unseal_stored(const std::string& id) {
   }
   if (!keyring_) return make_error(ErrorCode::kUnavailable, "the master key is not loaded yet");
   auto plain = keyring_->unseal(blob, aad);
-  if (!plain) return make_error(ErrorCode::kDataLoss, "the sealed registry password cannot be opened");
+  if (!plain)
+    return make_error(ErrorCode::kDataLoss, "the sealed registry password cannot be opened");
   return std::move(plain).value();
 }
 
@@ -892,8 +894,8 @@ Status KubeStateStore::write_credential(Entry& e, const core::CredentialWrite& w
     return Status::Ok();
   }
   if (!keyring_) return make_error(ErrorCode::kUnavailable, "the master key is not loaded yet");
-  auto blob = keyring_->seal(w.password, crypto::credential_aad(key_of(ns, name), w.registry_host,
-                                                               w.username));
+  auto blob = keyring_->seal(w.password,
+                             crypto::credential_aad(key_of(ns, name), w.registry_host, w.username));
   if (!blob) return blob.error();
   json sealed = {{"keyId", blob->key_id},
                  {"nonce", base64::encode(std::string(blob->nonce.begin(), blob->nonce.end()))},
@@ -906,30 +908,29 @@ Status KubeStateStore::write_credential(Entry& e, const core::CredentialWrite& w
     source_key = e.next_source_key;
     source_version = e.next_source_version;
   }
-  json annotations = {{kHostAnnotation, w.registry_host},
-                      {kUserAnnotation, w.username},
-                      {kSetAtAnnotation, core::format_rfc3339(w.set_at)},
-                      {kSourceAnnotation, json{{"name", source_name},
-                                               {"key", source_key},
-                                               {"resourceVersion", source_version}}
-                                              .dump()}};
+  json annotations = {
+      {kHostAnnotation, w.registry_host},
+      {kUserAnnotation, w.username},
+      {kSetAtAnnotation, core::format_rfc3339(w.set_at)},
+      {kSourceAnnotation,
+       json{{"name", source_name}, {"key", source_key}, {"resourceVersion", source_version}}
+           .dump()}};
   if (w.expires_at) annotations[kExpiresAtAnnotation] = core::format_rfc3339(*w.expires_at);
-  json object = {
-      {"apiVersion", "v1"},
-      {"kind", "Secret"},
-      {"type", "berth.dev/sealed-registry-credential"},
-      {"metadata",
-       {{"name", secret_name},
-        {"namespace", ns},
-        {"labels", {{kRevisionAppLabel, revision_label_value(name)}}},
-        {"annotations", annotations},
-        {"ownerReferences", json::array({{{"apiVersion", kAppServiceApiVersion},
-                                          {"kind", kAppServiceKind},
-                                          {"name", name},
-                                          {"uid", uid},
-                                          {"controller", true},
-                                          {"blockOwnerDeletion", true}}})}}},
-      {"data", {{kSealedKey, base64::encode(sealed.dump())}}}};
+  json object = {{"apiVersion", "v1"},
+                 {"kind", "Secret"},
+                 {"type", "berth.dev/sealed-registry-credential"},
+                 {"metadata",
+                  {{"name", secret_name},
+                   {"namespace", ns},
+                   {"labels", {{kRevisionAppLabel, revision_label_value(name)}}},
+                   {"annotations", annotations},
+                   {"ownerReferences", json::array({{{"apiVersion", kAppServiceApiVersion},
+                                                     {"kind", kAppServiceKind},
+                                                     {"name", name},
+                                                     {"uid", uid},
+                                                     {"controller", true},
+                                                     {"blockOwnerDeletion", true}}})}}},
+                 {"data", {{kSealedKey, base64::encode(sealed.dump())}}}};
   auto created = secrets_.raw().create(object);
   if (!created && created.error().code == ErrorCode::kConflict) {
     // Replace the existing one (read for its resourceVersion, 409 retried).
@@ -976,10 +977,10 @@ Status KubeStateStore::commit(const std::string& id, const core::Change& change,
     std::lock_guard lock(mu_);
     const core::AppService& s = change.service;
     e.generation += 1;
-    e.status = (e.status == core::ServiceStatus::kDeleting &&
-                s.status != core::ServiceStatus::kDeleting)
-                   ? e.status
-                   : s.status;
+    e.status =
+        (e.status == core::ServiceStatus::kDeleting && s.status != core::ServiceStatus::kDeleting)
+            ? e.status
+            : s.status;
     e.conditions = with_defaults(s.conditions, e.conditions, !s.config.registry_username.empty(),
                                  s.registry_host, options_.now());
     if (revision) {
@@ -1086,14 +1087,15 @@ Status KubeStateStore::record_outcome(const core::Revision& revision,
   }
   if (!before) return make_error(ErrorCode::kNotFound, "no such revision");
   digest_in_data = !before->image_digest.empty() && before->image_digest == revision.image_digest;
-  json patch = state_patch(revision.state,
-                           revision.finished_at > 0 ? core::format_rfc3339(revision.finished_at)
-                                                    : std::string(),
-                           service.last_error.empty() || revision.state != core::RevisionState::kFailed
-                               ? std::string()
-                               : service.last_error);
+  json patch = state_patch(
+      revision.state,
+      revision.finished_at > 0 ? core::format_rfc3339(revision.finished_at) : std::string(),
+      service.last_error.empty() || revision.state != core::RevisionState::kFailed
+          ? std::string()
+          : service.last_error);
   patch["metadata"]["annotations"][kDeployLogsAnnotation] =
-      revision.deploy_logs.empty() ? json(nullptr) : json(logs_to_json(revision.deploy_logs).dump());
+      revision.deploy_logs.empty() ? json(nullptr)
+                                   : json(logs_to_json(revision.deploy_logs).dump());
   if (!digest_in_data && !revision.image_digest.empty())
     patch["metadata"]["annotations"][kDigestAnnotation] = revision.image_digest;
   auto written = revisions_.merge_patch(ns, revision.id, patch);
@@ -1106,13 +1108,13 @@ Status KubeStateStore::record_outcome(const core::Revision& revision,
       if (r.id == revision.id) r = revision;
     if (before->state != revision.state) {
       if (revision.state == core::RevisionState::kSucceeded) {
-        event = StoreEvent{regarding_of(e), false, "RolloutSucceeded", "Rollout",
-                           "revision " + std::to_string(revision.number) + " is serving " +
-                               revision.image_digest};
+        event = StoreEvent{
+            regarding_of(e), false, "RolloutSucceeded", "Rollout",
+            "revision " + std::to_string(revision.number) + " is serving " + revision.image_digest};
       } else if (revision.state == core::RevisionState::kFailed) {
-        event = StoreEvent{regarding_of(e), true, "RolloutFailed", "Rollout",
-                           "revision " + std::to_string(revision.number) +
-                               " failed: " + service.last_error};
+        event = StoreEvent{
+            regarding_of(e), true, "RolloutFailed", "Rollout",
+            "revision " + std::to_string(revision.number) + " failed: " + service.last_error};
       }
     }
   }
@@ -1171,9 +1173,9 @@ Status KubeStateStore::update_observed(const core::AppService& service) {
     e.url = service.url;
     e.current_id = service.current_deployment_id;
     e.agent = service.agent;
-    e.conditions = with_defaults(service.conditions, e.conditions,
-                                 !service.config.registry_username.empty(),
-                                 service.registry_host, options_.now());
+    e.conditions =
+        with_defaults(service.conditions, e.conditions, !service.config.registry_username.empty(),
+                      service.registry_host, options_.now());
     e.last_error = service.last_error;
   }
   if (event && options_.on_event) options_.on_event(*event);

@@ -80,18 +80,18 @@ struct KubeStateStoreOptions {
 // accepted or the spec returns to the desired revision's.
 struct Refusal {
   std::string condition = "CredentialsResolved";  // or "SpecValid"
-  std::string reason;                               // PasswordRequired, CredentialRejected, ...
+  std::string reason;                             // PasswordRequired, CredentialRejected, ...
   std::string message;
-  std::int64_t generation = 0;        // the metadata.generation refused
-  std::string secret_version;         // the referenced Secret's resourceVersion then ("" none)
-  core::UnixMillis since = 0;         // set by the store: when this refusal was first shown
+  std::int64_t generation = 0;  // the metadata.generation refused
+  std::string secret_version;   // the referenced Secret's resourceVersion then ("" none)
+  core::UnixMillis since = 0;   // set by the store: when this refusal was first shown
 };
 
 // What the intake needs to know about an app beyond core::AppService.
 struct AppSnapshot {
   AppService object;  // the AppService as the informer last saw it
   core::AppService service;
-  std::vector<core::Revision> revisions;  // number ascending
+  std::vector<core::Revision> revisions;       // number ascending
   std::vector<nlohmann::json> revision_specs;  // data.spec of each, same order
   std::optional<core::StoredCredential> credential;
   // The source of the sealed password: the user's Secret (name, key, resourceVersion).
@@ -134,8 +134,8 @@ class KubeStateStore final : public core::StateStore {
   Status set_observed(const std::string& id, std::int64_t generation,
                       std::optional<Refusal> refusal);
   // The source the next kReplace credential write came from (kept with the sealed Secret).
-  void set_credential_source(const std::string& id, const std::string& name,
-                             const std::string& key, const std::string& version);
+  void set_credential_source(const std::string& id, const std::string& name, const std::string& key,
+                             const std::string& version);
   // The spec (JSON, as in the AppService) that the next revision created for `id` records.
   void set_revision_spec(const std::string& id, const nlohmann::json& spec);
   // The user's Secret was read at `version` and its content equals the sealed password.

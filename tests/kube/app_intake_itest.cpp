@@ -182,9 +182,10 @@ bool mentions_password(const json& object) {
          text.find(base64::encode(kPassword)) != std::string::npos;
 }
 
-TEST_CASE("a new private app is accepted: finalizer, revision 1 pinned to its digest, a sealed "
-          "Secret and status",
-          "[kube][intake][itest]") {
+TEST_CASE(
+    "a new private app is accepted: finalizer, revision 1 pinned to its digest, a sealed "
+    "Secret and status",
+    "[kube][intake][itest]") {
   BERTH_KUBE_CLUSTER(cluster);
   Fixture f(cluster);
   f.put_secret("pw", kPassword);
@@ -407,10 +408,11 @@ TEST_CASE("deleting an AppService goes through the agent, or is released",
     CHECK((*tasks)[0].kind == core::TaskKind::kRemove);
     CHECK(f.get("web").status.phase == "Deleting");
     SECTION("the skip-cleanup annotation releases it with a Warning event") {
-      REQUIRE(f.apps.raw()
-                  .merge_patch(kNs, "web",
-                               {{"metadata", {{"annotations", {{kSkipCleanupAnnotation, "true"}}}}}})
-                  .ok());
+      REQUIRE(
+          f.apps.raw()
+              .merge_patch(kNs, "web",
+                           {{"metadata", {{"annotations", {{kSkipCleanupAnnotation, "true"}}}}}})
+              .ok());
       f.observe("web");
       CHECK(f.run(id) == IntakeResult::kDone);
       CHECK(f.has_event("CleanupSkipped"));
