@@ -215,8 +215,7 @@ struct KubeStateStore::Entry {
 };
 
 KubeStateStore::KubeStateStore(Transport& transport, KubeStateStoreOptions options)
-    : transport_(transport),
-      options_(std::move(options)),
+    : options_(std::move(options)),
       apps_(transport),
       secrets_(transport),
       revisions_(transport, kRevisionType) {}

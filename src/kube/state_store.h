@@ -198,7 +198,6 @@ class KubeStateStore final : public core::StateStore {
   void prune(Entry& e, int keep_succeeded);
   ObjectReference regarding_of(const Entry& e) const;
 
-  Transport& transport_;
   std::optional<crypto::Keyring> keyring_;
   KubeStateStoreOptions options_;
   Typed<AppService> apps_;
