@@ -290,9 +290,19 @@ int run_serve_kube(const ServeOptions& o) {
   };
   runtime::Controller controller(
       queue,
-      [&intake, &reconciler](const std::string& key) {
+      [&intake, &reconciler, &store](const std::string& key) {
+        // Every line of this reconcile names the object as a Kubernetes user knows it.
+        const auto [ns, name] = store.name_of(key);
+        log::ScopedFields fields({{"namespace", ns}, {"name", name}});
         auto taken = intake.run(key);
-        if (!taken) return runtime::ReconcileOutcome::retry(taken.error().message);
+        if (!taken) {
+          // Shown where the user looks (a Warning event, rate limited per object) and logged;
+          // the work queue retries with backoff.
+          log::warn("reading the AppService's change failed; retrying",
+                    {{"app_id", key}, {"error", taken.error().message}});
+          store.emit(key, true, "ReconcileError", taken.error().message);
+          return runtime::ReconcileOutcome::retry(taken.error().message);
+        }
         if (*taken == kube::IntakeResult::kDone) return runtime::ReconcileOutcome::done();
         return reconciler.reconcile(key);
       },

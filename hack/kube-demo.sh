@@ -148,7 +148,7 @@ show berth-controller serve --kubernetes --kubeconfig "$KUBECONFIG" --data-dir "
   --agent-listen "127.0.0.1:$agent_port" --local-agent \
   --registry-ca "$REGISTRY_HOST=$REGISTRY_CA" --health-listen 127.0.0.1:0 \
   --port-file "$work/health-port"
-"$bin/berth-controller" serve --kubernetes --kubeconfig "$KUBECONFIG" --data-dir "$work/data" \
+"$bin/berth-controller" serve --kubernetes --kubeconfig "$KUBECONFIG" --data-dir "$work/data" --log-level "${BERTH_DEMO_LOG_LEVEL:-info}" \
   --agent-listen "127.0.0.1:$agent_port" --local-agent \
   --registry-ca "$REGISTRY_HOST=$REGISTRY_CA" --health-listen 127.0.0.1:0 \
   --port-file "$work/health-port" >>"$work/berth.log" 2>&1 &

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <utility>
 
 namespace berth::log {
 namespace {
@@ -12,6 +13,10 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::mutex g_mu;
 Sink g_sink;  // guarded by g_mu
+// The innermost ScopedFields alive on this thread; each links to the one it nests in.
+thread_local const ScopedFields* t_scope = nullptr;
+
+bool reserved(const std::string& key) { return key == "ts" || key == "level" || key == "msg"; }
 
 const char* level_name(Level l) {
   switch (l) {
@@ -42,6 +47,12 @@ std::string timestamp() {
 }
 
 }  // namespace
+
+ScopedFields::ScopedFields(nlohmann::json fields) : fields_(std::move(fields)), outer_(t_scope) {
+  t_scope = this;
+}
+
+ScopedFields::~ScopedFields() { t_scope = outer_; }
 
 void set_level(Level level) { g_level.store(static_cast<int>(level)); }
 Level level() { return static_cast<Level>(g_level.load()); }
@@ -75,8 +86,15 @@ void write(Level lvl, std::string_view msg, const nlohmann::json& fields) {
   line["msg"] = msg;
   if (fields.is_object()) {
     for (const auto& [key, value] : fields.items()) {
-      if (key == "ts" || key == "level" || key == "msg") continue;
-      line[key] = value;
+      if (!reserved(key)) line[key] = value;
+    }
+  }
+  // Innermost scope first, each adding only keys not yet set: the call's own fields win, then
+  // the nearest scope's.
+  for (const ScopedFields* scope = t_scope; scope != nullptr; scope = scope->outer_) {
+    if (!scope->fields_.is_object()) continue;
+    for (const auto& [key, value] : scope->fields_.items()) {
+      if (!reserved(key) && !line.contains(key)) line[key] = value;
     }
   }
   const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -6,6 +6,13 @@
 //   log::info("deploy started", {{"app", app_id}, {"revision", 3}});
 //
 // Thread-safe. Lines go to stderr unless a sink is installed (tests capture lines with one).
+//
+// Context that every line of a unit of work should carry (the reconcile_id of one reconcile, the
+// namespace and name of the object it handles) is set once with a ScopedFields on the stack
+// instead of being passed to every call:
+//
+//   log::ScopedFields scope({{"reconcile_id", id}});
+//   log::info("deploy started", {{"revision", 3}});   // carries reconcile_id too
 #include <functional>
 #include <string_view>
 
@@ -25,6 +32,29 @@ bool parse_level(std::string_view text, Level& out);
 Sink set_sink(Sink sink);
 
 void write(Level level, std::string_view msg, const nlohmann::json& fields);
+
+// While alive, every line written on the constructing thread carries `fields` (an object; any
+// other JSON value adds nothing). Scopes nest: an inner scope's field wins over an outer one's,
+// and a field passed to the log call itself wins over both; `ts`, `level` and `msg` cannot be
+// replaced. Other threads never see these fields. Destroy on the constructing thread, innermost
+// first (a local variable does both). When no scope is alive a log call pays one thread-local
+// read.
+class ScopedFields {
+ public:
+  explicit ScopedFields(nlohmann::json fields);
+  // So that `ScopedFields scope({{"key", value}})` reads as a log call's fields do (with only the
+  // json constructor, that brace form is ambiguous with the deleted copy constructor).
+  explicit ScopedFields(nlohmann::json::initializer_list_t fields)
+      : ScopedFields(nlohmann::json(fields)) {}
+  ~ScopedFields();
+  ScopedFields(const ScopedFields&) = delete;
+  ScopedFields& operator=(const ScopedFields&) = delete;
+
+ private:
+  friend void write(Level level, std::string_view msg, const nlohmann::json& fields);
+  nlohmann::json fields_;
+  const ScopedFields* outer_;
+};
 
 inline void debug(std::string_view msg, const nlohmann::json& fields = nlohmann::json::object()) {
   write(Level::kDebug, msg, fields);

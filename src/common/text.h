@@ -21,4 +21,9 @@ std::string_view trim_ascii_whitespace(std::string_view s);
 // digit. Uppercase is not accepted (callers that fold case do it first).
 bool is_dns_label(std::string_view s, std::size_t max_length = 63);
 
+// Percent-encodes every byte but RFC 3986's unreserved characters (A-Z a-z 0-9 - . _ ~), with
+// uppercase hex digits: the result is safe as a query value or a path segment, so a selector such
+// as "app in (a,b)", a continue token (base64 with '=' and '/') or a Bearer scope goes in intact.
+std::string url_encode(std::string_view s);
+
 }  // namespace berth

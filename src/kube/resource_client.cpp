@@ -60,26 +60,6 @@ Status check_subresource(std::string_view subresource) {
                     "subresource must be a DNS label: " + one_line(subresource, 80));
 }
 
-// Percent-encodes everything but RFC 3986's unreserved characters: a selector such as
-// "app in (a,b)" or a continue token (base64 with '=' and '/') goes into a query intact.
-std::string url_encode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if ((byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') ||
-        (byte >= '0' && byte <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xf];
-    }
-  }
-  return out;
-}
-
 class Query {
  public:
   Query& add(std::string_view key, std::string_view value) {

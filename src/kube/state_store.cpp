@@ -126,6 +126,31 @@ Result<AppServiceSpec> spec_of(const json& spec) {
   return app->spec;
 }
 
+// The four conditions the AppService always shows (docs/kubernetes.md): the planner sets the
+// ones a step is about; the rest get their quiet value here. A default keeps its transition time
+// while its status does not change, so rewriting status does not move it.
+std::vector<core::Condition> with_defaults(std::vector<core::Condition> conditions,
+                                           const std::vector<core::Condition>& previous,
+                                           bool is_private, const std::string& host,
+                                           core::UnixMillis now) {
+  auto add = [&](const char* type, const char* status, const char* reason, std::string message) {
+    for (const auto& c : conditions)
+      if (c.type == type) return;
+    core::Condition c{type, status, reason, std::move(message), now};
+    for (const auto& old : previous)
+      if (old.type == type && old.status == c.status) c.last_transition_time = old.last_transition_time;
+    conditions.push_back(std::move(c));
+  };
+  if (is_private) {
+    add("CredentialsResolved", "True", "CredentialStored",
+        "a sealed credential for " + host + " is stored");
+  } else {
+    add("CredentialsResolved", "True", "NotRequired", "the image is public; no credential is needed");
+  }
+  add("Degraded", "False", "AsExpected", "nothing needs attention");
+  return conditions;
+}
+
 }  // namespace
 
 std::string credential_secret_name(std::string_view app_name) {
@@ -253,6 +278,13 @@ std::vector<std::string> KubeStateStore::apps_referencing_secret(const std::stri
   auto it = by_secret_.find(key_of(namespace_, name));
   if (it == by_secret_.end()) return {};
   return {it->second.begin(), it->second.end()};
+}
+
+std::pair<std::string, std::string> KubeStateStore::name_of(const std::string& id) const {
+  EntryPtr e = find(id);
+  if (!e) return {};
+  std::lock_guard lock(mu_);
+  return {e->object.metadata.namespace_, e->object.metadata.name};
 }
 
 // --- loading -----------------------------------------------------------------------------------
@@ -942,7 +974,8 @@ Status KubeStateStore::commit(const std::string& id, const core::Change& change,
                 s.status != core::ServiceStatus::kDeleting)
                    ? e.status
                    : s.status;
-    e.conditions = s.conditions;
+    e.conditions = with_defaults(s.conditions, e.conditions, !s.config.registry_username.empty(),
+                                 s.registry_host, options_.now());
     if (revision) {
       e.desired_id = revision->id;
     } else if (!s.desired_deployment_id.empty()) {
@@ -1132,7 +1165,9 @@ Status KubeStateStore::update_observed(const core::AppService& service) {
     e.url = service.url;
     e.current_id = service.current_deployment_id;
     e.agent = service.agent;
-    e.conditions = service.conditions;
+    e.conditions = with_defaults(service.conditions, e.conditions,
+                                 !service.config.registry_username.empty(),
+                                 service.registry_host, options_.now());
     e.last_error = service.last_error;
   }
   if (event && options_.on_event) options_.on_event(*event);

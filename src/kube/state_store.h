@@ -122,6 +122,9 @@ class KubeStateStore final : public core::StateStore {
   std::vector<std::string> apps_referencing_secret(const std::string& namespace_,
                                                    const std::string& name) const;
 
+  // "namespace", "name" of an app for log lines (empty strings when unknown).
+  std::pair<std::string, std::string> name_of(const std::string& id) const;
+
   // --- for the intake (app_intake.h) ---
   Result<AppSnapshot> snapshot(const std::string& id);
   // Records that the intake looked at `generation` (status.observedGeneration), with or without

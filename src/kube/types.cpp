@@ -182,19 +182,16 @@ std::string describe(const char* kind, const json& object) {
   return std::string(kind) + " " + (ns.empty() ? name : ns + "/" + name);
 }
 
-}  // namespace
+// Returns object[key], made an object when it was absent or of another type.
+json& object_at(json& object, const char* key) {
+  json& child = object[key];
+  if (!child.is_object()) child = json::object();
+  return child;
+}
 
 // ---- AppService ----
 
-Result<AppService> AppService::from_json(const json& object) {
-  if (!object.is_object())
-    return make_error(ErrorCode::kInvalidArgument, "AppService: not a JSON object");
-  AppService a;
-  a.raw = object;
-  Reader r(describe("AppService", object));
-  read_meta(r, object, a.metadata);
-  const json* spec = r.child(object, "spec", "spec");
-  AppServiceSpec& s = a.spec;
+void read_spec(Reader& r, const json* spec, AppServiceSpec& s) {
   r.str(spec, "imageRef", "spec.imageRef", s.image_ref);
   r.integer(spec, "containerPort", "spec.containerPort", s.container_port);
   r.str(spec, "registryUsername", "spec.registryUsername", s.registry_username);
@@ -218,8 +215,9 @@ Result<AppService> AppService::from_json(const json& object) {
     r.integer(hc, "healthyThreshold", "spec.healthCheck.healthyThreshold",
               s.health_check.healthy_threshold);
   }
-  const json* status = r.child(object, "status", "status");
-  AppServiceStatus& st = a.status;
+}
+
+void read_status(Reader& r, const json* status, AppServiceStatus& st) {
   r.integer(status, "observedGeneration", "status.observedGeneration", st.observed_generation);
   r.str(status, "phase", "status.phase", st.phase);
   r.integer(status, "currentRevision", "status.currentRevision", st.current_revision);
@@ -241,15 +239,14 @@ Result<AppService> AppService::from_json(const json& object) {
       st.conditions.push_back(std::move(cond));
     }
   }
-  if (!r.ok()) return r.error();
-  return a;
 }
 
-json AppService::to_json() const {
-  json object = base(raw, kType);
-  write_meta(metadata, object);
-  json& s = object["spec"];
-  if (!s.is_object()) s = json::object();
+void read_fields(Reader& r, const json& object, AppService& a) {
+  read_spec(r, r.child(object, "spec", "spec"), a.spec);
+  read_status(r, r.child(object, "status", "status"), a.status);
+}
+
+void write_spec(const AppServiceSpec& spec, json& s) {
   s["imageRef"] = spec.image_ref;
   s["containerPort"] = spec.container_port;
   put(s, "registryUsername", spec.registry_username, !spec.registry_username.empty());
@@ -268,8 +265,9 @@ json AppService::to_json() const {
              {"healthyThreshold", spec.health_check.healthy_threshold}};
   if (!spec.health_check.path.empty()) hc["path"] = spec.health_check.path;
   s["healthCheck"] = std::move(hc);
-  json& st = object["status"];
-  if (!st.is_object()) st = json::object();
+}
+
+void write_status(const AppServiceStatus& status, json& st) {
   put(st, "observedGeneration", status.observed_generation, status.observed_generation != 0);
   put(st, "phase", status.phase, !status.phase.empty());
   put(st, "currentRevision", status.current_revision, status.current_revision != 0);
@@ -289,88 +287,59 @@ json AppService::to_json() const {
     conditions.push_back(std::move(cond));
   }
   put(st, "conditions", conditions, !conditions.empty());
-  return object;
+}
+
+void write_fields(const AppService& a, json& object) {
+  write_spec(a.spec, object_at(object, "spec"));
+  write_status(a.status, object_at(object, "status"));
 }
 
 // ---- Secret ----
 
-Result<KubeSecret> KubeSecret::from_json(const json& object) {
-  if (!object.is_object())
-    return make_error(ErrorCode::kInvalidArgument, "Secret: not a JSON object");
-  KubeSecret s;
-  Reader r(describe("Secret", object));
-  read_meta(r, object, s.metadata);
+void read_fields(Reader& r, const json& object, KubeSecret& s) {
+  // The plaintext lives only in `data`; raw keeps the rest of the object.
+  s.raw.erase("data");
+  s.raw.erase("stringData");
   r.str(&object, "type", "type", s.type);
   r.boolean(&object, "immutable", "immutable", s.immutable);
   std::map<std::string, std::string> encoded;
   r.string_map(&object, "data", "data", encoded);
-  if (!r.ok()) return r.error();
   for (auto& [key, value] : encoded) {
     std::string bytes;
-    const bool decoded = base64::decode(value, bytes);
+    // After the first error nothing is decoded; every encoded value is still wiped.
+    const bool decoded = r.ok() && base64::decode(value, bytes);
     wipe_string(value);
-    if (!decoded) {
-      wipe_string(bytes);
-      // The key is named, never the value.
-      return make_error(ErrorCode::kInvalidArgument,
-                        describe("Secret", object) + ": data." + key + ": not base64",
-                        "data." + key);
-    }
-    s.data.emplace(key, Secret(bytes));
+    if (decoded) s.data.emplace(key, Secret(bytes));
     wipe_string(bytes);
+    // The key is named, never the value.
+    if (!decoded) r.fail("data." + key, "not base64");
   }
-  // The plaintext lives only in `data`; raw keeps the rest of the object.
-  s.raw = object;
-  s.raw.erase("data");
-  s.raw.erase("stringData");
-  return s;
 }
 
-json KubeSecret::to_json() const {
-  json object = base(raw, kType);
-  write_meta(metadata, object);
-  object["type"] = type;
-  put(object, "immutable", immutable, immutable);
+void write_fields(const KubeSecret& s, json& object) {
+  object["type"] = s.type;
+  put(object, "immutable", s.immutable, s.immutable);
   json encoded = json::object();
-  for (const auto& [key, value] : data) encoded[key] = base64::encode(value.reveal());
+  for (const auto& [key, value] : s.data) encoded[key] = base64::encode(value.reveal());
   put(object, "data", encoded, !encoded.empty());
-  return object;
 }
 
 // ---- ControllerRevision ----
 
-Result<ControllerRevision> ControllerRevision::from_json(const json& object) {
-  if (!object.is_object()) {
-    return make_error(ErrorCode::kInvalidArgument, "ControllerRevision: not a JSON object");
-  }
-  ControllerRevision c;
-  c.raw = object;
-  Reader r(describe("ControllerRevision", object));
-  read_meta(r, object, c.metadata);
+void read_fields(Reader& r, const json& object, ControllerRevision& c) {
   r.integer(&object, "revision", "revision", c.revision);
   auto data = object.find("data");
   if (data != object.end()) c.data = *data;
-  if (!r.ok()) return r.error();
-  return c;
 }
 
-json ControllerRevision::to_json() const {
-  json object = base(raw, kType);
-  write_meta(metadata, object);
-  object["revision"] = revision;
-  put(object, "data", data, !data.is_null());
-  return object;
+void write_fields(const ControllerRevision& c, json& object) {
+  object["revision"] = c.revision;
+  put(object, "data", c.data, !c.data.is_null());
 }
 
 // ---- Lease ----
 
-Result<Lease> Lease::from_json(const json& object) {
-  if (!object.is_object())
-    return make_error(ErrorCode::kInvalidArgument, "Lease: not a JSON object");
-  Lease l;
-  l.raw = object;
-  Reader r(describe("Lease", object));
-  read_meta(r, object, l.metadata);
+void read_fields(Reader& r, const json& object, Lease& l) {
   const json* spec = r.child(object, "spec", "spec");
   r.str(spec, "holderIdentity", "spec.holderIdentity", l.spec.holder_identity);
   r.integer(spec, "leaseDurationSeconds", "spec.leaseDurationSeconds",
@@ -378,32 +347,20 @@ Result<Lease> Lease::from_json(const json& object) {
   r.str(spec, "acquireTime", "spec.acquireTime", l.spec.acquire_time);
   r.str(spec, "renewTime", "spec.renewTime", l.spec.renew_time);
   r.integer(spec, "leaseTransitions", "spec.leaseTransitions", l.spec.lease_transitions);
-  if (!r.ok()) return r.error();
-  return l;
 }
 
-json Lease::to_json() const {
-  json object = base(raw, kType);
-  write_meta(metadata, object);
-  json& s = object["spec"];
-  if (!s.is_object()) s = json::object();
-  put(s, "holderIdentity", spec.holder_identity, !spec.holder_identity.empty());
-  put(s, "leaseDurationSeconds", spec.lease_duration_seconds, spec.lease_duration_seconds != 0);
-  put(s, "acquireTime", spec.acquire_time, !spec.acquire_time.empty());
-  put(s, "renewTime", spec.renew_time, !spec.renew_time.empty());
-  put(s, "leaseTransitions", spec.lease_transitions, spec.lease_transitions != 0);
-  return object;
+void write_fields(const Lease& l, json& object) {
+  json& s = object_at(object, "spec");
+  put(s, "holderIdentity", l.spec.holder_identity, !l.spec.holder_identity.empty());
+  put(s, "leaseDurationSeconds", l.spec.lease_duration_seconds, l.spec.lease_duration_seconds != 0);
+  put(s, "acquireTime", l.spec.acquire_time, !l.spec.acquire_time.empty());
+  put(s, "renewTime", l.spec.renew_time, !l.spec.renew_time.empty());
+  put(s, "leaseTransitions", l.spec.lease_transitions, l.spec.lease_transitions != 0);
 }
 
 // ---- Event ----
 
-Result<Event> Event::from_json(const json& object) {
-  if (!object.is_object())
-    return make_error(ErrorCode::kInvalidArgument, "Event: not a JSON object");
-  Event e;
-  e.raw = object;
-  Reader r(describe("Event", object));
-  read_meta(r, object, e.metadata);
+void read_fields(Reader& r, const json& object, Event& e) {
   r.str(&object, "eventTime", "eventTime", e.event_time);
   r.str(&object, "reportingController", "reportingController", e.reporting_controller);
   r.str(&object, "reportingInstance", "reportingInstance", e.reporting_instance);
@@ -425,20 +382,17 @@ Result<Event> Event::from_json(const json& object) {
     r.str(series, "lastObservedTime", "series.lastObservedTime", s.last_observed_time);
     e.series = std::move(s);
   }
-  if (!r.ok()) return r.error();
-  return e;
 }
 
-json Event::to_json() const {
-  json object = base(raw, kType);
-  write_meta(metadata, object);
-  put(object, "eventTime", event_time, !event_time.empty());
-  put(object, "reportingController", reporting_controller, !reporting_controller.empty());
-  put(object, "reportingInstance", reporting_instance, !reporting_instance.empty());
-  put(object, "action", action, !action.empty());
-  put(object, "reason", reason, !reason.empty());
-  put(object, "note", note, !note.empty());
-  object["type"] = type;
+void write_fields(const Event& e, json& object) {
+  put(object, "eventTime", e.event_time, !e.event_time.empty());
+  put(object, "reportingController", e.reporting_controller, !e.reporting_controller.empty());
+  put(object, "reportingInstance", e.reporting_instance, !e.reporting_instance.empty());
+  put(object, "action", e.action, !e.action.empty());
+  put(object, "reason", e.reason, !e.reason.empty());
+  put(object, "note", e.note, !e.note.empty());
+  object["type"] = e.type;
+  const ObjectReference& regarding = e.regarding;
   json reg = json::object();
   put(reg, "apiVersion", regarding.api_version, !regarding.api_version.empty());
   put(reg, "kind", regarding.kind, !regarding.kind.empty());
@@ -447,13 +401,59 @@ json Event::to_json() const {
   put(reg, "uid", regarding.uid, !regarding.uid.empty());
   put(reg, "resourceVersion", regarding.resource_version, !regarding.resource_version.empty());
   put(object, "regarding", reg, !reg.empty());
-  if (series) {
-    object["series"] = {{"count", series->count}, {"lastObservedTime", series->last_observed_time}};
+  if (e.series) {
+    object["series"] = {{"count", e.series->count},
+                        {"lastObservedTime", e.series->last_observed_time}};
   } else {
     object.erase("series");
   }
+}
+
+// ---- the shared shape ----
+
+// Every kind has one shape: a JSON object whose metadata and whole body (`raw`) are kept, plus
+// the kind's own fields. decode and encode do the shared part once; read_fields and write_fields,
+// one overload per kind above, do the rest. The first wrongly typed field fails the conversion.
+template <typename T>
+Result<T> decode(const json& object) {
+  const std::string& kind = T::kType.kind;
+  if (!object.is_object())
+    return make_error(ErrorCode::kInvalidArgument, kind + ": not a JSON object");
+  T out;
+  out.raw = object;
+  Reader r(describe(kind.c_str(), object));
+  read_meta(r, object, out.metadata);
+  read_fields(r, object, out);
+  if (!r.ok()) return r.error();
+  return out;
+}
+
+template <typename T>
+json encode(const T& in) {
+  json object = base(in.raw, T::kType);
+  write_meta(in.metadata, object);
+  write_fields(in, object);
   return object;
 }
+
+}  // namespace
+
+Result<AppService> AppService::from_json(const json& object) { return decode<AppService>(object); }
+json AppService::to_json() const { return encode(*this); }
+
+Result<KubeSecret> KubeSecret::from_json(const json& object) { return decode<KubeSecret>(object); }
+json KubeSecret::to_json() const { return encode(*this); }
+
+Result<ControllerRevision> ControllerRevision::from_json(const json& object) {
+  return decode<ControllerRevision>(object);
+}
+json ControllerRevision::to_json() const { return encode(*this); }
+
+Result<Lease> Lease::from_json(const json& object) { return decode<Lease>(object); }
+json Lease::to_json() const { return encode(*this); }
+
+Result<Event> Event::from_json(const json& object) { return decode<Event>(object); }
+json Event::to_json() const { return encode(*this); }
 
 // ---- conditions ----
 

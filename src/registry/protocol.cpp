@@ -2,7 +2,6 @@
 #include "common/text.h"
 
 #include <boost/asio/ip/address.hpp>
-#include <cctype>
 
 namespace berth::registry {
 namespace {
@@ -158,21 +157,6 @@ std::optional<Url> parse_url(std::string_view url) {
   out.endpoint = make_endpoint(scheme, authority);
   out.target = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
   if (out.target.front() == '?') out.target.insert(0, "/");
-  return out;
-}
-
-std::string url_encode(std::string_view text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    }
-  }
   return out;
 }
 

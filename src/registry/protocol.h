@@ -67,6 +67,5 @@ std::optional<Url> parse_url(std::string_view url);
 
 // realm?service=S&scope=SC (appended with & when the realm already has a query).
 std::string token_url(const Challenge& bearer, std::string_view default_scope);
-std::string url_encode(std::string_view text);
 
 }  // namespace berth::registry

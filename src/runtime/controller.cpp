@@ -1,10 +1,27 @@
 #include "runtime/controller.h"
 
 #include <chrono>
+#include <cstdint>
+#include <random>
 
+#include "common/hex.h"
 #include "common/log.h"
 
 namespace berth::runtime {
+namespace {
+
+// 16 hex digits, fresh for every reconcile call, so an operator can pick one reconcile's lines
+// out of interleaved workers. 64 random bits make a repeat within one log practically impossible;
+// no ordering or secrecy is promised (a per-thread PRNG seeded once, not a CSPRNG per call).
+std::string new_reconcile_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const std::uint64_t value = rng();
+  unsigned char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>(value >> (56 - 8 * i));
+  return hex_lower(bytes, sizeof bytes);
+}
+
+}  // namespace
 
 Controller::Controller(WorkQueue& queue, ReconcileFn reconcile, ControllerOptions options)
     : queue_(queue), reconcile_(std::move(reconcile)), options_(std::move(options)) {}
@@ -49,6 +66,9 @@ bool Controller::process_one() {
 }
 
 void Controller::handle(const std::string& key) {
+  // Every line logged on this thread during this call, the reconciler's included, carries the
+  // same reconcile_id.
+  log::ScopedFields scope({{"reconcile_id", new_reconcile_id()}});
   const auto started = std::chrono::steady_clock::now();
   ReconcileOutcome outcome;
   try {

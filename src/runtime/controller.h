@@ -9,6 +9,8 @@
 // A resync thread re-adds every key from `list_keys` each `resync_period` (level-triggered
 // safety net; per-event work never scans everything). stop() drains: queued keys are finished,
 // in-flight reconciles complete, then the workers exit.
+// Each reconcile call runs inside a log::ScopedFields holding a fresh `reconcile_id` (16 hex
+// digits): every line logged on the worker thread during that call carries it.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>

@@ -69,3 +69,13 @@ TEST_CASE("trim_ascii_whitespace drops spaces, tabs, CRs and LFs at both ends on
   CHECK(trim_ascii_whitespace("x") == "x");
   CHECK(trim_ascii_whitespace("\vx\v") == "\vx\v");  // only the four characters above
 }
+
+TEST_CASE("url_encode keeps RFC 3986 unreserved characters and percent-encodes every other byte",
+          "[text]") {
+  CHECK(url_encode("AZaz09-._~") == "AZaz09-._~");
+  CHECK(url_encode("app in (a,b)") == "app%20in%20%28a%2Cb%29");
+  CHECK(url_encode("repository:acme/web:pull") == "repository%3Aacme%2Fweb%3Apull");
+  CHECK(url_encode("eyJ2Ijo=/+") == "eyJ2Ijo%3D%2F%2B");
+  CHECK(url_encode(std::string("\x00\xff%", 3)) == "%00%FF%25");
+  CHECK(url_encode("").empty());
+}

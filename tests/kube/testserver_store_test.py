@@ -146,6 +146,21 @@ class Watches(Base):
         self.assertEqual(names(label_selector="!app"), ["c"])
         self.assertEqual(names(field_selector="metadata.name!=a"), ["b", "c"])
 
+    def test_label_and_field_selectors_share_the_equality_grammar(self):
+        self.mk("a", metadata={"name": "a", "labels": {"app": "x"}})
+        self.mk("b", metadata={"name": "b", "labels": {"app": "y"}})
+
+        def names(**kw):
+            return [o["metadata"]["name"] for o in self.s.list(self.cm, "default", **kw)[0]]
+        for op in ("=", "=="):
+            self.assertEqual(names(label_selector="app%s x" % op), ["a"])
+            self.assertEqual(names(field_selector="metadata.name %s b" % op), ["b"])
+        self.assertEqual(names(label_selector="app != x"), ["b"])
+        self.assertEqual(names(label_selector="app!=x,metadata!=z"), ["b"])
+        with self.assertRaises(ApiError) as cm:
+            names(field_selector="metadata.name")
+        self.assertEqual(cm.exception.code, 400)
+
 
 class GenerationAndStatus(Base):
     def test_generation_bumps_on_spec_changes_only(self):

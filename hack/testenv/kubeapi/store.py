@@ -193,6 +193,20 @@ def _split_top(text):
     return [p.strip() for p in parts if p.strip()]
 
 
+# Checked in this order: "a!=b" and "a==b" also contain "=".
+_EQUALITY_OPS = (("!=", "!="), ("==", "="), ("=", "="))
+
+
+def _equality(part):
+    """(key, "=" or "!=", value) for key=value, key==value and key!=value; None otherwise.
+    Label and field selectors share this grammar."""
+    for token, op in _EQUALITY_OPS:
+        if token in part:
+            key, value = part.split(token, 1)
+            return (key.strip(), op, value.strip())
+    return None
+
+
 _SET_RE = re.compile(r"^([^\s!=()]+)\s+(in|notin)\s+\((.*)\)$")
 
 
@@ -201,18 +215,12 @@ def parse_label_selector(text):
     reqs = []
     for part in _split_top(text or ""):
         m = _SET_RE.match(part)
+        equality = None if m else _equality(part)
         if m:
             values = {v.strip() for v in m.group(3).split(",") if v.strip()}
             reqs.append((m.group(1), m.group(2), values))
-        elif "!=" in part:
-            k, v = part.split("!=", 1)
-            reqs.append((k.strip(), "!=", v.strip()))
-        elif "==" in part:
-            k, v = part.split("==", 1)
-            reqs.append((k.strip(), "=", v.strip()))
-        elif "=" in part:
-            k, v = part.split("=", 1)
-            reqs.append((k.strip(), "=", v.strip()))
+        elif equality is not None:
+            reqs.append(equality)
         elif part.startswith("!"):
             reqs.append((part[1:].strip(), "!exists", None))
         elif re.match(r"^[A-Za-z0-9./_-]+$", part):
@@ -244,17 +252,10 @@ def label_match(reqs, labels):
 def parse_field_selector(text):
     reqs = []
     for part in _split_top(text or ""):
-        if "!=" in part:
-            k, v = part.split("!=", 1)
-            reqs.append((k.strip(), "!=", v.strip()))
-        elif "==" in part:
-            k, v = part.split("==", 1)
-            reqs.append((k.strip(), "=", v.strip()))
-        elif "=" in part:
-            k, v = part.split("=", 1)
-            reqs.append((k.strip(), "=", v.strip()))
-        else:
+        req = _equality(part)
+        if req is None:
             raise bad_request("invalid selector: '%s'; can't understand '%s'" % (text, part))
+        reqs.append(req)
     return reqs
 
 
