@@ -33,6 +33,7 @@ Options:
 Environment:
   BERTH_BIN_DIR    built binaries (default build/bin; build with hack/build.sh)
   BERTH_DEMO_DIR   working directory (default: a fresh temp dir, removed at exit)
+  BERTH_DEMO_LOG_LEVEL  berth's log level (default info)
 USAGE
 }
 
@@ -145,10 +146,12 @@ run kubectl wait --for condition=Established --timeout=30s crd/appservices.berth
 say "start berth in Kubernetes mode (local agent; logs in $work/berth.log)"
 agent_port="$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 show berth-controller serve --kubernetes --kubeconfig "$KUBECONFIG" --data-dir "$work/data" \
+  --log-level "${BERTH_DEMO_LOG_LEVEL:-info}" \
   --agent-listen "127.0.0.1:$agent_port" --local-agent \
   --registry-ca "$REGISTRY_HOST=$REGISTRY_CA" --health-listen 127.0.0.1:0 \
   --port-file "$work/health-port"
-"$bin/berth-controller" serve --kubernetes --kubeconfig "$KUBECONFIG" --data-dir "$work/data" --log-level "${BERTH_DEMO_LOG_LEVEL:-info}" \
+"$bin/berth-controller" serve --kubernetes --kubeconfig "$KUBECONFIG" --data-dir "$work/data" \
+  --log-level "${BERTH_DEMO_LOG_LEVEL:-info}" \
   --agent-listen "127.0.0.1:$agent_port" --local-agent \
   --registry-ca "$REGISTRY_HOST=$REGISTRY_CA" --health-listen 127.0.0.1:0 \
   --port-file "$work/health-port" >>"$work/berth.log" 2>&1 &

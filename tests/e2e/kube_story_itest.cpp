@@ -243,8 +243,8 @@ TEST_CASE(
     REQUIRE(revs.size() == 2);
     CHECK(revs[1]["data"]["imageDigest"] == registry.digest("v2"));
     CHECK(annotation(revs[1], "berth.dev/state") == "succeeded");
-    // Revision 1 ran and succeeded before 2 replaced it: it stays succeeded (a rollback target);
-    // only a revision replaced before it had an outcome is superseded.
+    // Revision 1 served, so it stays succeeded ("superseded" is for one replaced before it
+    // had an outcome, core/types.h).
     CHECK(annotation(revs[0], "berth.dev/state") == "succeeded");
   }
   CHECK(stack.containers().size() == 1);
