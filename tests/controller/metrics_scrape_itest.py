@@ -6,6 +6,8 @@ did not write: Debian's python3-prometheus-client (prometheus_client.parser).
                                        with its type and labels; route labels are templates
   metrics_scrape_itest.py monitoring   every metric manifests/monitoring/ refers to is one the
                                        controller exposes
+  metrics_scrape_itest.py agent        berth-agent --metrics-listen serves its own metrics, and
+                                       the controller's berth_agents_connected follows the agent
 
 Exit 0 on success, 1 on a failure, 77 (ctest: skipped) when python3-prometheus-client or the
 binary is missing and CI is not set (under CI=true that is a failure)."""
@@ -76,20 +78,62 @@ def get(url, headers=None):
         return e.code, dict(e.headers), e.read().decode()
 
 
+def binary(name):
+    bin_dir = os.environ.get("BERTH_BIN_DIR")
+    exe = os.path.join(bin_dir or "", name)
+    if not bin_dir or not os.access(exe, os.X_OK):
+        skip(f"no {name} binary at {exe} (set BERTH_BIN_DIR)")
+    return exe
+
+
+def wait_for(what, predicate, timeout=60):
+    """Polls predicate() until it returns something truthy; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def log_field(path, msg, field):
+    """`field` of the first JSON log line in `path` whose msg is `msg`, else None."""
+    with open(path) as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("msg") == msg and field in entry:
+                return entry[field]
+    return None
+
+
 class Controller:
     """berth-controller serve on a loopback port 0, in a temporary data directory."""
 
+    def __init__(self, agent_credentials=False):
+        self.agent_credentials = agent_credentials
+
     def __enter__(self):
-        bin_dir = os.environ.get("BERTH_BIN_DIR")
-        exe = os.path.join(bin_dir or "", "berth-controller")
-        if not bin_dir or not os.access(exe, os.X_OK):
-            skip(f"no berth-controller binary at {exe} (set BERTH_BIN_DIR)")
+        exe = binary("berth-controller")
         self.dir = tempfile.mkdtemp(prefix="berth-metrics-")
+        data = os.path.join(self.dir, "data")
         port_file = os.path.join(self.dir, "port")
-        self.log = open(os.path.join(self.dir, "log"), "w+")
+        extra = []
+        if self.agent_credentials:
+            # Before serve takes the data directory: the CA the agent link trusts is made here.
+            self.credentials = os.path.join(self.dir, "agent-credentials")
+            subprocess.run([exe, "agent-credentials", "--data-dir", data, "--name", "vm-1",
+                            "--out", self.credentials], check=True, stdout=subprocess.DEVNULL)
+            extra = ["--agent-listen", "127.0.0.1:0"]
+        self.log_path = os.path.join(self.dir, "log")
+        self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen(
-            [exe, "serve", "--data-dir", os.path.join(self.dir, "data"), "--listen", "127.0.0.1:0",
-             "--port-file", port_file], stdout=self.log, stderr=subprocess.STDOUT)
+            [exe, "serve", "--data-dir", data, "--listen", "127.0.0.1:0",
+             "--port-file", port_file] + extra, stdout=self.log, stderr=subprocess.STDOUT)
         # The port file is written once the API listens; the process exiting first is a failure.
         deadline = time.monotonic() + 60
         while not (os.path.exists(port_file) and open(port_file).read().strip()):
@@ -234,10 +278,65 @@ def check_monitoring(base):
     return failures
 
 
+def agents_connected(base):
+    _, families = scrape(base)
+    for f in families:
+        if f.name == "berth_agents_connected":
+            return f.samples[0].value if f.samples else None
+    return None
+
+
+def check_agent(controller):
+    failures = []
+    agent_port = wait_for("the agent endpoint", lambda: log_field(
+        controller.log_path, "agent endpoint listening", "port"))
+    if agents_connected(controller.base) != 0:
+        failures.append("berth_agents_connected is not 0 before any agent connected")
+    agent_dir = os.path.join(controller.dir, "agent")
+    agent_log_path = os.path.join(controller.dir, "agent.log")
+    with open(agent_log_path, "w") as agent_log:
+        agent = subprocess.Popen(
+            [binary("berth-agent"), "--controller", f"wss://127.0.0.1:{agent_port}",
+             "--credentials", controller.credentials, "--data-dir", agent_dir,
+             "--podman", "/bin/true", "--metrics-listen", "127.0.0.1:0"],
+            stdout=agent_log, stderr=subprocess.STDOUT)
+        try:
+            port = wait_for("the agent's metrics listener", lambda: log_field(
+                agent_log_path, "metrics listening", "port") or agent.poll() is not None)
+            if port is True:
+                raise RuntimeError("berth-agent exited:\n" + open(agent_log_path).read())
+            wait_for("berth_agents_connected == 1",
+                     lambda: agents_connected(controller.base) == 1)
+            status, headers, body = get(f"http://127.0.0.1:{port}/metrics")
+            if status != 200 or "version=0.0.4" not in headers.get("Content-Type", ""):
+                failures.append(f"agent /metrics answered {status} {headers}")
+            families = {f.name: f for f in text_string_to_metric_families(body)}
+            deploys = families.get("berth_agent_deploys")
+            if deploys is None or deploys.type != "counter":
+                failures.append(f"agent exposes no berth_agent_deploys_total counter: {body}")
+            else:
+                outcomes = {s.labels.get("outcome") for s in deploys.samples}
+                if outcomes != {"succeeded", "failed"}:
+                    failures.append(f"berth_agent_deploys_total outcomes {sorted(outcomes)}")
+            if get(f"http://127.0.0.1:{port}/other")[0] != 404:
+                failures.append("the agent's metrics listener serves more than /metrics")
+        finally:
+            agent.terminate()
+            agent.wait(timeout=30)
+    wait_for("berth_agents_connected == 0 after the agent stopped",
+             lambda: agents_connected(controller.base) == 0)
+    return failures
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "scrape"
-    with Controller() as c:
-        failures = check_scrape(c.base) if mode == "scrape" else check_monitoring(c.base)
+    with Controller(agent_credentials=(mode == "agent")) as c:
+        if mode == "scrape":
+            failures = check_scrape(c.base)
+        elif mode == "monitoring":
+            failures = check_monitoring(c.base)
+        else:
+            failures = check_agent(c)
     for f in failures:
         print("FAIL:", f)
     if failures:

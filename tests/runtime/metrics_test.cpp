@@ -7,6 +7,7 @@
 #include "common/metrics.h"
 #include "runtime/controller.h"
 #include "runtime/workqueue.h"
+#include "harness.h"
 
 using namespace berth;
 using namespace berth::runtime;
@@ -89,4 +90,57 @@ TEST_CASE("reconcile outcomes count under controller-runtime's result labels",
   CHECK(has_line(text, "controller_runtime_active_workers{controller=\"demo\"} 0"));
   // The controller instruments its queue under its own name.
   CHECK(has_line(text, "workqueue_adds_total{name=\"demo\"} 4"));
+}
+
+// The reconciler's own metrics go to the process registry in the harness; each check reads the
+// change a scenario makes, so other tests in this binary do not matter.
+namespace {
+double deploys(const char* outcome) {
+  return metrics::process_registry()
+      .counter("berth_deploys_total", "", {"outcome"})
+      .with({outcome})
+      .value();
+}
+double agents_connected() {
+  return metrics::process_registry().gauge("berth_agents_connected", "").get().value();
+}
+std::uint64_t step_count(const char* step) {
+  return metrics::process_registry()
+      .histogram("berth_deploy_step_duration_seconds", "", {"step"}, metrics::default_buckets())
+      .with({step})
+      .cumulative()
+      .back();
+}
+}  // namespace
+
+TEST_CASE("deploy outcomes, their step durations and connected agents are counted",
+          "[reconciler][metrics]") {
+  berth::testing::Harness h;
+  const double agents_before = agents_connected();
+  const double succeeded_before = deploys("succeeded");
+  const double failed_before = deploys("failed");
+  const auto pulls_before = step_count("pull");
+  const auto others_before = step_count("other");
+
+  h.add_service();
+  h.reconciler.agent_connected("vm-1", "local", {});
+  h.reconciler.agent_connected("vm-1", "local", {});  // a reconnect is not a second agent
+  CHECK(agents_connected() == agents_before + 1);
+  h.settle();
+  auto result = h.ok_result("t1", "r1");
+  // A step name the controller does not know is folded into "other", never a new series.
+  result.logs.push_back(core::DeployLogEntry{"made-up-step-42", "ok", "x", "", h.now, 1});
+  result.logs.push_back(core::DeployLogEntry{"pull", "info", "progress", "", h.now, 0});
+  h.reconciler.task_result("vm-1", result);
+  h.settle();
+  REQUIRE(h.store.services["svc"].status == core::ServiceStatus::kRunning);
+  CHECK(deploys("succeeded") == succeeded_before + 1);
+  CHECK(deploys("failed") == failed_before);
+  CHECK(step_count("pull") == pulls_before + 1);  // the info line is not a finished step
+  CHECK(step_count("other") == others_before + 1);
+  CHECK(metrics::process_registry().render().find("made-up-step-42") == std::string::npos);
+
+  h.reconciler.agent_disconnected("vm-1");
+  h.reconciler.agent_disconnected("vm-1");
+  CHECK(agents_connected() == agents_before);
 }
