@@ -177,8 +177,8 @@ int main(int argc, char** argv) {
     mo.listen_port = static_cast<std::uint16_t>(port);
     metrics_server = std::make_unique<api::MetricsServer>(mo, registry);
     if (auto st = metrics_server->start(); !st.ok()) return fail(st.error().message);
-    log::info("metrics listening", {{"address", mo.listen_host},
-                                    {"port", static_cast<int>(metrics_server->port())}});
+    log::info("metrics listening",
+              {{"address", mo.listen_host}, {"port", static_cast<int>(metrics_server->port())}});
   }
 
   std::atomic<agentlink::Client*> link{nullptr};

@@ -95,17 +95,17 @@ Status MetricsServer::start() {
   if (d.started) return make_error(ErrorCode::kFailedPrecondition, "already started");
   beast::error_code ec;
   const auto address = asio::ip::make_address(d.opts.listen_host, ec);
-  if (ec) return make_error(ErrorCode::kInvalidArgument, "not an IP address: " + d.opts.listen_host);
+  if (ec)
+    return make_error(ErrorCode::kInvalidArgument, "not an IP address: " + d.opts.listen_host);
   const tcp::endpoint endpoint(address, d.opts.listen_port);
   d.acceptor.open(endpoint.protocol(), ec);
   if (!ec) d.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) d.acceptor.bind(endpoint, ec);
   if (!ec) d.acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return make_error(ErrorCode::kUnavailable, "cannot listen for metrics on " +
-                                                   d.opts.listen_host + ":" +
-                                                   std::to_string(d.opts.listen_port) + ": " +
-                                                   ec.message());
+    return make_error(ErrorCode::kUnavailable,
+                      "cannot listen for metrics on " + d.opts.listen_host + ":" +
+                          std::to_string(d.opts.listen_port) + ": " + ec.message());
   }
   d.started = true;
   asio::co_spawn(d.ioc, d.accept_loop(), asio::detached);

@@ -113,9 +113,10 @@ struct ApiServer::Impl {
     requests = &r.counter("berth_api_requests_total",
                           "API requests answered, by route template and HTTP status code",
                           {"route", "code"});
-    request_seconds = &r.histogram("berth_api_request_duration_seconds",
-                                   "Time from a request's header to its response, by route template",
-                                   {"route"}, metrics::default_buckets());
+    request_seconds =
+        &r.histogram("berth_api_request_duration_seconds",
+                     "Time from a request's header to its response, by route template", {"route"},
+                     metrics::default_buckets());
   }
 
   ApiOptions opts;

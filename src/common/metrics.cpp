@@ -158,8 +158,8 @@ std::vector<double> exponential_buckets(double start, double factor, int count) 
 }
 
 std::vector<double> reconcile_time_buckets() {
-  return {0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6,
-          0.7,   0.8,  0.9,   1.0,  1.25, 1.5, 1.75, 2.0, 2.5, 3.0,  3.5, 4.0,  4.5, 5.0,
+  return {0.005, 0.01, 0.025, 0.05, 0.1,  0.15, 0.2,  0.25, 0.3,  0.35, 0.4,  0.45, 0.5, 0.6,
+          0.7,   0.8,  0.9,   1.0,  1.25, 1.5,  1.75, 2.0,  2.5,  3.0,  3.5,  4.0,  4.5, 5.0,
           6.0,   7.0,  8.0,   9.0,  10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0};
 }
 
@@ -216,8 +216,7 @@ Family<Histogram>& Registry::histogram(const std::string& name, const std::strin
   std::lock_guard lock(mu_);
   Entry& e = declare(name, Type::kHistogram, labels);
   if (!e.histogram) {
-    e.histogram.reset(
-        new Family<Histogram>(name, help, std::move(labels), std::move(bounds)));
+    e.histogram.reset(new Family<Histogram>(name, help, std::move(labels), std::move(bounds)));
   } else if (e.histogram->bounds_ != bounds) {
     misuse("declared again with other buckets", name);
   }
@@ -284,13 +283,12 @@ std::string Registry::render() const {
         const auto counts = s->cumulative();
         for (std::size_t i = 0; i < f.bounds_.size(); ++i) {
           out += name + "_bucket" +
-                 label_block(f.labels_, values, "le=\"" + format_value(f.bounds_[i]) + '"') +
-                 ' ' + std::to_string(counts[i]) + '\n';
+                 label_block(f.labels_, values, "le=\"" + format_value(f.bounds_[i]) + '"') + ' ' +
+                 std::to_string(counts[i]) + '\n';
         }
         out += name + "_bucket" + label_block(f.labels_, values, "le=\"+Inf\"") + ' ' +
                std::to_string(counts.back()) + '\n';
-        out += name + "_sum" + label_block(f.labels_, values) + ' ' + format_value(s->sum()) +
-               '\n';
+        out += name + "_sum" + label_block(f.labels_, values) + ' ' + format_value(s->sum()) + '\n';
         out += name + "_count" + label_block(f.labels_, values) + ' ' +
                std::to_string(counts.back()) + '\n';
       }

@@ -28,18 +28,19 @@ Controller::Controller(WorkQueue& queue, ReconcileFn reconcile, ControllerOption
   metrics::Registry& r =
       options_.metrics != nullptr ? *options_.metrics : metrics::process_registry();
   const std::string& name = options_.name;
-  auto& total = r.counter("controller_runtime_reconcile_total",
-                          "Total number of reconciliations per controller", {"controller", "result"});
+  auto& total =
+      r.counter("controller_runtime_reconcile_total",
+                "Total number of reconciliations per controller", {"controller", "result"});
   // All four results exist from the start (as controller-runtime does), so a rate() over them
   // has a series before the first error.
   total.with({name, "requeue"});
   metrics_.success = &total.with({name, "success"});
   metrics_.error = &total.with({name, "error"});
   metrics_.requeue_after = &total.with({name, "requeue_after"});
-  metrics_.errors = &r.counter("controller_runtime_reconcile_errors_total",
-                               "Total number of reconciliation errors per controller",
-                               {"controller"})
-                         .with({name});
+  metrics_.errors =
+      &r.counter("controller_runtime_reconcile_errors_total",
+                 "Total number of reconciliation errors per controller", {"controller"})
+           .with({name});
   metrics_.terminal_errors =
       &r.counter("controller_runtime_terminal_reconcile_errors_total",
                  "Total number of terminal reconciliation errors per controller", {"controller"})

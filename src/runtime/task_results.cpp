@@ -330,9 +330,8 @@ Reconciler::Metrics Reconciler::make_metrics(metrics::Registry* registry) {
 void Reconciler::observe_steps(const core::TaskOutcome& outcome) {
   // The step name comes from the agent: only the steps the agent is known to log become label
   // values, anything else is "other", so a confused agent cannot grow the series.
-  static const std::unordered_set<std::string> kSteps = {"resolve", "pull",    "start",
-                                                         "probe",   "switch",  "cleanup",
-                                                         "restart", "remove"};
+  static const std::unordered_set<std::string> kSteps = {"resolve", "pull",    "start",   "probe",
+                                                         "switch",  "cleanup", "restart", "remove"};
   for (const auto& entry : outcome.logs) {
     if (entry.status != "ok" && entry.status != "failed") continue;  // info lines are not steps
     const std::string& step = kSteps.count(entry.step) != 0 ? entry.step : std::string("other");

@@ -196,7 +196,8 @@ void WorkQueue::instrument(metrics::Registry& registry, const std::string& name)
   const std::vector<std::string> label{name};
   Metrics m{
       &registry.gauge("workqueue_depth", "Current depth of workqueue", {"name"}).with(label),
-      &registry.counter("workqueue_adds_total", "Total number of adds handled by workqueue", {"name"})
+      &registry
+           .counter("workqueue_adds_total", "Total number of adds handled by workqueue", {"name"})
            .with(label),
       &registry
            .histogram("workqueue_queue_duration_seconds",
@@ -208,8 +209,9 @@ void WorkQueue::instrument(metrics::Registry& registry, const std::string& name)
                       "How long in seconds processing an item from workqueue takes.", {"name"},
                       metrics::workqueue_duration_buckets())
            .with(label),
-      &registry.counter("workqueue_retries_total", "Total number of retries handled by workqueue",
-                        {"name"})
+      &registry
+           .counter("workqueue_retries_total", "Total number of retries handled by workqueue",
+                    {"name"})
            .with(label),
       &registry
            .gauge("workqueue_unfinished_work_seconds",

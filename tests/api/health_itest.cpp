@@ -224,8 +224,8 @@ TEST_CASE("/metrics needs no credentials and counts requests by route template a
                Catch::Contains("berth_api_requests_total{route=\"/healthz\",code=\"200\"} 1\n"));
     CHECK_THAT(r.body,
                Catch::Contains("berth_api_requests_total{route=\"other\",code=\"404\"} 1\n"));
-    CHECK_THAT(r.body, Catch::Contains(
-                           "berth_api_request_duration_seconds_count{route=\"/healthz\"} 1\n"));
+    CHECK_THAT(r.body,
+               Catch::Contains("berth_api_request_duration_seconds_count{route=\"/healthz\"} 1\n"));
     // The raw path (an id) never becomes a label value.
     CHECK_THAT(r.body, !Catch::Contains("0b7e2a51"));
     CHECK(f.call("POST", "/metrics").status == 405);

@@ -5,9 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include "common/metrics.h"
+#include "harness.h"
 #include "runtime/controller.h"
 #include "runtime/workqueue.h"
-#include "harness.h"
 
 using namespace berth;
 using namespace berth::runtime;
@@ -78,13 +78,13 @@ TEST_CASE("reconcile outcomes count under controller-runtime's result labels",
                  "controller_runtime_reconcile_total{controller=\"demo\",result=\"success\"} 1"));
   CHECK(has_line(
       text, "controller_runtime_reconcile_total{controller=\"demo\",result=\"requeue_after\"} 1"));
-  CHECK(has_line(text,
-                 "controller_runtime_reconcile_total{controller=\"demo\",result=\"error\"} 2"));
+  CHECK(
+      has_line(text, "controller_runtime_reconcile_total{controller=\"demo\",result=\"error\"} 2"));
   CHECK(has_line(text,
                  "controller_runtime_reconcile_total{controller=\"demo\",result=\"requeue\"} 0"));
   CHECK(has_line(text, "controller_runtime_reconcile_errors_total{controller=\"demo\"} 2"));
-  CHECK(has_line(text,
-                 "controller_runtime_terminal_reconcile_errors_total{controller=\"demo\"} 1"));
+  CHECK(
+      has_line(text, "controller_runtime_terminal_reconcile_errors_total{controller=\"demo\"} 1"));
   CHECK(has_line(text, "controller_runtime_reconcile_time_seconds_count{controller=\"demo\"} 4"));
   CHECK(has_line(text, "controller_runtime_max_concurrent_reconciles{controller=\"demo\"} 3"));
   CHECK(has_line(text, "controller_runtime_active_workers{controller=\"demo\"} 0"));
