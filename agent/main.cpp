@@ -11,6 +11,8 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 #include "agent/agent.h"
@@ -20,8 +22,10 @@
 #include "agent/podman_driver.h"
 #include "agent/proxy_set.h"
 #include "agentlink/client.h"
+#include "api/metrics_server.h"
 #include "common/dir_lock.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/process.h"
 #include "crypto/certs.h"
 
@@ -50,6 +54,7 @@ int main(int argc, char** argv) {
   berth::harden_process();
   CLI::App app{"berth-agent: runs berth's deploy tasks on this machine"};
   std::string controller, credentials, data_dir, zone, podman = "podman", level = "info";
+  std::string metrics_listen;
   std::vector<std::string> registry_cas;
   int probe_deadline_s = 120;
   int stop_grace_s = agent::DeployerOptions{}.stop_grace_seconds;
@@ -75,6 +80,8 @@ int main(int argc, char** argv) {
                  "unhealthy")
       ->check(CLI::Range(1, 1000));
   app.add_option("--log-level", level, "debug|info|warn|error");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "HOST:PORT: serve GET /metrics (Prometheus text format, no authentication)");
   CLI11_PARSE(app, argc, argv);
 
   log::Level parsed;
@@ -141,10 +148,49 @@ int main(int argc, char** argv) {
   deps.state = state->get();
   agent::Deployer deployer(deployer_options, deps);
 
+  // Metrics: the wiring sees every task that comes in and every result that goes out, so deploy
+  // outcomes are counted here without the deployer knowing about metrics.
+  metrics::Registry& registry = metrics::process_registry();
+  auto& deploys_family = registry.counter(
+      "berth_agent_deploys_total", "Deploy tasks this agent finished, by outcome", {"outcome"});
+  metrics::Counter& deploys_succeeded = deploys_family.with({"succeeded"});
+  metrics::Counter& deploys_failed = deploys_family.with({"failed"});
+  std::mutex deploy_ids_mu;
+  std::set<std::string> deploy_ids;  // deploy tasks received and not yet answered
+  std::unique_ptr<api::MetricsServer> metrics_server;
+  if (!metrics_listen.empty()) {
+    api::MetricsServerOptions mo;
+    const auto colon = metrics_listen.rfind(':');
+    int port = -1;
+    if (colon != std::string::npos) {
+      try {
+        port = std::stoi(metrics_listen.substr(colon + 1));
+      } catch (const std::exception&) {
+        port = -1;
+      }
+    }
+    if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535)
+      return fail("--metrics-listen must be HOST:PORT.");
+    mo.listen_host = metrics_listen.substr(0, colon);
+    if (mo.listen_host.size() > 2 && mo.listen_host.front() == '[')
+      mo.listen_host = mo.listen_host.substr(1, mo.listen_host.size() - 2);
+    mo.listen_port = static_cast<std::uint16_t>(port);
+    metrics_server = std::make_unique<api::MetricsServer>(mo, registry);
+    if (auto st = metrics_server->start(); !st.ok()) return fail(st.error().message);
+    log::info("metrics listening",
+              {{"address", mo.listen_host}, {"port", static_cast<int>(metrics_server->port())}});
+  }
+
   std::atomic<agentlink::Client*> link{nullptr};
   agent::Agent::Options agent_options{info->common_name, zone, "0.1.0"};
   agent_options.watch_every = std::chrono::milliseconds(500);
   agent::Agent worker(agent_options, deployer, [&](agentlink::Message m) {
+    if (const auto* result = std::get_if<agentlink::TaskResult>(&m)) {
+      std::lock_guard lock(deploy_ids_mu);
+      if (deploy_ids.erase(result->task_id) != 0) {
+        (result->ok ? deploys_succeeded : deploys_failed).inc();
+      }
+    }
     agentlink::Client* c = link.load();
     if (c == nullptr) return;
     // Not connected: the controller re-sends unfinished tasks and the agent answers from its
@@ -160,7 +206,13 @@ int main(int argc, char** argv) {
   client_options.cert_pem = pair->cert_pem;
   client_options.key_pem = pair->key_pem;
   client_options.hello = [&] { return worker.hello(); };
-  client_options.on_message = [&](const agentlink::Message& m) { worker.handle(m); };
+  client_options.on_message = [&](const agentlink::Message& m) {
+    if (const auto* task = std::get_if<agentlink::DeployTask>(&m)) {
+      std::lock_guard lock(deploy_ids_mu);
+      deploy_ids.insert(task->task_id);
+    }
+    worker.handle(m);
+  };
   agentlink::Client client(std::move(client_options));
   link.store(&client);
   if (auto st = client.start(); !st.ok()) {
@@ -183,6 +235,7 @@ int main(int argc, char** argv) {
   link.store(nullptr);
   client.stop();
   proxies.close_all();
+  if (metrics_server) metrics_server->stop();
   log::info("berth-agent stopped");
   return 0;
 }

@@ -29,6 +29,7 @@
 #include "api/server.h"
 #include "common/base64.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "crypto/password.h"
 #include "crypto/sealer.h"
 #include "kube/app_intake.h"
@@ -301,6 +302,13 @@ int run_serve_kube(const ServeOptions& o) {
 
   // --- health ---
   std::atomic<bool> leading{false};
+  // 1 while this replica leads (or runs alone without --leader-elect), 0 while it stands by;
+  // served with every other metric on the health port's /metrics.
+  metrics::Gauge& leader_gauge =
+      metrics::process_registry()
+          .gauge("berth_leader", "1 while this replica is the leader (Kubernetes mode), else 0")
+          .get();
+  leader_gauge.set(0);
   auto not_ready = [&app_informers, &secret_informers]() -> std::optional<std::string> {
     for (const auto& i : app_informers)
       if (!i->has_synced()) return std::string("the AppService cache has not synced yet");
@@ -389,6 +397,7 @@ int run_serve_kube(const ServeOptions& o) {
     if (Status st = reconciler.prime(); !st.ok()) return st;
     controller.start();
     leading = true;
+    leader_gauge.set(1);
     log::info("leading: reconciling", {{"identity", identity}});
     return Status::Ok();
   };
@@ -412,6 +421,7 @@ int run_serve_kube(const ServeOptions& o) {
     callbacks.on_stopped_leading = [&] {
       if (shutting_down) return;
       // Another replica may lead already: stop every kind of work now, without draining.
+      leader_gauge.set(0);
       log::error("leader lease lost; exiting", {{"identity", identity}});
       std::fflush(stderr);
       std::_Exit(1);

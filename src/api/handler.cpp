@@ -104,7 +104,17 @@ Result<json> read_json_body(const HttpRequest& req) {
 }
 
 struct Route {
-  enum class Kind { kNone, kLive, kReady, kCollection, kItem, kDeployments, kRollback, kRestart };
+  enum class Kind {
+    kNone,
+    kLive,
+    kReady,
+    kMetrics,
+    kCollection,
+    kItem,
+    kDeployments,
+    kRollback,
+    kRestart
+  };
   Kind kind = Kind::kNone;
   std::string id;
   std::string query;
@@ -122,6 +132,10 @@ Route route(const std::string& target) {
   }
   if (path == "/readyz") {
     r.kind = Route::Kind::kReady;
+    return r;
+  }
+  if (path == "/metrics") {
+    r.kind = Route::Kind::kMetrics;
     return r;
   }
   constexpr std::string_view kBase = "/app-services";
@@ -152,6 +166,7 @@ const char* allowed_methods(Route::Kind k) {
   switch (k) {
     case Route::Kind::kLive:
     case Route::Kind::kReady:
+    case Route::Kind::kMetrics:
       return "GET";
     case Route::Kind::kCollection:
       return "GET, POST";
@@ -196,7 +211,45 @@ bool query_flag(const std::string& query, std::string_view key) {
   return false;
 }
 
+metrics::Registry& registry_of(const HandlerOptions& options) {
+  return options.metrics != nullptr ? *options.metrics : metrics::process_registry();
+}
+
+metrics::Family<metrics::Counter>& credential_checks(const HandlerOptions& options) {
+  return registry_of(options).counter(
+      "berth_credential_checks_total",
+      "Checks of a new registry password against the registry, by result", {"result"});
+}
+
+void count_credential_check(const HandlerOptions& options, const char* result) {
+  credential_checks(options).with({result}).inc();
+}
+
 }  // namespace
+
+std::string route_template(const std::string& target) {
+  switch (route(target).kind) {
+    case Route::Kind::kLive:
+      return "/healthz";
+    case Route::Kind::kReady:
+      return "/readyz";
+    case Route::Kind::kMetrics:
+      return "/metrics";
+    case Route::Kind::kCollection:
+      return "/app-services";
+    case Route::Kind::kItem:
+      return "/app-services/{id}";
+    case Route::Kind::kDeployments:
+      return "/app-services/{id}/deployments";
+    case Route::Kind::kRollback:
+      return "/app-services/{id}/rollback";
+    case Route::Kind::kRestart:
+      return "/app-services/{id}/restart";
+    case Route::Kind::kNone:
+      break;
+  }
+  return "other";
+}
 
 Handler::Handler(HandlerOptions options, core::StateStore& store,
                  std::function<core::UnixMillis()> clock,
@@ -204,7 +257,13 @@ Handler::Handler(HandlerOptions options, core::StateStore& store,
     : options_(std::move(options)),
       store_(store),
       clock_(std::move(clock)),
-      on_change_(std::move(on_change)) {}
+      on_change_(std::move(on_change)) {
+  // Every result has a series from the start, so a rate() over them exists before the first
+  // check.
+  for (const char* result : {"accepted", "refused", "unchecked"}) {
+    (void)credential_checks(options_).with({result});
+  }
+}
 
 namespace {
 
@@ -425,17 +484,20 @@ class Call {
     const core::RegistryLogin login{decision.username, *password};
     auto resolved = options_.credential_check->resolve(image, &login);
     if (resolved.ok()) {
+      count_credential_check(options_, "accepted");
       digest = std::move(resolved).value();
       return std::nullopt;
     }
     const Error& e = resolved.error();
     if (core::is_credential_refusal(e)) {
+      count_credential_check(options_, "refused");
       log::warn("new registry credential refused by the registry",
                 {{"registry", decision.registry_host}, {"error", e.message}});
       const std::string field =
           prefix.empty() ? "registry_password" : std::string(prefix) + ".registry_password";
       return json_error(422, e.message, field);
     }
+    count_credential_check(options_, "unchecked");
     log::warn("new registry credential could not be checked; change accepted",
               {{"registry", decision.registry_host}, {"error", e.message}});
     return std::nullopt;
@@ -477,7 +539,8 @@ HttpResponse Handler::readiness() const {
 
 HttpResponse Handler::handle(const HttpRequest& req) const {
   const Route r = route(req.target);
-  const bool health = r.kind == Route::Kind::kLive || r.kind == Route::Kind::kReady;
+  const bool health = r.kind == Route::Kind::kLive || r.kind == Route::Kind::kReady ||
+                      r.kind == Route::Kind::kMetrics;
   if (r.kind == Route::Kind::kNone || (options_.health_only && !health)) {
     return json_error(404, "no such endpoint");
   }
@@ -489,6 +552,12 @@ HttpResponse Handler::handle(const HttpRequest& req) const {
   }
   if (r.kind == Route::Kind::kLive) return json_response(200, {{"status", "ok"}});
   if (r.kind == Route::Kind::kReady) return readiness();
+  if (r.kind == Route::Kind::kMetrics) {
+    HttpResponse res;
+    res.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8";
+    res.body = registry_of(options_).render();
+    return res;
+  }
 
   auto account = authenticate(store_, req.header("authorization"));
   if (!account) {

@@ -9,7 +9,12 @@
 //     an accepted change is built by core (change.h, the same builders Kubernetes mode uses) and
 //     committed as one core::Change (service, revision, credential, outbox task) in a single
 //     store call, then on_change(service_id) is called.
-//   - /healthz and /readyz need no credentials; with health_only they are the only routes.
+//   - /healthz, /readyz and /metrics need no credentials; with health_only they are the only
+//     routes. /metrics is the registry in the Prometheus text format (docs/metrics.md: no
+//     value or label there carries an id, a name or a secret, so it is as public as /healthz).
+//   - Each credential check counts in berth_credential_checks_total{result}: accepted (the
+//     registry took the password), refused (401/403: the 422 above), unchecked (any other
+//     failure: the change went through unchecked).
 //   - Any error response leaves state unchanged, never echoes the request body, and never
 //     contains the registry password. Bad input never produces a 5xx.
 //   - A request that brings a new registry password (create, PATCH, rollback) is checked first:
@@ -24,6 +29,7 @@
 #include <string>
 
 #include "api/http.h"
+#include "common/metrics.h"
 #include "core/execution.h"
 #include "core/ports.h"
 #include "core/types.h"
@@ -44,7 +50,15 @@ struct HandlerOptions {
   // {"status":"ok"}. A reason: /readyz is 503 {"status":"not ready","reason":REASON}.
   // /healthz does not ask: it is 200 for as long as the process answers at all.
   std::function<std::optional<std::string>()> not_ready;
+  // Served on /metrics and where credential checks are counted; null:
+  // metrics::process_registry(). Not owned.
+  metrics::Registry* metrics = nullptr;
 };
+
+// The route template a request target matches, for metric labels: "/app-services",
+// "/app-services/{id}", "/app-services/{id}/deployments", ".../rollback", ".../restart",
+// "/healthz", "/readyz", "/metrics", or "other". Never the raw path (ids are unbounded).
+std::string route_template(const std::string& target);
 
 class Handler {
  public:

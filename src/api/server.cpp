@@ -104,11 +104,20 @@ struct ApiServer::Impl {
       : opts(std::move(o)),
         store(store),
         handler(HandlerOptions{opts.default_zone, opts.new_id, opts.credential_check,
-                               opts.health_only, opts.not_ready},
+                               opts.health_only, opts.not_ready, opts.metrics},
                 store, std::move(clock), std::move(on_change)),
         auth_cache(opts.auth.cache, opts.auth.clock),
         by_address(opts.auth.per_address, opts.auth.clock),
-        by_account(opts.auth.per_account, opts.auth.clock) {}
+        by_account(opts.auth.per_account, opts.auth.clock) {
+    metrics::Registry& r = opts.metrics != nullptr ? *opts.metrics : metrics::process_registry();
+    requests = &r.counter("berth_api_requests_total",
+                          "API requests answered, by route template and HTTP status code",
+                          {"route", "code"});
+    request_seconds =
+        &r.histogram("berth_api_request_duration_seconds",
+                     "Time from a request's header to its response, by route template", {"route"},
+                     metrics::default_buckets());
+  }
 
   ApiOptions opts;
   core::StateStore& store;
@@ -116,6 +125,8 @@ struct ApiServer::Impl {
   AuthCache auth_cache;
   FailureLimiter by_address;
   FailureLimiter by_account;
+  metrics::Family<metrics::Counter>* requests = nullptr;
+  metrics::Family<metrics::Histogram>* request_seconds = nullptr;
   // scrypt runs here, never on the I/O threads; created by start(), joined by stop().
   std::optional<asio::thread_pool> hash_pool;
   std::atomic<std::size_t> hashing{0};  // verifications running or queued on hash_pool
@@ -454,8 +465,11 @@ asio::awaitable<void> ApiServer::Impl::serve(Stream& stream, ConnState& state) {
     AuthVerdict verdict = co_await authorize(path, authorization, state.client);
     HttpResponse out =
         verdict.refusal ? std::move(*verdict.refusal) : dispatch(req, verdict.account_id);
-    const auto ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    const auto elapsed = Clock::now() - started;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+    const std::string route = route_template(path);
+    requests->with({route, std::to_string(out.status)}).inc();
+    request_seconds->with({route}).observe(std::chrono::duration<double>(elapsed).count());
     log::info("api request",
               {{"method", method}, {"path", path}, {"status", out.status}, {"duration_ms", ms}});
     const bool again = keep_alive && !stopping;

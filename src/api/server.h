@@ -31,6 +31,7 @@
 
 #include "api/auth.h"
 #include "api/auth_cache.h"
+#include "common/metrics.h"
 #include "common/result.h"
 #include "common/secret.h"
 #include "core/execution.h"
@@ -80,6 +81,11 @@ struct ApiOptions {
   // The /readyz verdict (handler.h): empty or nullopt is ready, a reason is 503 with it. Called
   // on a server thread for each /readyz; keep it short and thread-safe.
   std::function<std::optional<std::string>()> not_ready;
+  // Served on /metrics (handler.h), and where every answered request is counted:
+  // berth_api_requests_total{route,code} and berth_api_request_duration_seconds{route}, route
+  // being the route template (api::route_template), never the raw path. Null:
+  // metrics::process_registry(). Not owned; must outlive the server.
+  metrics::Registry* metrics = nullptr;
 };
 
 class ApiServer {

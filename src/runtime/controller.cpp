@@ -24,7 +24,40 @@ std::string new_reconcile_id() {
 }  // namespace
 
 Controller::Controller(WorkQueue& queue, ReconcileFn reconcile, ControllerOptions options)
-    : queue_(queue), reconcile_(std::move(reconcile)), options_(std::move(options)) {}
+    : queue_(queue), reconcile_(std::move(reconcile)), options_(std::move(options)) {
+  metrics::Registry& r =
+      options_.metrics != nullptr ? *options_.metrics : metrics::process_registry();
+  const std::string& name = options_.name;
+  auto& total =
+      r.counter("controller_runtime_reconcile_total",
+                "Total number of reconciliations per controller", {"controller", "result"});
+  // All four results exist from the start (as controller-runtime does), so a rate() over them
+  // has a series before the first error.
+  total.with({name, "requeue"});
+  metrics_.success = &total.with({name, "success"});
+  metrics_.error = &total.with({name, "error"});
+  metrics_.requeue_after = &total.with({name, "requeue_after"});
+  metrics_.errors =
+      &r.counter("controller_runtime_reconcile_errors_total",
+                 "Total number of reconciliation errors per controller", {"controller"})
+           .with({name});
+  metrics_.terminal_errors =
+      &r.counter("controller_runtime_terminal_reconcile_errors_total",
+                 "Total number of terminal reconciliation errors per controller", {"controller"})
+           .with({name});
+  metrics_.time = &r.histogram("controller_runtime_reconcile_time_seconds",
+                               "Length of time per reconciliation per controller", {"controller"},
+                               metrics::reconcile_time_buckets())
+                       .with({name});
+  metrics_.active = &r.gauge("controller_runtime_active_workers",
+                             "Number of currently used workers per controller", {"controller"})
+                         .with({name});
+  r.gauge("controller_runtime_max_concurrent_reconciles",
+          "Maximum number of concurrent reconciles per controller", {"controller"})
+      .with({name})
+      .set(options_.workers);
+  queue_.instrument(r, name);
+}
 
 Controller::~Controller() { stop(); }
 
@@ -70,6 +103,7 @@ void Controller::handle(const std::string& key) {
   // same reconcile_id.
   log::ScopedFields scope({{"reconcile_id", new_reconcile_id()}});
   const auto started = std::chrono::steady_clock::now();
+  metrics_.active->add(1);
   ReconcileOutcome outcome;
   try {
     outcome = reconcile_(key);
@@ -81,21 +115,30 @@ void Controller::handle(const std::string& key) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  metrics_.active->add(-1);
+  metrics_.time->observe(seconds);
   {
     std::lock_guard lock(counters_mu_);
     counters_.seconds_total += seconds;
     switch (outcome.kind) {
       case ReconcileOutcome::Kind::kDone:
         ++counters_.success;
+        metrics_.success->inc();
         break;
       case ReconcileOutcome::Kind::kRequeueAfter:
         ++counters_.requeue_after;
+        metrics_.requeue_after->inc();
         break;
       case ReconcileOutcome::Kind::kRetry:
         ++counters_.error;
+        metrics_.error->inc();
+        metrics_.errors->inc();
         break;
       case ReconcileOutcome::Kind::kTerminal:
         ++counters_.terminal;
+        metrics_.error->inc();
+        metrics_.errors->inc();
+        metrics_.terminal_errors->inc();
         break;
     }
   }

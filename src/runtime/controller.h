@@ -11,6 +11,11 @@
 // in-flight reconciles complete, then the workers exit.
 // Each reconcile call runs inside a log::ScopedFields holding a fresh `reconcile_id` (16 hex
 // digits): every line logged on the worker thread during that call carries it.
+// Metrics: the constructor publishes controller-runtime's controller_runtime_* metrics labelled
+// {controller=options.name} and instruments the queue (workqueue.h) with name=options.name.
+// Results map as controller-runtime's: kDone success, kRequeueAfter requeue_after, kRetry and
+// kTerminal error (both also count in reconcile_errors_total; kTerminal in
+// terminal_reconcile_errors_total); "requeue" (immediate, without error) is never produced.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -20,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/metrics.h"
 #include "common/result.h"
 #include "runtime/workqueue.h"
 
@@ -48,6 +54,8 @@ struct ControllerOptions {
   int workers = 2;
   Duration resync_period = std::chrono::minutes(5);  // 0 disables the resync thread
   std::function<std::vector<std::string>()> list_keys;
+  // Where the metrics go; null: metrics::process_registry(). Must outlive the controller.
+  metrics::Registry* metrics = nullptr;
 };
 
 struct ReconcileCounters {
@@ -89,6 +97,16 @@ class Controller {
   bool started_ = false;
   mutable std::mutex counters_mu_;
   ReconcileCounters counters_;
+  struct Metrics {
+    metrics::Counter* success;
+    metrics::Counter* error;
+    metrics::Counter* requeue_after;
+    metrics::Counter* errors;
+    metrics::Counter* terminal_errors;
+    metrics::Histogram* time;
+    metrics::Gauge* active;
+  };
+  Metrics metrics_;
 };
 
 }  // namespace berth::runtime

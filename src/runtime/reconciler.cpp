@@ -38,7 +38,8 @@ Reconciler::Reconciler(core::StateStore& store, core::AgentGateway& agents,
       gateway_(agents),
       resolver_(resolver),
       queue_(queue),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      metrics_(make_metrics(options_.metrics)) {}
 
 Status Reconciler::prime() {
   auto ids = store_.list_service_ids();

@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/metrics.h"
 #include "core/execution.h"
 #include "core/planner.h"
 #include "core/ports.h"
@@ -59,6 +60,10 @@ struct ReconcilerOptions {
   std::int64_t resend_unacked_ms = 15'000;
   // An app an agent runs for no known service is removed after this long.
   std::int64_t orphan_grace_ms = 60'000;
+  // Where berth_agents_connected, berth_deploys_total{outcome} and
+  // berth_deploy_step_duration_seconds{step} go (docs/metrics.md); null:
+  // metrics::process_registry(). Must outlive the reconciler.
+  metrics::Registry* metrics = nullptr;
 };
 
 struct ReconcilerStats {
@@ -190,6 +195,16 @@ class Reconciler {
   std::unordered_map<std::string, Orphan> orphans_;    // unknown service id -> its removal
   std::uint64_t deploys_succeeded_ = 0;
   std::uint64_t deploys_failed_ = 0;
+
+  struct Metrics {
+    metrics::Gauge* agents_connected;
+    metrics::Counter* deploys_succeeded;
+    metrics::Counter* deploys_failed;
+    metrics::Family<metrics::Histogram>* step_duration;
+  };
+  static Metrics make_metrics(metrics::Registry* registry);
+  void observe_steps(const core::TaskOutcome& outcome);
+  Metrics metrics_;
 };
 
 }  // namespace berth::runtime

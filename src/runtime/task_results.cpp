@@ -114,14 +114,17 @@ Status Reconciler::apply_deploy_result(const std::string& agent, core::AppServic
   if (Status st = store_.record_outcome(revision, service, options_.keep_succeeded); !st.ok()) {
     return st;
   }
+  observe_steps(outcome);
   {
     std::lock_guard lock(mu_);
     if (outcome.ok) {
       ++deploys_succeeded_;
+      metrics_.deploys_succeeded->inc();
       agents_[agent].apps[service.id] = core::ObservedApp{
           outcome.revision_id, outcome.image_digest, outcome.stable_port, true, outcome.task_id};
     } else {
       ++deploys_failed_;
+      metrics_.deploys_failed->inc();
     }
   }
   auto f = app_fields(service);
@@ -208,6 +211,7 @@ void Reconciler::agent_connected(
     if (!a.zone.empty() && a.zone != zone) zone_agents_[a.zone].erase(name);
     a.zone = zone;
     zone_agents_[zone].insert(name);
+    if (!a.connected) metrics_.agents_connected->add(1);
     a.connected = true;
     a.epoch += 1;
     a.apps.clear();
@@ -233,6 +237,7 @@ void Reconciler::agent_disconnected(const std::string& name) {
     std::lock_guard lock(mu_);
     auto a = agents_.find(name);
     if (a == agents_.end()) return;
+    if (a->second.connected) metrics_.agents_connected->add(-1);
     a->second.connected = false;
     zone_agents_[a->second.zone].erase(name);
     for (const auto& id : by_agent_[name]) keys.push_back(id);
@@ -304,6 +309,34 @@ void Reconciler::app_status(const std::string& agent, const core::AppReport& rep
     }
   }
   queue_.add(report.service_id);
+}
+
+// --- metrics ---------------------------------------------------------------------------------
+
+Reconciler::Metrics Reconciler::make_metrics(metrics::Registry* registry) {
+  metrics::Registry& r = registry != nullptr ? *registry : metrics::process_registry();
+  auto& deploys = r.counter("berth_deploys_total",
+                            "Deploy tasks finished, by outcome (succeeded or failed)", {"outcome"});
+  return Metrics{
+      &r.gauge("berth_agents_connected", "Agents connected to this controller").get(),
+      &deploys.with({"succeeded"}),
+      &deploys.with({"failed"}),
+      &r.histogram("berth_deploy_step_duration_seconds",
+                   "Duration of each finished step of a deploy, from the agent's deploy log",
+                   {"step"}, metrics::default_buckets()),
+  };
+}
+
+void Reconciler::observe_steps(const core::TaskOutcome& outcome) {
+  // The step name comes from the agent: only the steps the agent is known to log become label
+  // values, anything else is "other", so a confused agent cannot grow the series.
+  static const std::unordered_set<std::string> kSteps = {"resolve", "pull",    "start",   "probe",
+                                                         "switch",  "cleanup", "restart", "remove"};
+  for (const auto& entry : outcome.logs) {
+    if (entry.status != "ok" && entry.status != "failed") continue;  // info lines are not steps
+    const std::string& step = kSteps.count(entry.step) != 0 ? entry.step : std::string("other");
+    metrics_.step_duration->with({step}).observe(static_cast<double>(entry.duration_ms) / 1000.0);
+  }
 }
 
 ReconcilerStats Reconciler::stats() const {

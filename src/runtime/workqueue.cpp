@@ -28,8 +28,17 @@ void WorkQueue::add_locked(const std::string& key) {
   ++adds_total_;
   if (dirty_.count(key) != 0) return;  // already waiting: duplicates collapse
   dirty_.insert(key);
+  if (metrics_) metrics_->adds->inc();
   if (processing_.count(key) != 0) return;  // re-queued by done()
+  enqueue_locked(key);
+}
+
+void WorkQueue::enqueue_locked(const std::string& key) {
   queue_.push_back(key);
+  if (metrics_) {
+    queued_at_.emplace(key, clock_.now());
+    metrics_->depth->set(static_cast<double>(queue_.size()));
+  }
   cv_.notify_one();
 }
 
@@ -65,6 +74,7 @@ void WorkQueue::add_rate_limited(const std::string& key) {
     std::lock_guard lock(mu_);
     n = failures_[key]++;
     ++retries_total_;
+    if (metrics_) metrics_->retries->inc();
   }
   add_after(key, backoff_for(n, policy_.jitter > 0 ? uniform01_() : 0.0));
 }
@@ -101,6 +111,15 @@ std::optional<std::string> WorkQueue::pop_locked() {
   queue_.pop_front();
   dirty_.erase(key);
   processing_.insert(key);
+  if (metrics_) {
+    const TimePoint now = clock_.now();
+    if (auto it = queued_at_.find(key); it != queued_at_.end()) {
+      metrics_->queue_duration->observe(std::chrono::duration<double>(now - it->second).count());
+      queued_at_.erase(it);
+    }
+    processing_at_[key] = now;
+    metrics_->depth->set(static_cast<double>(queue_.size()));
+  }
   return key;
 }
 
@@ -133,10 +152,14 @@ std::optional<std::string> WorkQueue::get() {
 void WorkQueue::done(const std::string& key) {
   std::lock_guard lock(mu_);
   processing_.erase(key);
-  if (dirty_.count(key) != 0) {
-    queue_.push_back(key);
-    cv_.notify_one();
+  if (metrics_) {
+    if (auto it = processing_at_.find(key); it != processing_at_.end()) {
+      metrics_->work_duration->observe(
+          std::chrono::duration<double>(clock_.now() - it->second).count());
+      processing_at_.erase(it);
+    }
   }
+  if (dirty_.count(key) != 0) enqueue_locked(key);
 }
 
 void WorkQueue::shut_down() {
@@ -167,6 +190,66 @@ QueueStats WorkQueue::stats() const {
   s.adds_total = adds_total_;
   s.retries_total = retries_total_;
   return s;
+}
+
+void WorkQueue::instrument(metrics::Registry& registry, const std::string& name) {
+  const std::vector<std::string> label{name};
+  Metrics m{
+      &registry.gauge("workqueue_depth", "Current depth of workqueue", {"name"}).with(label),
+      &registry
+           .counter("workqueue_adds_total", "Total number of adds handled by workqueue", {"name"})
+           .with(label),
+      &registry
+           .histogram("workqueue_queue_duration_seconds",
+                      "How long in seconds an item stays in workqueue before being requested",
+                      {"name"}, metrics::workqueue_duration_buckets())
+           .with(label),
+      &registry
+           .histogram("workqueue_work_duration_seconds",
+                      "How long in seconds processing an item from workqueue takes.", {"name"},
+                      metrics::workqueue_duration_buckets())
+           .with(label),
+      &registry
+           .counter("workqueue_retries_total", "Total number of retries handled by workqueue",
+                    {"name"})
+           .with(label),
+      &registry
+           .gauge("workqueue_unfinished_work_seconds",
+                  "How many seconds of work has been done that is in progress and hasn't been "
+                  "observed by work_duration. Large values indicate stuck threads. One can deduce "
+                  "the number of stuck threads by observing the rate at which this increases.",
+                  {"name"})
+           .with(label),
+      &registry
+           .gauge("workqueue_longest_running_processor_seconds",
+                  "How many seconds has the longest running processor for workqueue been running.",
+                  {"name"})
+           .with(label),
+  };
+  {
+    std::lock_guard lock(mu_);
+    metrics_ = m;
+    const TimePoint now = clock_.now();
+    for (const auto& key : queue_) queued_at_.emplace(key, now);
+    for (const auto& key : processing_) processing_at_.emplace(key, now);
+    m.depth->set(static_cast<double>(queue_.size()));
+  }
+  collect_hook_ = registry.on_collect([this] { update_running_gauges(); });
+}
+
+void WorkQueue::update_running_gauges() {
+  std::lock_guard lock(mu_);
+  if (!metrics_) return;
+  const TimePoint now = clock_.now();
+  double total = 0;
+  double longest = 0;
+  for (const auto& [key, started] : processing_at_) {
+    const double age = std::chrono::duration<double>(now - started).count();
+    total += age;
+    longest = std::max(longest, age);
+  }
+  metrics_->unfinished->set(total);
+  metrics_->longest->set(longest);
 }
 
 }  // namespace berth::runtime

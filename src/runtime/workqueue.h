@@ -10,6 +10,13 @@
 //   - shut_down() wakes every get() waiter; with drain, get() keeps handing out queued keys until
 //     the queue is empty, then returns nullopt.
 // Thread-safe. Time comes from a Clock so that tests drive it by hand (try_get never blocks).
+//
+// instrument() publishes client-go's workqueue metrics (workqueue_depth, _adds_total,
+// _queue_duration_seconds, _work_duration_seconds, _retries_total, _unfinished_work_seconds,
+// _longest_running_processor_seconds, all labelled {name}) into a registry, with client-go's
+// meaning: an add counts when it is not collapsed into a waiting duplicate, queue duration runs
+// from the add to get(), work duration from get() to done(), and the two "running" gauges are
+// computed on each scrape from the keys being processed. Call it once, before the queue is used.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -24,6 +31,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/metrics.h"
 #include "runtime/clock.h"
 
 namespace berth::runtime {
@@ -68,7 +76,20 @@ class WorkQueue {
 
   QueueStats stats() const;
 
+  // `name` is the queue's label value (a constant such as the controller's name). The registry
+  // must outlive the queue.
+  void instrument(metrics::Registry& registry, const std::string& name);
+
  private:
+  struct Metrics {
+    metrics::Gauge* depth;
+    metrics::Counter* adds;
+    metrics::Histogram* queue_duration;
+    metrics::Histogram* work_duration;
+    metrics::Counter* retries;
+    metrics::Gauge* unfinished;
+    metrics::Gauge* longest;
+  };
   struct Delayed {
     TimePoint ready_at;
     std::uint64_t seq;
@@ -79,6 +100,8 @@ class WorkQueue {
   };
 
   void add_locked(const std::string& key);
+  void enqueue_locked(const std::string& key);
+  void update_running_gauges();
   void promote_ready_locked(TimePoint now);
   std::optional<std::string> pop_locked();
   Duration backoff_for(int failures, double u) const;
@@ -100,6 +123,11 @@ class WorkQueue {
   std::uint64_t retries_total_ = 0;
   bool shutting_down_ = false;
   bool drain_ = false;
+  // Metrics (instrument()); empty maps and no cost when the queue is not instrumented.
+  std::optional<Metrics> metrics_;
+  std::unordered_map<std::string, TimePoint> queued_at_;      // keys in queue_
+  std::unordered_map<std::string, TimePoint> processing_at_;  // keys in processing_
+  metrics::Registry::Hook collect_hook_;  // last: unregistered before the members it reads go
 };
 
 }  // namespace berth::runtime

@@ -30,6 +30,14 @@ using nlohmann::json;
 
 namespace {
 
+// berth_credential_checks_total{result} in the process registry the handler counts in by default.
+double checks(const char* result) {
+  return metrics::process_registry()
+      .counter("berth_credential_checks_total", "", {"result"})
+      .with({result})
+      .value();
+}
+
 const std::string kWrongPassword = "berth-wrong-canary-7d41c0";
 
 struct LogCapture {
@@ -182,8 +190,10 @@ std::string id_of(const api::HttpResponse& r) {
 TEST_CASE("Create with a password the registry refuses is 422 and stores nothing",
           "[api][credentials]") {
   Fixture f;
+  const double refused = checks("refused");
   auto r = f.create(f.reg.image("v1"), kWrongPassword);
   CHECK(r.status == 422);
+  CHECK(checks("refused") == refused + 1);
   auto body = json::parse(r.body);
   CHECK(body.at("field") == "app_config.registry_password");
   CHECK_THAT(body.at("error").get<std::string>(), Catch::Contains("refused the credentials") &&
@@ -198,8 +208,10 @@ TEST_CASE("Create with a password the registry refuses is 422 and stores nothing
 TEST_CASE("Create with a working password records the digest the check resolved",
           "[api][credentials]") {
   Fixture f;
+  const double accepted = checks("accepted");
   auto r = f.create(f.reg.image("v1"), f.reg.password());
   REQUIRE(r.status == 201);
+  CHECK(checks("accepted") == accepted + 1);
   const std::string id = id_of(r);
   // The reconciler skips its resolve step for a revision that already has a digest.
   CHECK(f.desired(id).image_digest == f.reg.digest("v1"));
@@ -265,10 +277,12 @@ TEST_CASE("A new password for a registry that cannot be reached is accepted unch
   f.succeed(id);
 
   const std::string down = "127.0.0.1:" + closed_loopback_port() + "/berth/sample:v1";
+  const double unchecked = checks("unchecked");
   auto r = f.patch(id, {{"image_ref", down},
                         {"registry_username", "someone"},
                         {"registry_password", kWrongPassword}});
   CHECK(r.status == 200);
+  CHECK(checks("unchecked") == unchecked + 1);
   // Stored as sent, and left for the rollout to resolve (and report) once the registry is up.
   auto stored = f.store->get_credential(id);
   REQUIRE(stored.ok());

@@ -133,7 +133,8 @@ TEST_CASE("/readyz is 503 with the reason until the process is ready; /healthz i
   CHECK(again.json()["reason"] == "relisting");
 }
 
-TEST_CASE("A health-only server answers /healthz and /readyz and nothing else", "[api][health]") {
+TEST_CASE("A health-only server answers /healthz, /readyz and /metrics and nothing else",
+          "[api][health]") {
   auto readiness = std::make_shared<Readiness>();
   readiness->set("waiting for the caches");
   berth::api::ApiOptions o;
@@ -154,7 +155,8 @@ TEST_CASE("A health-only server answers /healthz and /readyz and nothing else", 
                            R"({"image_ref":"ghcr.io/acme/web:v1","container_port":8080}})"));
   check_no_endpoint(f.call("DELETE", "/app-services/some-id", "Bearer " + f.alice_token));
   check_no_endpoint(f.call("GET", "/app-services/some-id/deployments"));
-  check_no_endpoint(f.call("GET", "/metrics"));
+  check_no_endpoint(f.call("GET", "/debug/vars"));
+  CHECK(f.call("GET", "/metrics").status == 200);
   CHECK(f.changes == 0);
   auto listed = f.store->list_service_ids();
   REQUIRE(listed.ok());
@@ -194,4 +196,38 @@ TEST_CASE("Without health_only the same server authenticates /app-services reque
   CHECK(r.status == 401);
   CHECK(f.basic_verifications == 1);
   CHECK(f.call("GET", "/app-services", "Bearer " + f.alice_token).status == 200);
+}
+
+TEST_CASE("/metrics needs no credentials and counts requests by route template and code",
+          "[api][health][metrics]") {
+  // Both servers: the REST API (standalone mode) and the health-only one (Kubernetes mode).
+  for (const bool health_only : {false, true}) {
+    CAPTURE(health_only);
+    berth::metrics::Registry registry;
+    berth::api::ApiOptions o;
+    o.health_only = health_only;
+    o.metrics = &registry;
+    Fixture f(o);
+    (void)f.call("GET", "/app-services/0b7e2a51-raw-id/deployments");
+    (void)f.call("GET", "/app-services/0b7e2a51-raw-id/deployments");
+    check_ok(f.call("GET", "/healthz"));
+    (void)f.call("GET", "/some/raw/path/0b7e2a51");
+
+    auto r = f.call("GET", "/metrics");
+    REQUIRE(r.status == 200);
+    CHECK(r.header("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+    const std::string code = health_only ? "404" : "401";
+    CHECK_THAT(r.body, Catch::Contains("berth_api_requests_total{route=\"/app-services/{id}/"
+                                       "deployments\",code=\"" +
+                                       code + "\"} 2\n"));
+    CHECK_THAT(r.body,
+               Catch::Contains("berth_api_requests_total{route=\"/healthz\",code=\"200\"} 1\n"));
+    CHECK_THAT(r.body,
+               Catch::Contains("berth_api_requests_total{route=\"other\",code=\"404\"} 1\n"));
+    CHECK_THAT(r.body,
+               Catch::Contains("berth_api_request_duration_seconds_count{route=\"/healthz\"} 1\n"));
+    // The raw path (an id) never becomes a label value.
+    CHECK_THAT(r.body, !Catch::Contains("0b7e2a51"));
+    CHECK(f.call("POST", "/metrics").status == 405);
+  }
 }

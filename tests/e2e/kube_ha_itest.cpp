@@ -68,6 +68,13 @@ TEST_CASE(
     CHECK(ready);
   }
   CHECK(holder(stack) == stack.identity(0));
+  // The health port's /metrics says which replica leads (1 once the leader started its work).
+  CHECK(berth::testing::wait_until(
+      [&] {
+        return stack.health(0, "/metrics").body.find("\nberth_leader 1\n") != std::string::npos;
+      },
+      60s, 200ms));
+  CHECK_THAT(stack.health(1, "/metrics").body, Catch::Contains("\nberth_leader 0\n"));
 
   auto& registry = stack.registry();
   const std::string name = "ha";
