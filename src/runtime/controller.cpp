@@ -52,6 +52,11 @@ void Controller::stop() {
   if (resync_.joinable()) resync_.join();
 }
 
+bool Controller::running() const {
+  std::lock_guard lock(mu_);
+  return started_ && !stopping_;
+}
+
 void Controller::worker_loop() {
   while (auto key = queue_.get()) {
     handle(*key);
