@@ -86,6 +86,7 @@ void Controller::handle(const std::string& key) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const auto duration_ms = static_cast<std::int64_t>(seconds * 1000);
   {
     std::lock_guard lock(counters_mu_);
     counters_.seconds_total += seconds;
@@ -115,13 +116,16 @@ void Controller::handle(const std::string& key) {
     case ReconcileOutcome::Kind::kRetry:
       log::debug("reconcile will be retried", {{"controller", options_.name},
                                                {"key", key},
+                                               {"duration_ms", duration_ms},
                                                {"reason", outcome.reason},
                                                {"failures", queue_.failures(key) + 1}});
       queue_.add_rate_limited(key);
       break;
     case ReconcileOutcome::Kind::kTerminal:
-      log::warn("reconcile gave up",
-                {{"controller", options_.name}, {"key", key}, {"reason", outcome.reason}});
+      log::warn("reconcile gave up", {{"controller", options_.name},
+                                      {"key", key},
+                                      {"duration_ms", duration_ms},
+                                      {"reason", outcome.reason}});
       queue_.forget(key);
       break;
   }
