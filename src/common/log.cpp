@@ -50,11 +50,14 @@ std::string timestamp() {
   return buf;
 }
 
+// Bare only when nothing in it could split the line, fake another field or reach the terminal
+// as a control sequence; anything else goes through the JSON escaper (which also replaces bytes
+// that are not UTF-8).
 bool needs_quotes(std::string_view s) {
   if (s.empty()) return true;
   for (const char c : s) {
     const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f || c == '"' || c == '\\' || c == '=') return true;
+    if (u <= 0x20 || u >= 0x7f || c == '"' || c == '\\' || c == '=') return true;
   }
   return false;
 }

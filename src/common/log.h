@@ -45,8 +45,9 @@ bool parse_format(std::string_view text, Format& out);
 // What a binary uses without --log-format: text when stderr is a terminal, JSON otherwise.
 Format default_format();
 // The text form of one line: `TIME LEVEL msg key=value ...` in the fields' order. A string value
-// is written bare unless it is empty or holds a space, a quote, a backslash, `=` or a control
-// character; then it is a JSON string (quoted, escaped). Other values are compact JSON.
+// is written bare unless it is empty or holds a space, a quote, a backslash, `=`, a control
+// character or a byte outside ASCII; then it is a JSON string (quoted, escaped, bytes that are
+// not UTF-8 replaced). Other values are compact JSON.
 std::string format_text(std::string_view ts, std::string_view level, std::string_view msg,
                         const nlohmann::ordered_json& fields);
 // Installs a sink; an empty function restores stderr. Returns the previous sink.

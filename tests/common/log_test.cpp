@@ -146,6 +146,13 @@ TEST_CASE("the text format is TIME LEVEL msg key=value, quoting values a termina
         "reason=\"image changed\" empty=\"\" tricky=\"a=b\\\"c\" ok=true nested={\"k\":1}");
   CHECK(log::format_text("t", "info", "no fields", nlohmann::ordered_json::object()) ==
         "t INFO no fields");
+  // A value cannot start a new line or send a terminal escape sequence.
+  nlohmann::ordered_json hostile;
+  hostile["error"] = "bad\n2026-01-01T00:00:00.000Z INFO forged \x1b[2J";
+  hostile["name"] = "caf\xc3\xa9";
+  CHECK(log::format_text("t", "error", "m", hostile) ==
+        "t ERROR m error=\"bad\\n2026-01-01T00:00:00.000Z INFO forged \\u001b[2J\" "
+        "name=\"caf\xc3\xa9\"");
 }
 
 TEST_CASE("with the text format set, a line is written as text with its scoped fields", "[log]") {
