@@ -82,7 +82,15 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "debug|info|warn|error");
   app.add_option("--metrics-listen", metrics_listen,
                  "HOST:PORT: serve GET /metrics (Prometheus text format, no authentication)");
+  std::string log_format;
+  app.add_option("--log-format", log_format,
+                 "json|text (default: text when stderr is a terminal, else json)")
+      ->check(CLI::IsMember({"json", "text"}));
   CLI11_PARSE(app, argc, argv);
+
+  log::Format format = log::default_format();
+  if (!log_format.empty()) log::parse_format(log_format, format);
+  log::set_format(format);
 
   log::Level parsed;
   if (!log::parse_level(level, parsed))

@@ -94,12 +94,12 @@ void route_link_events(agentlink::ServerOptions& options, runtime::Reconciler& r
           break;
       }
       log::info("app state reported", {{"agent", agent},
-                                       {"app_id", status->service_id},
+                                       {"app", status->service_id},
                                        {"state", agentlink::to_string(status->state)}});
       reconciler.app_status(agent, r);
     } else if (const auto* progress = std::get_if<agentlink::Progress>(&message)) {
       log::info("deploy progress", {{"agent", agent},
-                                    {"task", progress->task_id},
+                                    {"task_id", progress->task_id},
                                     {"step", progress->entry.step},
                                     {"status", progress->entry.status},
                                     {"message", progress->entry.message}});

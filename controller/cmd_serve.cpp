@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -160,6 +162,19 @@ int run_serve(const ServeOptions& o) {
     }
   }
 
+  // /readyz: ready while the work queue's workers run and the store takes writes; not ready
+  // (503 with the reason) before they start, once shutdown begins, and while the last write
+  // found the database unwritable (disk full, read-only). The store is open by construction:
+  // the API server starts after it. /healthz stays 200 as long as the process serves.
+  std::atomic<bool> shutting_down{false};
+  store::SqliteStore& sqlite = *store;
+  api_options.not_ready = [&controller, &sqlite, &shutting_down]() -> std::optional<std::string> {
+    if (shutting_down.load()) return std::string("the controller is shutting down");
+    if (!controller.running()) return std::string("the work queue's workers are not running");
+    if (auto why = sqlite.write_blocked()) return "the store cannot be written: " + *why;
+    return std::nullopt;
+  };
+
   if (Status st = reconciler.prime(); !st.ok()) {
     log::error("cannot load app services", {{"error", st.error().message}});
     return 1;
@@ -206,6 +221,7 @@ int run_serve(const ServeOptions& o) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   log::info("controller stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  shutting_down.store(true);
   server.stop();
   if (local) local->stop();
   if (link) link->stop();

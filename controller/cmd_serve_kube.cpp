@@ -291,7 +291,7 @@ int run_serve_kube(const ServeOptions& o) {
           // Shown where the user looks (a Warning event, rate limited per object) and logged;
           // the work queue retries with backoff.
           log::warn("reading the AppService's change failed; retrying",
-                    {{"app_id", key}, {"error", taken.error().message}});
+                    {{"app", key}, {"error", taken.error().message}});
           store.emit(key, true, "ReconcileError", taken.error().message);
           return runtime::ReconcileOutcome::retry(taken.error().message);
         }

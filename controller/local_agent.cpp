@@ -27,17 +27,12 @@ LocalAgent::~LocalAgent() { stop(); }
 Status LocalAgent::spawn_locked() {
   const fs::path base = options_.data_dir / "local-agent";
   SpawnOptions spawn;
-  spawn.argv = {options_.agent_binary.string(),
-                "--controller",
-                options_.controller_url,
-                "--credentials",
-                (base / "credentials").string(),
-                "--data-dir",
-                (base / "data").string(),
-                "--zone",
-                options_.zone,
-                "--log-level",
-                options_.log_level};
+  spawn.argv = {options_.agent_binary.string(), "--controller", options_.controller_url,
+                "--credentials", (base / "credentials").string(), "--data-dir",
+                (base / "data").string(), "--zone", options_.zone, "--log-level",
+                options_.log_level,
+                // The agent shares this process's stderr: the same form, whatever it is.
+                "--log-format", log::format() == log::Format::kText ? "text" : "json"};
   for (const auto& ca : options_.registry_cas) {
     spawn.argv.push_back("--registry-ca");
     spawn.argv.push_back(ca);

@@ -1,9 +1,11 @@
 // berth-controller: the composition root. Subcommands live in cmd_*.cpp and register themselves
 // (see command.h); main() only parses the command line and runs the chosen one.
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "command.h"
+#include "common/log.h"
 #include "common/process.h"
 
 namespace berth::controller {
@@ -26,6 +28,13 @@ int main(int argc, char** argv) {
   berth::harden_process();
   CLI::App app{"berth-controller: deploys container images onto VMs through agents"};
   app.require_subcommand(1);
+  std::string log_format;
+  app.add_option("--log-format", log_format,
+                 "json|text (default: text when stderr is a terminal, else json)")
+      ->check(CLI::IsMember({"json", "text"}));
+  // Root options may follow the subcommand (`berth-controller serve --log-format text`).
+  // Subcommands copy this setting when they are added, so it is set before the registrations.
+  app.fallthrough();
   berth::controller::Runner run;
   berth::controller::apply_registrations(app, run);
   try {
@@ -33,5 +42,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  berth::log::Format format = berth::log::default_format();
+  if (!log_format.empty()) berth::log::parse_format(log_format, format);
+  berth::log::set_format(format);
   return run ? run() : 0;
 }

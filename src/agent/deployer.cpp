@@ -1,6 +1,8 @@
 // The deploy task, phase by phase (deployer.h has the contract). Restart and remove are in
 // deployer_tasks.cpp; start-up reconcile, Hello's view and the watch in deployer_watch.cpp.
 #include "agent/deployer.h"
+
+#include <algorithm>
 #include "common/clock.h"
 
 #include <netinet/in.h>
@@ -167,12 +169,21 @@ agentlink::TaskResult Deployer::finish(agentlink::TaskResult result, const char*
   if (auto st = deps_.state->finish_task(result, kind, app, forget); !st.ok())
     log::error(
         "could not record a task result",
-        {{"task", result.task_id}, {"app", result.service_id}, {"error", st.error().message}});
-  nlohmann::json fields{{"task", result.task_id},
+        {{"task_id", result.task_id}, {"app", result.service_id}, {"error", st.error().message}});
+  nlohmann::json fields{{"task_id", result.task_id},
                         {"kind", kind},
                         {"app", result.service_id},
-                        {"revision", result.revision_id}};
+                        {"revision_id", result.revision_id}};
   if (!result.ok) fields["error"] = result.error;
+  // From the first step's start to the last step's end, on the steps' own clock.
+  if (!result.logs.empty()) {
+    std::int64_t first = result.logs.front().started_at, last = first;
+    for (const auto& e : result.logs) {
+      first = std::min<std::int64_t>(first, e.started_at);
+      last = std::max<std::int64_t>(last, e.started_at + e.duration_ms);
+    }
+    fields["duration_ms"] = last - first;
+  }
   if (result.ok)
     log::info("task succeeded", fields);
   else
@@ -185,11 +196,13 @@ agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task,
   auto lock_ptr = app_mutex(task.service_id);
   std::lock_guard app_lock(*lock_ptr);
   if (auto rec = deps_.state->recorded_result(task.task_id); rec.ok() && rec->has_value()) {
-    log::info("task already applied", {{"task", task.task_id}, {"app", task.service_id}});
+    log::info("task already applied", {{"task_id", task.task_id}, {"app", task.service_id}});
     return **rec;
   }
-  log::info("deploy started",
-            {{"task", task.task_id}, {"app", task.service_id}, {"revision", task.revision_id}});
+  log::info("deploy started", {{"task_id", task.task_id},
+                               {"app", task.service_id},
+                               {"revision", task.revision},
+                               {"revision_id", task.revision_id}});
   StepLog steps(deps_.now, progress);
   Rollout r{task, steps};
   Status outcome = Status::Ok();

@@ -91,7 +91,7 @@ agentlink::TaskResult Deployer::remove(const agentlink::RemoveTask& task,
     result.error = std::move(why);
     result.logs = steps.entries();
     result = bounded_result(std::move(result));
-    log::warn("task failed", {{"task", result.task_id},
+    log::warn("task failed", {{"task_id", result.task_id},
                               {"kind", "remove"},
                               {"app", result.service_id},
                               {"error", result.error}});

@@ -5,12 +5,16 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <string>
 #include <utility>
+
+#include <unistd.h>
 
 namespace berth::log {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
+std::atomic<int> g_format{static_cast<int>(Format::kJson)};
 std::mutex g_mu;
 Sink g_sink;  // guarded by g_mu
 // The innermost ScopedFields alive on this thread; each links to the one it nests in.
@@ -46,7 +50,63 @@ std::string timestamp() {
   return buf;
 }
 
+// Bare only when nothing in it could split the line, fake another field or reach the terminal
+// as a control sequence; anything else goes through the JSON escaper (which also replaces bytes
+// that are not UTF-8).
+bool needs_quotes(std::string_view s) {
+  if (s.empty()) return true;
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '"' || c == '\\' || c == '=') return true;
+  }
+  return false;
+}
+
+const char* upper_level_name(std::string_view level) {
+  if (level == "debug") return "DEBUG";
+  if (level == "warn") return "WARN";
+  if (level == "error") return "ERROR";
+  return "INFO";
+}
+
+std::string dump(const nlohmann::ordered_json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace
+
+void set_format(Format f) { g_format.store(static_cast<int>(f)); }
+Format format() { return static_cast<Format>(g_format.load()); }
+
+bool parse_format(std::string_view text, Format& out) {
+  if (text == "json")
+    out = Format::kJson;
+  else if (text == "text")
+    out = Format::kText;
+  else
+    return false;
+  return true;
+}
+
+Format default_format() { return ::isatty(STDERR_FILENO) == 1 ? Format::kText : Format::kJson; }
+
+std::string format_text(std::string_view ts, std::string_view level, std::string_view msg,
+                        const nlohmann::ordered_json& fields) {
+  std::string out;
+  out.reserve(64 + msg.size());
+  out.append(ts).append(" ").append(upper_level_name(level)).append(" ").append(msg);
+  if (!fields.is_object()) return out;
+  for (const auto& [key, value] : fields.items()) {
+    out.append(" ").append(key).append("=");
+    if (value.is_string()) {
+      const auto& s = value.get_ref<const std::string&>();
+      out.append(needs_quotes(s) ? dump(value) : s);
+    } else {
+      out.append(dump(value));
+    }
+  }
+  return out;
+}
 
 ScopedFields::ScopedFields(nlohmann::json fields) : fields_(std::move(fields)), outer_(t_scope) {
   t_scope = this;
@@ -97,7 +157,16 @@ void write(Level lvl, std::string_view msg, const nlohmann::json& fields) {
       if (!reserved(key) && !line.contains(key)) line[key] = value;
     }
   }
-  const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string text;
+  if (format() == Format::kText) {
+    nlohmann::ordered_json rest = line;
+    rest.erase("ts");
+    rest.erase("level");
+    rest.erase("msg");
+    text = format_text(line["ts"].get_ref<const std::string&>(), level_name(lvl), msg, rest);
+  } else {
+    text = dump(line);
+  }
   std::lock_guard lock(g_mu);
   if (g_sink) {
     g_sink(text);

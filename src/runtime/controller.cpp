@@ -85,6 +85,11 @@ void Controller::stop() {
   if (resync_.joinable()) resync_.join();
 }
 
+bool Controller::running() const {
+  std::lock_guard lock(mu_);
+  return started_ && !stopping_;
+}
+
 void Controller::worker_loop() {
   while (auto key = queue_.get()) {
     handle(*key);
@@ -117,6 +122,7 @@ void Controller::handle(const std::string& key) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   metrics_.active->add(-1);
   metrics_.time->observe(seconds);
+  const auto duration_ms = static_cast<std::int64_t>(seconds * 1000);
   {
     std::lock_guard lock(counters_mu_);
     counters_.seconds_total += seconds;
@@ -153,13 +159,16 @@ void Controller::handle(const std::string& key) {
     case ReconcileOutcome::Kind::kRetry:
       log::debug("reconcile will be retried", {{"controller", options_.name},
                                                {"key", key},
+                                               {"duration_ms", duration_ms},
                                                {"reason", outcome.reason},
                                                {"failures", queue_.failures(key) + 1}});
       queue_.add_rate_limited(key);
       break;
     case ReconcileOutcome::Kind::kTerminal:
-      log::warn("reconcile gave up",
-                {{"controller", options_.name}, {"key", key}, {"reason", outcome.reason}});
+      log::warn("reconcile gave up", {{"controller", options_.name},
+                                      {"key", key},
+                                      {"duration_ms", duration_ms},
+                                      {"reason", outcome.reason}});
       queue_.forget(key);
       break;
   }

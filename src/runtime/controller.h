@@ -80,6 +80,8 @@ class Controller {
   void resync_now();
 
   ReconcileCounters counters() const;
+  // True from start() until stop() begins: the workers take keys. Readiness reads it.
+  bool running() const;
 
  private:
   void worker_loop();
@@ -91,7 +93,7 @@ class Controller {
   ControllerOptions options_;
   std::vector<std::thread> workers_;
   std::thread resync_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
   bool started_ = false;

@@ -162,8 +162,8 @@ ReconcileOutcome Reconciler::reconcile(const std::string& service_id) {
 
   core::PlanInput in = plan_input(ctx);
   ctx.plan = core::plan_next(in);
-  log::debug("reconcile planned", {{"app", ctx.service.name},
-                                   {"app_id", service_id},
+  log::debug("reconcile planned", {{"app", service_id},
+                                   {"app_name", ctx.service.name},
                                    {"step", core::to_string(ctx.plan.step)},
                                    {"reason", ctx.plan.message}});
 
@@ -460,7 +460,7 @@ ReconcileOutcome Reconciler::step_dispatch(Context& ctx) {
   clear_retry(ctx.service.id);
   auto f = app_fields(ctx.service);
   f["agent"] = ctx.service.agent;
-  f["task"] = task.id;
+  f["task_id"] = task.id;
   f["kind"] = core::to_string(task.kind);
   f["attempt"] = task.attempts;
   log::info("task dispatched", f);
@@ -692,10 +692,9 @@ ReconcileOutcome Reconciler::reap_orphan(const std::string& service_id) {
       auto [it, first] = orphans_.try_emplace(service_id, Orphan{agent, now, {}, 0});
       Orphan& o = it->second;
       if (first) {
-        log::warn("agent runs an app no service owns; it will be removed",
-                  {{"agent", agent},
-                   {"app_id", service_id},
-                   {"grace_s", options_.orphan_grace_ms / 1000}});
+        log::warn(
+            "agent runs an app no service owns; it will be removed",
+            {{"agent", agent}, {"app", service_id}, {"grace_s", options_.orphan_grace_ms / 1000}});
       }
       const auto due = o.first_seen + options_.orphan_grace_ms;
       if (now < due) return ReconcileOutcome::requeue_after(ms(due - now), "orphan grace period");
@@ -717,7 +716,7 @@ ReconcileOutcome Reconciler::reap_orphan(const std::string& service_id) {
     return from_error(st.error(), "removing an orphaned app");
   }
   log::warn("removing an app no service owns",
-            {{"agent", agent}, {"app_id", service_id}, {"task", task_id}});
+            {{"agent", agent}, {"app", service_id}, {"task_id", task_id}});
   return ReconcileOutcome::requeue_after(ms(options_.resend_unacked_ms), "orphan removal sent");
 }
 

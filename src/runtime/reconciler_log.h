@@ -22,9 +22,10 @@ inline core::DeployLogEntry log_entry(std::string step, std::string status, std:
   return e;
 }
 
-// Operator log lines name the app by name and id.
+// Operator log lines name the app by id (`app`, the key every process logs it under: the API,
+// the reconciler, the agent) and by name (`app_name`).
 inline nlohmann::json app_fields(const core::AppService& s) {
-  return {{"app", s.name}, {"app_id", s.id}};
+  return {{"app", s.id}, {"app_name", s.name}};
 }
 
 // "step: error" of a failed task, from the first failed log entry the agent sent.

@@ -30,7 +30,7 @@ Status Reconciler::apply_results(const std::string& service_id) {
       next = it->second.front();
     }
     if (Status st = apply_result(*next); !st.ok()) {
-      auto f = nlohmann::json{{"app_id", service_id}, {"task", next->outcome.task_id}};
+      auto f = nlohmann::json{{"app", service_id}, {"task_id", next->outcome.task_id}};
       f["error"] = st.error().message;
       log::warn("recording a task result failed, will retry", f);
       return st;
@@ -63,7 +63,7 @@ Status Reconciler::apply_result(const ReceivedResult& received) {
           outcome.revision_id, outcome.image_digest, outcome.stable_port, true, outcome.task_id};
     }
     log::debug("result for a finished task",
-               {{"app", service.name}, {"app_id", service.id}, {"task", outcome.task_id}});
+               {{"app", service.id}, {"app_name", service.name}, {"task_id", outcome.task_id}});
     return Status::Ok();
   }
   switch (task->kind) {
@@ -129,7 +129,7 @@ Status Reconciler::apply_deploy_result(const std::string& agent, core::AppServic
   }
   auto f = app_fields(service);
   f["agent"] = agent;
-  f["task"] = outcome.task_id;
+  f["task_id"] = outcome.task_id;
   f["revision"] = revision.number;
   if (outcome.ok) {
     log::info("deploy succeeded", f);
@@ -143,7 +143,7 @@ Status Reconciler::apply_deploy_result(const std::string& agent, core::AppServic
 Status Reconciler::apply_restart_result(core::AppService& service,
                                         const core::TaskOutcome& outcome) {
   auto f = app_fields(service);
-  f["task"] = outcome.task_id;
+  f["task_id"] = outcome.task_id;
   if (outcome.ok) {
     log::info("restart succeeded", f);
     return Status::Ok();
@@ -159,7 +159,7 @@ Status Reconciler::apply_remove_result(const std::string& agent, core::AppServic
                                        core::Task& task, const core::TaskOutcome& outcome) {
   auto f = app_fields(service);
   f["agent"] = agent;
-  f["task"] = outcome.task_id;
+  f["task_id"] = outcome.task_id;
   if (outcome.ok) {
     if (Status st = finish_task(task); !st.ok()) return st;
     std::lock_guard lock(mu_);

@@ -236,4 +236,23 @@ int SqliteStore::schema_version() const {
   return impl_->version;
 }
 
+std::optional<std::string> SqliteStore::write_blocked() const {
+  std::lock_guard lock(impl_->write_mu);
+  if (impl_->write_blocked.empty()) return std::nullopt;
+  return impl_->write_blocked;
+}
+
+void SqliteStore::Impl::note_write(const Error* failure) {
+  // Only failures that say the database cannot take writes at all; a conflict, a busy lock or
+  // a bad row says nothing about the next write.
+  const bool blocks = failure != nullptr && (failure->code == ErrorCode::kResourceExhausted ||
+                                             failure->code == ErrorCode::kPermissionDenied);
+  std::lock_guard lock(write_mu);
+  if (failure == nullptr) {
+    write_blocked.clear();
+  } else if (blocks) {
+    write_blocked = failure->message;
+  }
+}
+
 }  // namespace berth::store

@@ -105,12 +105,23 @@ struct SqliteStore::Impl {
       std::lock_guard lock(mu);
       SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
       auto out = body(*db);
-      if (out.ok()) tx.commit();
+      if (out.ok()) {
+        tx.commit();
+        note_write(nullptr);
+      }
       return out;
     } catch (...) {
-      return internal::current_error(ctx);
+      Error error = internal::current_error(ctx);
+      note_write(&error);
+      return error;
     }
   }
+
+  // What SqliteStore::write_blocked() reports: the last write's failure when it says the
+  // database cannot be written (disk full, read-only); cleared by a committed write.
+  void note_write(const Error* failure);
+  mutable std::mutex write_mu;
+  std::string write_blocked;  // guarded by write_mu; empty: writable as far as we know
 
   // --- connection.cpp ----------------------------------------------------------------------
   Status open_files();  // directory, lock, key, database, pragmas, migrations

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -116,6 +117,10 @@ class SqliteStore final : public core::StateStore {
   // Moves the WAL into the database file and truncates the WAL (backups, tests).
   Status checkpoint();
   int schema_version() const;
+  // Why the database cannot be written, as the last write found it (the disk is full, the file
+  // is read-only), until a write commits again; nullopt while writes succeed. Cheap (no I/O):
+  // readiness checks call it on every /readyz.
+  std::optional<std::string> write_blocked() const;
 
  private:
   struct Impl;

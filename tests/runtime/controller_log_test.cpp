@@ -93,3 +93,19 @@ TEST_CASE("lines logged outside a reconcile carry no reconcile_id", "[controller
   REQUIRE(all.size() == 1);
   CHECK_FALSE(all[0].contains("reconcile_id"));
 }
+
+TEST_CASE("the controller is running from start() until stop() begins (readiness reads it)",
+          "[controller][readiness]") {
+  ManualClock clock;
+  WorkQueue queue(clock, BackoffPolicy{5ms, 1s, 0.0});
+  Controller controller(
+      queue, [](const std::string&) { return ReconcileOutcome::done(); },
+      ControllerOptions{"test", 1, 0s, {}});
+  CHECK_FALSE(controller.running());
+  controller.start();
+  CHECK(controller.running());
+  controller.stop();
+  CHECK_FALSE(controller.running());
+  controller.start();  // a stopped controller does not start again
+  CHECK_FALSE(controller.running());
+}

@@ -244,8 +244,10 @@ TEST_CASE("Operator log lines name the app by name and id and carry no empty err
   int named = 0;
   for (const auto& line : lines) {
     CHECK(line.find("\"error\":\"\"") == std::string::npos);
-    if (line.find("\"app_id\":\"svc\"") != std::string::npos) {
-      CHECK(line.find("\"app\":\"my-api\"") != std::string::npos);
+    // The app by id under `app` (the key the API and the agent log it under too), its name
+    // under `app_name`.
+    if (line.find("\"app\":\"svc\"") != std::string::npos) {
+      CHECK(line.find("\"app_name\":\"my-api\"") != std::string::npos);
       ++named;
     }
   }

@@ -523,6 +523,7 @@ TEST_CASE("a full disk surfaces as resource exhausted and leaves the store usabl
   StoreOptions o;
   o.max_page_count = 60;
   auto s = open_ok(tmp.data(), o);
+  CHECK_FALSE(s->write_blocked().has_value());
   Status last;
   int written = 0;
   for (int i = 0; i < 500 && last.ok(); ++i) {
@@ -539,6 +540,10 @@ TEST_CASE("a full disk surfaces as resource exhausted and leaves the store usabl
   REQUIRE(ids.ok());
   CHECK(static_cast<int>(ids->size()) == written);
   for (const auto& id : *ids) CHECK(s->list_revisions(id, true)->size() == 1);
+  // Readiness reads the verdict of the last write; a write that commits clears it.
+  CHECK(s->write_blocked() == std::optional<std::string>("the database disk is full"));
+  REQUIRE(s->delete_service(ids->front()).ok());
+  CHECK_FALSE(s->write_blocked().has_value());
 }
 
 TEST_CASE("a read-only database surfaces writes as permission denied", "[store][errors]") {
@@ -556,6 +561,7 @@ TEST_CASE("a read-only database surfaces writes as permission denied", "[store][
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().code == ErrorCode::kPermissionDenied);
   CHECK(s->upsert_agent({"vm", "z", "f", 1}).error().code == ErrorCode::kPermissionDenied);
+  CHECK(s->write_blocked() == std::optional<std::string>("the database is read-only"));
   CHECK(s->list_service_ids()->empty());
 }
 
