@@ -108,7 +108,7 @@ TEST_CASE("/readyz is 200 when nobody supplies a readiness verdict", "[api][heal
   check_ok(f.call("GET", "/healthz"));
 }
 
-TEST_CASE("/readyz is 503 with the reason until the process is ready; /healthz is 200 throughout",
+TEST_CASE("/readyz is 503 with the reason until the process is ready, /healthz is 200 throughout",
           "[api][health]") {
   auto readiness = std::make_shared<Readiness>();
   readiness->set("the AppService cache has not synced");

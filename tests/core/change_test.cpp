@@ -154,7 +154,7 @@ TEST_CASE("Only a new password that the request carries is checked against the r
   CHECK_FALSE(core::needs_credential_check(decision(core::CredentialAction::kRemove), false));
 }
 
-TEST_CASE("Only the registry's refusal of the login refuses a change; other check failures do not",
+TEST_CASE("Only the registry's refusal of the login refuses a change, other check failures do not",
           "[change][credentials]") {
   CHECK(core::is_credential_refusal(berth::Error{ErrorCode::kPermissionDenied, "401"}));
   CHECK_FALSE(core::is_credential_refusal(berth::Error{ErrorCode::kUnavailable, "unreachable"}));

@@ -81,7 +81,7 @@ TEST_CASE("Only pending revisions move, and only to succeeded or failed", "[revi
   }
 }
 
-TEST_CASE("Finishing a revision records the time; terminal states stay", "[revision]") {
+TEST_CASE("Finishing a revision records the time and terminal states stay", "[revision]") {
   auto r = rev("rev-1", 1, State::kPending);
   REQUIRE(core::finish_revision(r, State::kSucceeded, 5000).ok());
   CHECK(r.state == State::kSucceeded);

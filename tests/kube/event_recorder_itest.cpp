@@ -41,7 +41,7 @@ void grant_event_access(Transport& admin) {
               .ok());
 }
 
-TEST_CASE("repeated events become one Event with a series; another reason is another Event",
+TEST_CASE("repeated events become one Event with a series, another reason is another Event",
           "[kube][events][itest]") {
   BERTH_KUBE_CLUSTER(cluster);
   itest::make_namespace(*cluster.transport, "shop");

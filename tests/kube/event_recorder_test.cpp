@@ -158,7 +158,7 @@ TEST_CASE("the note is cut at 1 KiB without splitting a UTF-8 character", "[kube
   CHECK(json::parse(f.writes.at(1).body)["note"].get<std::string>().size() == 1024);
 }
 
-TEST_CASE("a crash loop on one object is rate limited; other objects are not", "[kube][events]") {
+TEST_CASE("a crash loop on one object is rate limited, other objects are not", "[kube][events]") {
   EventRecorderOptions options;
   options.per_object_burst = 3;
   options.per_object_qps = 1.0 / 300.0;

@@ -187,7 +187,7 @@ TEST_CASE("a 401 runs the plugin again once and retries with its new token", "[k
   CHECK(plugin.runs() == 3);
 }
 
-TEST_CASE("the plugin gets KUBERNETES_EXEC_INFO and its env; cluster info only when asked",
+TEST_CASE("the plugin gets KUBERNETES_EXEC_INFO and its env, cluster info only when asked",
           "[kube][exec]") {
   Gate gate;
   gate.accept("t");

@@ -149,7 +149,7 @@ TEST_CASE("a watch that ends or fails is resumed from the last version seen, wit
 }
 
 TEST_CASE(
-    "410 Gone relists; objects deleted while away are reported as deletes, changed ones as "
+    "410 Gone relists: objects deleted while away are reported as deletes, changed ones as "
     "updates, new ones as adds",
     "[kube][informer]") {
   Harness h;

@@ -96,7 +96,7 @@ TEST_CASE("a revision round-trips through build and parse", "[revision_format]")
 }
 
 TEST_CASE(
-    "a revision without a state annotation reads as pending; data keys it does not know "
+    "a revision without a state annotation reads as pending, data keys it does not know "
     "are ignored",
     "[revision_format]") {
   json o = built(sample());

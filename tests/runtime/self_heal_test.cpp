@@ -48,7 +48,7 @@ TEST_CASE("An app reported missing is redeployed from its current revision, not 
   CHECK(h.condition("Degraded") == nullptr);
 }
 
-TEST_CASE("An app unhealthy past the threshold is redeployed; a short blip is not",
+TEST_CASE("An app unhealthy past the threshold is redeployed, a short blip is not",
           "[reconciler][self-heal]") {
   Harness h;
   h.run_first_revision();
