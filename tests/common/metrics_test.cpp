@@ -40,7 +40,7 @@ TEST_CASE("a declared family with no series still says its HELP and TYPE", "[met
   CHECK_FALSE(contains(text, "demo_unused_total{"));
 }
 
-TEST_CASE("label values escape backslash, quote and newline; help escapes backslash and newline",
+TEST_CASE("label values escape backslash, quote and newline, help escapes backslash and newline",
           "[metrics]") {
   CHECK(escape_label_value("a\\b\"c\nd") == "a\\\\b\\\"c\\nd");
   CHECK(escape_help("x\\y\nz \"q\"") == "x\\\\y\\nz \"q\"");
