@@ -383,14 +383,7 @@ int run_serve_kube(const ServeOptions& o) {
                                                 dir / "credentials", 365LL * 24 * 3600);
             !st.ok())
           return st;
-        LocalAgentOptions lo;
-        lo.agent_binary = sibling_binary("berth-agent");
-        lo.data_dir = o.data_dir;
-        lo.controller_url = "wss://127.0.0.1:" + std::to_string(link->port());
-        lo.zone = o.default_zone;
-        lo.registry_cas = o.registry_cas;
-        lo.log_level = o.log_level;
-        local = std::make_unique<LocalAgent>(std::move(lo));
+        local = std::make_unique<LocalAgent>(local_agent_options(o, link->port()));
         if (Status st = local->start(); !st.ok()) return st;
       }
     }

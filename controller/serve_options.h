@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/types.h"
+#include "local_agent.h"
 #include "registry/client.h"
 
 namespace berth::controller {
@@ -120,6 +121,19 @@ inline bool registry_options_from(const ServeOptions& o, registry::RegistryOptio
   check = rollout;
   check.timeout = std::chrono::seconds(o.credential_check_timeout_seconds);
   return true;
+}
+
+// The local agent of `--local-agent` (both modes): this machine's berth-agent dialing the agent
+// link on loopback `port`, in the controller's zone, trusting the same registry CAs.
+inline LocalAgentOptions local_agent_options(const ServeOptions& o, std::uint16_t port) {
+  LocalAgentOptions lo;
+  lo.agent_binary = sibling_binary("berth-agent");
+  lo.data_dir = o.data_dir;
+  lo.controller_url = "wss://127.0.0.1:" + std::to_string(port);
+  lo.zone = o.default_zone;
+  lo.registry_cas = o.registry_cas;
+  lo.log_level = o.log_level;
+  return lo;
 }
 
 // Kubernetes mode: runs until SIGTERM/SIGINT (the stop signals must already be blocked), or

@@ -479,20 +479,7 @@ std::vector<std::string> KubeStack::dump_everything(const std::vector<std::strin
 }
 
 std::vector<std::string> KubeStack::containers(bool all) {
-  std::vector<std::string> argv = {"podman",   "ps",     "--filter", "label=berth.service",
-                                   "--format", "{{.ID}}"};
-  if (all) argv.insert(argv.begin() + 2, "-a");
-  std::string out;
-  const int rc = testenv::run_command(argv, &out, podman_->env(), 60);
-  INFO(out);
-  REQUIRE(rc == 0);
-  std::vector<std::string> ids;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) ids.push_back(line);
-  }
-  return ids;
+  return podman_container_ids(*podman_, "berth.service", all);
 }
 
 // --- predicates --------------------------------------------------------------------------------

@@ -496,12 +496,13 @@ void Stack::wait_page(const std::string& url, const std::string& expected, Secon
   FAIL(url << " never served " << expected << "; last answer: " << last);
 }
 
-std::vector<std::string> Stack::containers(const std::string& service_id, bool all) {
-  std::vector<std::string> argv = {
-      "podman", "ps", "--filter", "label=berth.service=" + service_id, "--format", "{{.ID}}"};
+std::vector<std::string> podman_container_ids(const testenv::PodmanEnv& podman,
+                                              const std::string& label, bool all) {
+  std::vector<std::string> argv = {"podman", "ps", "--filter", "label=" + label, "--format",
+                                   "{{.ID}}"};
   if (all) argv.insert(argv.begin() + 2, "-a");
   std::string out;
-  const int rc = testenv::run_command(argv, &out, podman_->env(), 60);
+  const int rc = testenv::run_command(argv, &out, podman.env(), 60);
   INFO(out);
   REQUIRE(rc == 0);
   std::vector<std::string> ids;
@@ -511,6 +512,10 @@ std::vector<std::string> Stack::containers(const std::string& service_id, bool a
     if (!line.empty()) ids.push_back(line);
   }
   return ids;
+}
+
+std::vector<std::string> Stack::containers(const std::string& service_id, bool all) {
+  return podman_container_ids(*podman_, "berth.service=" + service_id, all);
 }
 
 }  // namespace berth::e2e

@@ -55,6 +55,10 @@ std::string tail(const std::string& text, std::size_t n = 3000);
 // SIGKILLs every berth process whose command line names `dir`: children of ours that outlived
 // their parent (the local agent after a SIGKILLed controller).
 void kill_processes_naming(const std::string& dir);
+// IDs of the containers matching podman `label` filter (e.g. "berth.service=<id>") in `podman`'s
+// environment; `all` includes stopped ones. REQUIREs podman to answer.
+std::vector<std::string> podman_container_ids(const testenv::PodmanEnv& podman,
+                                              const std::string& label, bool all);
 
 // A child process started with posix_spawn, stdout+stderr appended to `log_path`, stdin from
 // `stdin_path` (or /dev/null), this process's environment plus `extra_env` ("K=V").
