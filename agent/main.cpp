@@ -11,14 +11,13 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <sstream>
 
 #include "agent/agent.h"
 #include "agent/agent_state.h"
 #include "agent/deployer.h"
 #include "agent/health_probe.h"
+#include "agent/outcome_counter.h"
 #include "agent/podman_driver.h"
 #include "agent/proxy_set.h"
 #include "agentlink/client.h"
@@ -161,10 +160,8 @@ int main(int argc, char** argv) {
   metrics::Registry& registry = metrics::process_registry();
   auto& deploys_family = registry.counter(
       "berth_agent_deploys_total", "Deploy tasks this agent finished, by outcome", {"outcome"});
-  metrics::Counter& deploys_succeeded = deploys_family.with({"succeeded"});
-  metrics::Counter& deploys_failed = deploys_family.with({"failed"});
-  std::mutex deploy_ids_mu;
-  std::set<std::string> deploy_ids;  // deploy tasks received and not yet answered
+  agent::OutcomeCounter deploy_outcomes(deploys_family.with({"succeeded"}),
+                                        deploys_family.with({"failed"}));
   std::unique_ptr<api::MetricsServer> metrics_server;
   if (!metrics_listen.empty()) {
     api::MetricsServerOptions mo;
@@ -193,12 +190,8 @@ int main(int argc, char** argv) {
   agent::Agent::Options agent_options{info->common_name, zone, "0.1.0"};
   agent_options.watch_every = std::chrono::milliseconds(500);
   agent::Agent worker(agent_options, deployer, [&](agentlink::Message m) {
-    if (const auto* result = std::get_if<agentlink::TaskResult>(&m)) {
-      std::lock_guard lock(deploy_ids_mu);
-      if (deploy_ids.erase(result->task_id) != 0) {
-        (result->ok ? deploys_succeeded : deploys_failed).inc();
-      }
-    }
+    if (const auto* result = std::get_if<agentlink::TaskResult>(&m))
+      deploy_outcomes.answered(result->task_id, result->ok);
     agentlink::Client* c = link.load();
     if (c == nullptr) return;
     // Not connected: the controller re-sends unfinished tasks and the agent answers from its
@@ -215,10 +208,8 @@ int main(int argc, char** argv) {
   client_options.key_pem = pair->key_pem;
   client_options.hello = [&] { return worker.hello(); };
   client_options.on_message = [&](const agentlink::Message& m) {
-    if (const auto* task = std::get_if<agentlink::DeployTask>(&m)) {
-      std::lock_guard lock(deploy_ids_mu);
-      deploy_ids.insert(task->task_id);
-    }
+    if (const auto* task = std::get_if<agentlink::DeployTask>(&m))
+      deploy_outcomes.received(task->task_id);
     worker.handle(m);
   };
   agentlink::Client client(std::move(client_options));

@@ -300,6 +300,9 @@ http::response<http::string_body> to_beast(const HttpResponse& r, unsigned versi
 template <class Stream>
 asio::awaitable<void> ApiServer::Impl::refuse(Stream& stream, const HttpResponse& r,
                                               unsigned version) {
+  // Refused before a route could be read: counted under a route of its own, so a flood of
+  // malformed or oversized requests shows in the request metrics.
+  requests->with({"unparsed", std::to_string(r.status)}).inc();
   auto res = to_beast(r, version, false);
   if (!co_await write(stream, res)) co_return;
   beast::error_code ignored;

@@ -231,3 +231,17 @@ TEST_CASE("/metrics needs no credentials and counts requests by route template a
     CHECK(f.call("POST", "/metrics").status == 405);
   }
 }
+
+TEST_CASE("requests refused before routing count under route unparsed", "[api][health][metrics]") {
+  berth::metrics::Registry registry;
+  berth::api::ApiOptions o;
+  o.metrics = &registry;
+  Fixture f(o);
+  auto raw = berth::testing::raw_exchange("127.0.0.1", f.server->port(), "NOT HTTP AT ALL\r\n\r\n",
+                                          std::chrono::seconds(5));
+  CHECK_THAT(raw.received, Catch::StartsWith("HTTP/1.1 400"));
+  auto r = f.call("GET", "/metrics");
+  REQUIRE(r.status == 200);
+  CHECK_THAT(r.body,
+             Catch::Contains("berth_api_requests_total{route=\"unparsed\",code=\"400\"} 1\n"));
+}

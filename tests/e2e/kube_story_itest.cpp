@@ -5,7 +5,10 @@
 // page, and what podman runs.
 #include <atomic>
 #include <mutex>
+#include <regex>
 #include <set>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -303,6 +306,22 @@ TEST_CASE(
 
   CHECK(stack.health(0, "/healthz").status == 200);
   CHECK(stack.health(0, "/readyz").status == 200);
+
+  // The controller's log names each reconcile's object as a Kubernetes user knows it, beside the
+  // reconcile_id that ties the lines of one reconcile together.
+  {
+    std::istringstream lines(stack.replica_log(0));
+    int named = 0;
+    for (std::string line; std::getline(lines, line);) {
+      const json j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || j.value("name", "") != name) continue;
+      INFO(line);
+      CHECK(j.value("namespace", "") == stack.ns());
+      CHECK(std::regex_match(j.value("reconcile_id", ""), std::regex("[0-9a-f]{16}")));
+      ++named;
+    }
+    CHECK(named > 0);
+  }
   check_canary(stack, scan, {"registry-creds"});
 }
 
