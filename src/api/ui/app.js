@@ -119,7 +119,7 @@
 
   async function api(path) {
     // location.origin, not a relative URL: a page opened as http://user:pass@host/ui/ would
-    // resolve relative URLs with the credentials in them, and fetch() refuses those. The
+    // resolve relative URLs with the credentials in them, and the Fetch API refuses those. The
     // browser sends the credentials it already holds for this origin.
     const response = await fetch(location.origin + path, {
       method: 'GET',
