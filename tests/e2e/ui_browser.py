@@ -208,6 +208,8 @@ class Browser:
             self.pump(0.25)
 
     def run(self, step, output):
+        if not isinstance(step, dict):
+            raise StepFailed("a step must be an object: %s" % json.dumps(step))
         timeout = step.get("timeout", 60)
         if "goto" in step:
             self.call("Page.navigate", {"url": step["goto"]})

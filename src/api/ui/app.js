@@ -241,6 +241,7 @@
     const serving = str(r.id) === currentId;
     const title = el('h4', null, '#' + (num(r.revision) === null ? '?' : r.revision) + ' ',
       el('span', {class: 'state state-' + state, 'data-role': 'state', text: state}),
+      serving ? ' ' : null,
       serving ? el('span', {class: 'serving', text: 'serving'}) : null,
       ' — ' + str(r.reason));
     const meta = el('p', {class: 'muted'},
