@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/auth.h"
+#include "api/ui/ui.h"
 #include "common/log.h"
 #include "core/app_service.h"
 #include "core/change.h"
@@ -113,7 +114,8 @@ struct Route {
     kItem,
     kDeployments,
     kRollback,
-    kRestart
+    kRestart,
+    kUi  // the status page (api/ui/ui.h); id holds the path
   };
   Kind kind = Kind::kNone;
   std::string id;
@@ -125,6 +127,12 @@ Route route(const std::string& target) {
   const auto q = target.find('?');
   std::string path = target.substr(0, q);
   if (q != std::string::npos) r.query = target.substr(q + 1);
+  if (ui::is_ui_path(path)) {
+    // Before the trailing slash goes: "/ui/" and "/ui" are different answers.
+    r.kind = Route::Kind::kUi;
+    r.id = std::move(path);
+    return r;
+  }
   if (path.size() > 1 && path.back() == '/') path.pop_back();
   if (path == "/healthz") {
     r.kind = Route::Kind::kLive;
@@ -173,6 +181,7 @@ const char* allowed_methods(Route::Kind k) {
     case Route::Kind::kItem:
       return "GET, PATCH, DELETE";
     case Route::Kind::kDeployments:
+    case Route::Kind::kUi:
       return "GET";
     case Route::Kind::kRollback:
     case Route::Kind::kRestart:
@@ -245,6 +254,8 @@ std::string route_template(const std::string& target) {
       return "/app-services/{id}/rollback";
     case Route::Kind::kRestart:
       return "/app-services/{id}/restart";
+    case Route::Kind::kUi:
+      return "/ui/";
     case Route::Kind::kNone:
       break;
   }
@@ -566,6 +577,9 @@ HttpResponse Handler::handle(const HttpRequest& req) const {
     }
     return from_error(account.error());
   }
+  // The page's files hold no data (its script reads the API as this account), but they are
+  // served only to a caller the API would answer, so a browser asks for the credentials once.
+  if (r.kind == Route::Kind::kUi) return ui::serve(r.id, req.header("if-none-match"));
 
   Call call(options_, store_, clock_(), *account);
   std::string changed;

@@ -9,6 +9,8 @@
 //     an accepted change is built by core (change.h, the same builders Kubernetes mode uses) and
 //     committed as one core::Change (service, revision, credential, outbox task) in a single
 //     store call, then on_change(service_id) is called.
+//   - /ui and /ui/... (the status page, api/ui/ui.h) are authenticated like /app-services and
+//     answer GET only, from the files compiled in.
 //   - /healthz, /readyz and /metrics need no credentials; with health_only they are the only
 //     routes. /metrics is the registry in the Prometheus text format (docs/metrics.md: no
 //     value or label there carries an id, a name or a secret, so it is as public as /healthz).

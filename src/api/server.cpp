@@ -27,6 +27,7 @@
 
 #include "api/auth.h"
 #include "api/handler.h"
+#include "api/ui/ui.h"
 #include "common/log.h"
 
 namespace berth::api {
@@ -60,11 +61,13 @@ bool is_parse_error(const beast::error_code& ec) {
          ec != http::error::partial_message;
 }
 
-// Only /app-services needs an account; /healthz and unknown paths are the handler's alone.
+// Only /app-services and the status page need an account; /healthz and unknown paths are the
+// handler's alone.
 bool needs_account(std::string_view path) {
   constexpr std::string_view kBase = "/app-services";
-  return path.substr(0, kBase.size()) == kBase &&
-         (path.size() == kBase.size() || path[kBase.size()] == '/');
+  return (path.substr(0, kBase.size()) == kBase &&
+          (path.size() == kBase.size() || path[kBase.size()] == '/')) ||
+         ui::is_ui_path(path);
 }
 
 // An account name as a limiter key and log field: bounded, since it is whatever the client sent.
@@ -289,7 +292,8 @@ http::response<http::string_body> to_beast(const HttpResponse& r, unsigned versi
   for (const auto& [k, v] : r.headers) res.set(k, v);
   res.body() = r.body;
   res.keep_alive(keep_alive);
-  res.prepare_payload();
+  // A 304 has no body; its Content-Length would have to be the 200's (RFC 9110 8.6), so none.
+  if (r.status != 304) res.prepare_payload();
   return res;
 }
 }  // namespace

@@ -135,6 +135,11 @@ class Stack {
   // Waits until `needle` appears in the controller log at least `count` times.
   void wait_log(const std::string& needle, int count, Seconds limit);
 
+  // The controller's API as a browser reaches it, and the account it signs in with.
+  std::string api_url() const { return "http://127.0.0.1:" + std::to_string(api_port_); }
+  const std::string& account_name() const { return account_; }
+  const std::string& account_password() const { return account_password_; }
+
   // --- API (Basic auth as the stack's account). Every response body is kept for secret scans.
   testing::HttpResult api(const std::string& method, const std::string& path,
                           const nlohmann::json& body = nullptr);
