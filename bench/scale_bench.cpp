@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_fixture.h"
 #include "bench_util.h"
 #include "common/log.h"
 #include "core/execution.h"
@@ -45,8 +46,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr core::UnixMillis kEpoch = 1'800'000'000'000;
-const std::string kDigest = "sha256:" + std::string(64, 'a');
+using bench::kEpoch;
+const std::string kDigest = bench::fixed_digest();
 
 struct Options {
   int services = 10'000;
@@ -111,56 +112,8 @@ std::unique_ptr<store::SqliteStore> open_store(const fs::path& dir) {
   return must(store::SqliteStore::open(dir), "SqliteStore::open");
 }
 
-// What POST /v1/app-services commits: the service, its first revision, the deploy task, and
-// (every tenth service) a sealed registry credential.
-core::Change make_change(int i, const std::string& account_id) {
-  const core::UnixMillis now = kEpoch + i;
-  const std::string n = std::to_string(100000 + i);
-  core::AppService s;
-  s.id = crypto::random_uuid();
-  s.account_id = account_id;
-  s.name = "app-" + n;
-  s.plan_name = "tier-1";
-  s.zone = "local";
-  s.status = core::ServiceStatus::kPending;
-  s.config.image_ref = "127.0.0.1:5000/acme/app-" + n + ":1.0.0";
-  s.config.container_port = 8080;
-  s.config.env = {{"MODE", "production"}, {"LOG_LEVEL", "info"}};
-  s.config.health.path = "/healthz";
-  s.registry_host = "127.0.0.1:5000";
-  s.created_at = s.updated_at = now;
-  const bool credential = i % 10 == 0;
-  if (credential) s.config.registry_username = "deploy";
-  core::Revision rev =
-      must(core::make_revision(crypto::random_uuid(), s.id, 1, s.config, core::kReasonInitial, now),
-           "make_revision");
-  s.desired_deployment_id = rev.id;
-  core::Task t;
-  t.id = crypto::random_uuid();
-  t.service_id = s.id;
-  t.revision_id = rev.id;
-  t.kind = core::TaskKind::kDeploy;
-  t.state = core::TaskState::kQueued;
-  t.created_at = t.updated_at = now;
-  core::Change c;
-  c.service = std::move(s);
-  c.revision = std::move(rev);
-  c.task = std::move(t);
-  if (credential) {
-    c.credential.action = core::CredentialWrite::Action::kReplace;
-    c.credential.registry_host = "127.0.0.1:5000";
-    c.credential.username = "deploy";
-    c.credential.password = Secret("bench-registry-password-" + n);
-    c.credential.set_at = now;
-  }
-  return c;
-}
-
-fs::path make_temp_dir(const fs::path& base, const char* tag) {
-  std::string tmpl = (base / (std::string("berth-bench-") + tag + "-XXXXXX")).string();
-  if (mkdtemp(tmpl.data()) == nullptr) bench::die("mkdtemp", tmpl);
-  return tmpl;
-}
+using bench::make_change;
+using bench::make_temp_dir;
 
 // One row per transaction (BEGIN IMMEDIATE; INSERT; COMMIT) with the store's durability
 // settings, a reused prepared statement and a random UUID key: the floor under create_service.

@@ -6,7 +6,8 @@
 #
 # Usage: hack/bench.sh [extra berth-bench-scale arguments, e.g. --services 20000]
 # Environment: BERTH_JOBS (build parallelism, default 2); BERTH_BENCH_API_ARGS (extra
-# berth-bench-api arguments, e.g. "--seconds 8 --rounds 5"). The API benchmark needs wrk
+# berth-bench-api arguments, e.g. "--seconds 8 --rounds 5"); BERTH_BENCH_AGENTS_ARGS (extra
+# berth-bench-agents arguments, e.g. "--services 2000"). The API benchmark needs wrk
 # (Debian package `wrk`, installed by hack/install-deps.sh).
 # Output is also written to build-bench/bench-results.txt.
 set -euo pipefail
@@ -23,6 +24,8 @@ else
   cmake -S . -B "$dir" "${args[@]}" >/dev/null
 fi
 cmake --build "$dir" -j "${BERTH_JOBS:-2}" --target berth-bench-micro berth-bench-scale berth-bench-api
+# The real-protocol scale run (docs/benchmarks-scale.md) needs the controller binary beside it.
+cmake --build "$dir" -j "${BERTH_JOBS:-2}" --target berth-bench-agents berth-controller
 
 out="$dir/bench-results.txt"
 {
@@ -32,6 +35,10 @@ out="$dir/bench-results.txt"
   "$dir/bin/berth-bench-scale" "$@"
   # shellcheck disable=SC2086 # word splitting of the extra arguments is intended
   "$dir/bin/berth-bench-api" ${BERTH_BENCH_API_ARGS:-}
+  if [ -x "$dir/bin/berth-bench-agents" ]; then
+    # shellcheck disable=SC2086 # word splitting of the extra arguments is intended
+    "$dir/bin/berth-bench-agents" --tmpfs ${BERTH_BENCH_AGENTS_ARGS:-}
+  fi
 } | tee "$out"
 echo
 echo "bench.sh: results in $out"

@@ -4,7 +4,9 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,7 +18,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "common/base64.h"
@@ -30,6 +34,61 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
+
+// The trust stores resolves verify registries with: the system roots, plus one registry CA
+// file. Loading the system bundle parses every root certificate (~140 PEM blocks; with
+// OpenSSL 3's decoders 20-50 ms of CPU), and it used to run on every resolve, which made it
+// 80% of the controller's CPU while deploying (docs/benchmarks-scale.md). A store is built once
+// per CA file and shared read-only by every call's SSL context (X509_STORE is reference counted
+// and safe for concurrent verification). It is rebuilt when the CA file or the system bundle
+// changes on disk (modification time or size), so a rotated CA is picked up by the next call.
+struct StoreFree {
+  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
+};
+using StorePtr = std::unique_ptr<X509_STORE, StoreFree>;
+
+std::string file_version(const char* path) {
+  struct stat st {};
+  if (path == nullptr || ::stat(path, &st) != 0) return "-";
+  return std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "/" +
+         std::to_string(st.st_size);
+}
+
+struct TrustStores {
+  std::mutex mu;
+  struct Entry {
+    std::string version;
+    std::shared_ptr<X509_STORE> store;
+  };
+  std::map<std::string, Entry> by_ca_file;  // "" = system roots only
+  std::atomic<std::uint64_t> builds{0};
+};
+
+TrustStores& trust_stores() {
+  static TrustStores* stores = new TrustStores;  // never destroyed: used until exit
+  return *stores;
+}
+
+Result<std::shared_ptr<X509_STORE>> shared_trust_store(const std::string& ca_file) {
+  const std::string version = file_version(X509_get_default_cert_file()) + "|" +
+                              (ca_file.empty() ? "" : file_version(ca_file.c_str()));
+  TrustStores& ts = trust_stores();
+  std::lock_guard lock(ts.mu);
+  auto it = ts.by_ca_file.find(ca_file);
+  if (it != ts.by_ca_file.end() && it->second.version == version) return it->second.store;
+  StorePtr store(X509_STORE_new());
+  if (!store) return make_error(ErrorCode::kInternal, "out of memory");
+  X509_STORE_set_default_paths(store.get());
+  ERR_clear_error();  // a missing system bundle is not an error: only the CA file matters then
+  if (!ca_file.empty() && X509_STORE_load_file(store.get(), ca_file.c_str()) != 1) {
+    ERR_clear_error();
+    return make_error(ErrorCode::kFailedPrecondition, "not a readable PEM certificate file");
+  }
+  ++ts.builds;
+  std::shared_ptr<X509_STORE> shared(store.release(), StoreFree{});
+  ts.by_ca_file[ca_file] = {version, shared};
+  return shared;
+}
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -116,21 +175,20 @@ class Transport {
   }
 
   Result<bool> configure_tls(ssl::context& ctx, const Endpoint& ep) const {
-    beast::error_code ec;
-    ctx.set_default_verify_paths(ec);
     ctx.set_verify_mode(ssl::verify_peer);
     // The registry's CA vouches for the registry only: a token endpoint on another host or
     // port is trusted through the system store or a CA entry of its own.
     const bool own_endpoint = ep.host == registry_.host && ep.port == registry_.port;
     const std::string& key = own_endpoint ? registry_host_ : ep.host_header;
-    if (auto it = options_.ca_files.find(key); it != options_.ca_files.end()) {
-      ctx.load_verify_file(it->second, ec);
-      if (ec) {
-        return make_error(
-            ErrorCode::kFailedPrecondition,
-            "cannot load the CA file " + it->second + " for registry " + key + ": " + ec.message());
-      }
+    std::string ca_file;
+    if (auto it = options_.ca_files.find(key); it != options_.ca_files.end()) ca_file = it->second;
+    auto store = shared_trust_store(ca_file);
+    if (!store.ok()) {
+      return make_error(ErrorCode::kFailedPrecondition, "cannot load the CA file " + ca_file +
+                                                            " for registry " + key + ": " +
+                                                            store.error().message);
     }
+    SSL_CTX_set1_cert_store(ctx.native_handle(), store->get());
     SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
     return true;
   }
@@ -415,5 +473,7 @@ Result<ManifestInfo> resolve_digest(const core::ImageRef& ref,
                       "registry " + ref.registry_host + " request failed: " + e.what());
   }
 }
+
+std::uint64_t trust_store_builds() { return trust_stores().builds.load(); }
 
 }  // namespace berth::registry

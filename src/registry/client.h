@@ -5,7 +5,8 @@
 //
 // Contract:
 // - Blocking; safe to call from several threads at once (each call has its own I/O context and
-//   connections; nothing is cached between calls). Idempotent: it only reads.
+//   connections; nothing is cached between calls but the trust stores, see trust_store_builds).
+//   Idempotent: it only reads.
 // - Every network step (resolve, connect, TLS handshake, write, read) shares one deadline of
 //   `options.timeout` from the start of the call.
 // - TLS is always verified: the system trust store, plus `options.ca_files[host]` for the
@@ -29,6 +30,7 @@
 //                      realm, other 4xx
 //   kDataLoss          the registry answered with a digest other than the one asked for
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -62,5 +64,10 @@ struct RegistryOptions {
 Result<ManifestInfo> resolve_digest(const core::ImageRef& ref,
                                     const std::optional<RegistryCredential>& cred,
                                     const RegistryOptions& options);
+
+// How many trust stores (system roots + one registry CA file) this process has built. Resolves
+// share a store per CA file and rebuild it only when the file or the system bundle changes on
+// disk; exposed so tests can check that. Thread-safe.
+std::uint64_t trust_store_builds();
 
 }  // namespace berth::registry

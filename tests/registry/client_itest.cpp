@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -118,6 +119,46 @@ TEST_CASE("The resolved digest of a tag equals the one skopeo inspect reports", 
       CHECK(logs.all().find(reg.password()) == std::string::npos);
     }
   }
+}
+
+TEST_CASE("Resolves share one trust store per CA file and rebuild it when the file changes",
+          "[registry]") {
+  auto& reg = testenv::Registry::shared(testenv::Mode::kHtpasswd);
+  namespace fs = std::filesystem;
+  char tmpl[] = "/tmp/berth-trust-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const fs::path dir = tmpl;
+  const fs::path ca = dir / "ca.crt";
+  fs::copy_file(reg.ca_file(), ca);
+  RegistryOptions options;
+  options.ca_files[reg.host()] = ca.string();
+  options.timeout = std::chrono::seconds(10);
+  auto resolve = [&] {
+    return resolve_digest(image_ref(reg.image("v1")), cred(reg, reg.password()), options);
+  };
+  REQUIRE(resolve().ok());
+  const auto built = registry::trust_store_builds();
+  REQUIRE(resolve().ok());
+  REQUIRE(resolve().ok());
+  CHECK(registry::trust_store_builds() == built);  // loading the system roots is not repeated
+
+  // A rotated CA file is read by the next resolve: here it becomes unreadable as PEM.
+  {
+    std::ofstream out(ca, std::ios::trunc);
+    out << "not a certificate\n";
+  }
+  fs::last_write_time(ca, fs::last_write_time(ca) + std::chrono::seconds(2));
+  auto broken = resolve();
+  REQUIRE_FALSE(broken.ok());
+  CHECK(broken.error().code == ErrorCode::kFailedPrecondition);
+  CHECK(broken.error().message.find(ca.string()) != std::string::npos);
+
+  fs::copy_file(reg.ca_file(), ca, fs::copy_options::overwrite_existing);
+  fs::last_write_time(ca, fs::last_write_time(ca) + std::chrono::seconds(4));
+  REQUIRE(resolve().ok());
+  CHECK(registry::trust_store_builds() == built + 1);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 TEST_CASE("A reference pinned by digest resolves to that digest", "[registry]") {
