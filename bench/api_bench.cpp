@@ -1,13 +1,23 @@
-// berth-bench-api: what authentication costs per request. A real ApiServer (2 I/O threads,
+// berth-bench-api: API reads against what the machine can do. A real ApiServer (2 I/O threads,
 // default authentication options) over a real SqliteStore in /dev/shm, loaded by wrk over
-// loopback, measuring in the same run and alternately:
-//   - GET /healthz (no authentication: the baseline),
+// loopback, measuring in the same run and alternately (same wrk threads, connections, duration):
+//   - nginx (Debian nginx-light, 2 workers, started here unprivileged in the foreground with its
+//     own config on a loopback port) serving a static file exactly as large as the JSON body of
+//     GET /app-services/{id}: the baseline for reads (target: berth >= 0.7x its requests/s),
+//   - GET /healthz (no authentication),
 //   - GET /app-services/{id} with HTTP Basic (scrypt once, then the verified-header cache),
 //   - GET /app-services/{id} with a Bearer token (SHA-256 and one indexed lookup).
-// Prints requests/s and the ratio of /healthz to each (target: at most 2).
+// Prints requests/s and p99 latency, the ratios against nginx, and /healthz against each
+// authenticated read (what authentication and the store read cost; at most 2 expected).
 //
-// Usage: berth-bench-api [--seconds N] [--rounds N] [--connections N]
-// The credentials reach wrk through a Lua script in the temp dir, not its argv.
+// Usage: berth-bench-api [--seconds N] [--rounds N] [--connections N] [--smoke]
+// --smoke: 1 round of 1 s with 2 connections (the ctest that keeps this building and running);
+// exits 77 when wrk or nginx is missing. The credentials reach wrk through a Lua script in the
+// temp dir, not its argv.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -23,6 +34,7 @@
 #include "bench_util.h"
 #include "common/base64.h"
 #include "common/log.h"
+#include "core/app_service.h"
 #include "core/revision.h"
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
@@ -36,6 +48,19 @@ struct Options {
   int seconds = 4;
   int rounds = 3;
   int connections = 16;
+  bool smoke = false;
+};
+
+// One wrk run: requests/s and the 99th percentile latency (wrk --latency).
+struct Load {
+  double per_second = 0;
+  double p99_ns = 0;
+  Load& operator+=(const Load& o) {
+    per_second += o.per_second;
+    p99_ns += o.p99_ns;
+    return *this;
+  }
+  Load mean(int n) const { return {per_second / n, p99_ns / n}; }
 };
 
 template <class T>
@@ -96,10 +121,22 @@ fs::path header_script(const fs::path& dir, const std::string& name, const std::
   return p;
 }
 
-// Runs wrk and returns its Requests/sec; dies when wrk fails or a response was not 2xx.
-double run_wrk(const Options& o, const std::string& url, const fs::path& script) {
-  std::string cmd =
-      "wrk -t2 -c" + std::to_string(o.connections) + " -d" + std::to_string(o.seconds) + "s";
+// wrk's latency figures: "1.23ms", "850.00us", "2.01s".
+double wrk_duration_ns(const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  const std::string unit(end);
+  if (unit.rfind("us", 0) == 0) return v * 1e3;
+  if (unit.rfind("ms", 0) == 0) return v * 1e6;
+  if (unit.rfind("s", 0) == 0) return v * 1e9;
+  if (unit.rfind("m", 0) == 0) return v * 60e9;
+  return v;
+}
+
+// Runs wrk and returns its Requests/sec and p99; dies when wrk fails or an answer was not 2xx.
+Load run_wrk(const Options& o, const std::string& url, const fs::path& script) {
+  std::string cmd = "wrk --latency -t2 -c" + std::to_string(o.connections) + " -d" +
+                    std::to_string(o.seconds) + "s";
   if (!script.empty()) cmd += " -s '" + script.string() + "'";
   cmd += " '" + url + "' 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
@@ -110,9 +147,113 @@ double run_wrk(const Options& o, const std::string& url, const fs::path& script)
   const int rc = pclose(p);
   if (rc != 0) bench::die("wrk", output);
   if (output.find("Non-2xx") != std::string::npos) bench::die("wrk: non-2xx answers", output);
+  Load l;
   const auto at = output.find("Requests/sec:");
   if (at == std::string::npos) bench::die("wrk: no Requests/sec", output);
-  return std::strtod(output.c_str() + at + 13, nullptr);
+  l.per_second = std::strtod(output.c_str() + at + 13, nullptr);
+  const auto p99 = output.find(" 99%");
+  if (p99 == std::string::npos) bench::die("wrk: no 99% latency", output);
+  std::size_t v = output.find_first_not_of(' ', p99 + 4);
+  l.p99_ns = wrk_duration_ns(output.substr(v, output.find('\n', v) - v));
+  return l;
+}
+
+std::string find_nginx() {
+  if (bench::on_path("nginx")) return "nginx";
+  for (const char* p : {"/usr/sbin/nginx", "/sbin/nginx"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return {};
+}
+
+// nginx in the foreground (daemon off, master + 2 workers like the API's 2 threads), with its
+// config, pid, logs and temp paths in `dir`, serving `dir`/www on 127.0.0.1:`port`. Stopped
+// (SIGQUIT, then SIGKILL) when destroyed.
+class Nginx {
+ public:
+  Nginx(const std::string& binary, const fs::path& dir, int port) {
+    const fs::path www = dir / "www";
+    fs::create_directories(www);
+    std::ofstream conf(dir / "nginx.conf");
+    conf << "worker_processes 2;\n"
+         << "pid " << (dir / "nginx.pid").string() << ";\n"
+         << "error_log " << (dir / "error.log").string() << " warn;\n"
+         << "events { worker_connections 1024; }\n"
+         << "http {\n"
+         << "  access_log off;\n"
+         << "  default_type application/json;\n"
+         << "  keepalive_requests 1000000;\n"
+         << "  client_body_temp_path " << (dir / "tmp").string() << ";\n"
+         << "  proxy_temp_path " << (dir / "tmp").string() << ";\n"
+         << "  fastcgi_temp_path " << (dir / "tmp").string() << ";\n"
+         << "  uwsgi_temp_path " << (dir / "tmp").string() << ";\n"
+         << "  scgi_temp_path " << (dir / "tmp").string() << ";\n"
+         << "  server {\n"
+         << "    listen 127.0.0.1:" << port << ";\n"
+         << "    root " << www.string() << ";\n"
+         << "  }\n"
+         << "}\n";
+    conf.close();
+    fs::create_directories(dir / "tmp");
+    const std::string conf_path = (dir / "nginx.conf").string();
+    const std::string err_path = (dir / "error.log").string();
+    const std::string prefix = dir.string() + "/";
+    pid_ = fork();
+    if (pid_ < 0) bench::die("nginx", "fork failed");
+    if (pid_ == 0) {
+      execlp(binary.c_str(), binary.c_str(), "-p", prefix.c_str(), "-e", err_path.c_str(), "-c",
+             conf_path.c_str(), "-g", "daemon off;", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  Nginx(const Nginx&) = delete;
+  Nginx& operator=(const Nginx&) = delete;
+  ~Nginx() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGQUIT);
+    for (int i = 0; i < 200; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      usleep(10'000);
+    }
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  // Whether nginx still runs (it exits at once on a bad config or a taken port).
+  bool running() { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+int free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    bench::die("port", "cannot bind a loopback port");
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Waits until something accepts connections on 127.0.0.1:port (nginx binds after it forks).
+bool wait_listening(int port, Nginx& nginx) {
+  for (int i = 0; i < 500; ++i) {
+    if (!nginx.running()) return false;
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (ok) return true;
+    usleep(10'000);
+  }
+  return false;
 }
 
 Options parse(int argc, char** argv) {
@@ -129,8 +270,15 @@ Options parse(int argc, char** argv) {
       o.rounds = next();
     else if (a == "--connections")
       o.connections = next();
+    else if (a == "--smoke")
+      o.smoke = true;
     else
       bench::die("arguments", "unknown argument " + a);
+  }
+  if (o.smoke) {
+    o.seconds = 1;
+    o.rounds = 1;
+    o.connections = 2;
   }
   return o;
 }
@@ -139,19 +287,48 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
-  if (std::system("command -v wrk >/dev/null 2>&1") != 0) {
-    bench::die("wrk", "wrk is not installed (hack/install-deps.sh installs it)");
+  const std::string nginx_bin = find_nginx();
+  if (!bench::on_path("wrk") || nginx_bin.empty()) {
+    const std::string why =
+        "wrk and nginx are needed (hack/install-deps.sh installs wrk and nginx-light)";
+    if (o.smoke) {
+      std::fprintf(stderr, "bench: skipped: %s\n", why.c_str());
+      return bench::kSkipped;
+    }
+    bench::die("wrk/nginx", why);
   }
-  // Per-request info lines would measure the terminal; both sides skip them alike.
+  // Per-request info lines would measure the terminal; nginx runs with access_log off alike.
   log::set_level(log::Level::kWarn);
   const fs::path dir = make_temp_dir();
-  double healthz = 0, basic = 0, bearer = 0;
+  Load nginx, healthz, basic, bearer;
+  std::size_t body_size = 0;
   {
     auto st = must(store::SqliteStore::open(dir / "data"), "SqliteStore::open");
     const std::string password = "bench-password-" + crypto::random_hex(8);
     const std::string account = must(st->add_account("bench", Secret(password)), "add_account");
     const Secret token = must(st->create_token("bench", "bench"), "create_token");
     const std::string id = add_service(*st, account);
+
+    // The static file: exactly the bytes GET /app-services/{id} answers (the handler's encoding).
+    const core::AppService stored = must(st->get_service(account, id), "get_service");
+    const std::string body =
+        core::to_json(stored).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    body_size = body.size();
+    const fs::path nginx_dir = dir / "nginx";
+    fs::create_directories(nginx_dir / "www");
+    std::ofstream(nginx_dir / "www" / "app.json", std::ios::binary) << body;
+    // Workers of an nginx started by root run as nobody: they must reach the file.
+    ::chmod(dir.c_str(), 0755);
+    for (const auto& p : {nginx_dir, nginx_dir / "www"}) ::chmod(p.c_str(), 0755);
+    ::chmod((nginx_dir / "www" / "app.json").c_str(), 0644);
+    const int nginx_port = free_loopback_port();
+    Nginx server_nginx(nginx_bin, nginx_dir, nginx_port);
+    if (!wait_listening(nginx_port, server_nginx)) {
+      std::ifstream err(nginx_dir / "error.log");
+      std::string text((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+      bench::die("nginx did not start", text);
+    }
+    const std::string nginx_url = "http://127.0.0.1:" + std::to_string(nginx_port) + "/app.json";
 
     api::ApiOptions opts;
     opts.listen_host = "127.0.0.1";
@@ -166,10 +343,20 @@ int main(int argc, char** argv) {
     const fs::path bearer_lua =
         header_script(dir, "bearer", "Bearer " + std::string(token.reveal()));
 
-    bench::progress("wrk: " + std::to_string(o.rounds) + " rounds of 3 x " +
-                    std::to_string(o.seconds) + " s, " + std::to_string(o.connections) +
+    bench::progress("wrk: " + std::to_string(o.rounds) + " rounds of 4 x " +
+                    std::to_string(o.seconds) + " s, 2 threads, " + std::to_string(o.connections) +
                     " connections");
+    // Warm-up, not counted: the first Basic request pays scrypt once (then the verified-header
+    // cache answers), and both servers fault their pages in.
+    if (!o.smoke) {
+      Options warm = o;
+      warm.seconds = 1;
+      run_wrk(warm, nginx_url, {});
+      run_wrk(warm, base + "/app-services/" + id, basic_lua);
+      run_wrk(warm, base + "/app-services/" + id, bearer_lua);
+    }
     for (int r = 0; r < o.rounds; ++r) {
+      nginx += run_wrk(o, nginx_url, {});
       healthz += run_wrk(o, base + "/healthz", {});
       basic += run_wrk(o, base + "/app-services/" + id, basic_lua);
       bearer += run_wrk(o, base + "/app-services/" + id, bearer_lua);
@@ -178,18 +365,30 @@ int main(int argc, char** argv) {
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
-  healthz /= o.rounds;
-  basic /= o.rounds;
-  bearer /= o.rounds;
+  nginx = nginx.mean(o.rounds);
+  healthz = healthz.mean(o.rounds);
+  basic = basic.mean(o.rounds);
+  bearer = bearer.mean(o.rounds);
 
-  bench::Table t{"API authentication (requests/s, mean of alternating wrk runs)"};
-  t.section("GET over loopback, 2 API threads, wrk on the same cores");
-  t.figure("GET /healthz (no authentication)", healthz, bench::Unit::kPerSecond);
-  t.figure("GET /app-services/{id}, Basic", basic, bench::Unit::kPerSecond);
-  t.figure("GET /app-services/{id}, Bearer", bearer, bench::Unit::kPerSecond);
-  // healthz / authenticated: how many times slower an authenticated read is (target <= 2).
-  t.ratio("/healthz vs Basic GET (slowdown)", healthz, basic, bench::Unit::kPerSecond, 2.0, "good");
-  t.ratio("/healthz vs Bearer GET (slowdown)", healthz, bearer, bench::Unit::kPerSecond, 2.0,
-          "good");
+  using bench::Unit;
+  bench::Table t{"API reads (mean of alternating wrk runs)"};
+  t.section("GET over loopback, 2 API threads / 2 nginx workers, wrk -t2 -c" +
+            std::to_string(o.connections) + " -d" + std::to_string(o.seconds) +
+            "s on the same cores");
+  t.figure("nginx static file of the same size (" + std::to_string(body_size) + " B)",
+           nginx.per_second, Unit::kPerSecond);
+  t.figure("GET /healthz (no authentication)", healthz.per_second, Unit::kPerSecond);
+  t.ratio_at_least("GET /app-services/{id} Basic vs nginx", basic.per_second, nginx.per_second,
+                   Unit::kPerSecond, 0.7);
+  t.ratio_at_least("GET /app-services/{id} Bearer vs nginx", bearer.per_second, nginx.per_second,
+                   Unit::kPerSecond, 0.7);
+  // A p99 more than 1/0.7 of nginx's is the latency side of missing the throughput target.
+  t.ratio("p99 Basic vs nginx", basic.p99_ns, nginx.p99_ns, Unit::kNanos, 1.0 / 0.7, "good");
+  t.ratio("p99 Bearer vs nginx", bearer.p99_ns, nginx.p99_ns, Unit::kNanos, 1.0 / 0.7, "good");
+  // healthz / authenticated: how many times slower an authenticated read is (<= 2 expected).
+  t.ratio("/healthz vs Basic GET (slowdown)", healthz.per_second, basic.per_second,
+          Unit::kPerSecond, 2.0, "good");
+  t.ratio("/healthz vs Bearer GET (slowdown)", healthz.per_second, bearer.per_second,
+          Unit::kPerSecond, 2.0, "good");
   return 0;
 }
