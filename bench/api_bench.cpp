@@ -10,7 +10,8 @@
 // Prints requests/s and p99 latency, the ratios against nginx, and /healthz against each
 // authenticated read (what authentication and the store read cost; at most 2 expected).
 //
-// Usage: berth-bench-api [--seconds N] [--rounds N] [--connections N] [--smoke]
+// Usage: berth-bench-api [reads|writes] [--seconds N] [--rounds N] [--connections N]
+//                        [--disk-dir DIR] [--smoke]
 // --smoke: 1 round of 1 s with 2 connections (the ctest that keeps this building and running);
 // exits 77 when wrk or nginx is missing. The credentials reach wrk through a Lua script in the
 // temp dir, not its argv.
@@ -48,19 +49,25 @@ struct Options {
   int seconds = 4;
   int rounds = 3;
   int connections = 16;
+  int threads = 2;  // wrk threads
   bool smoke = false;
+  bool reads = true;
+  bool writes = true;
+  std::string disk_dir = "/var/tmp";  // writes: a directory on a real disk
 };
 
 // One wrk run: requests/s and the 99th percentile latency (wrk --latency).
 struct Load {
   double per_second = 0;
   double p99_ns = 0;
+  double requests = 0;
   Load& operator+=(const Load& o) {
     per_second += o.per_second;
     p99_ns += o.p99_ns;
+    requests += o.requests;
     return *this;
   }
-  Load mean(int n) const { return {per_second / n, p99_ns / n}; }
+  Load mean(int n) const { return {per_second / n, p99_ns / n, requests / n}; }
 };
 
 template <class T>
@@ -69,8 +76,11 @@ T must(Result<T> r, const char* what) {
   return std::move(r).value();
 }
 
-fs::path make_temp_dir() {
-  const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+fs::path shm_or_tmp() {
+  return fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+}
+
+fs::path make_temp_dir(const fs::path& base = shm_or_tmp()) {
   std::string tmpl = (base / "berth-bench-api-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) bench::die("mkdtemp", "cannot create a temp dir");
   return tmpl;
@@ -135,8 +145,8 @@ double wrk_duration_ns(const std::string& text) {
 
 // Runs wrk and returns its Requests/sec and p99; dies when wrk fails or an answer was not 2xx.
 Load run_wrk(const Options& o, const std::string& url, const fs::path& script) {
-  std::string cmd = "wrk --latency -t2 -c" + std::to_string(o.connections) + " -d" +
-                    std::to_string(o.seconds) + "s";
+  std::string cmd = "wrk --latency -t" + std::to_string(o.threads) + " -c" +
+                    std::to_string(o.connections) + " -d" + std::to_string(o.seconds) + "s";
   if (!script.empty()) cmd += " -s '" + script.string() + "'";
   cmd += " '" + url + "' 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
@@ -155,6 +165,11 @@ Load run_wrk(const Options& o, const std::string& url, const fs::path& script) {
   if (p99 == std::string::npos) bench::die("wrk: no 99% latency", output);
   std::size_t v = output.find_first_not_of(' ', p99 + 4);
   l.p99_ns = wrk_duration_ns(output.substr(v, output.find('\n', v) - v));
+  // "  1234 requests in 4.00s, ..."
+  const auto req = output.find(" requests in ");
+  if (req == std::string::npos) bench::die("wrk: no request count", output);
+  const auto start = output.find_last_of('\n', req);
+  l.requests = std::strtod(output.c_str() + (start == std::string::npos ? 0 : start + 1), nullptr);
   return l;
 }
 
@@ -272,6 +287,12 @@ Options parse(int argc, char** argv) {
       o.connections = next();
     else if (a == "--smoke")
       o.smoke = true;
+    else if (a == "--disk-dir" && i + 1 < argc)
+      o.disk_dir = argv[++i];
+    else if (a == "reads")
+      o.writes = false;
+    else if (a == "writes")
+      o.reads = false;
     else
       bench::die("arguments", "unknown argument " + a);
   }
@@ -285,8 +306,7 @@ Options parse(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+int reads(const Options& o) {
   const std::string nginx_bin = find_nginx();
   if (!bench::on_path("wrk") || nginx_bin.empty()) {
     const std::string why =
@@ -391,4 +411,123 @@ int main(int argc, char** argv) {
   t.ratio("/healthz vs Bearer GET (slowdown)", healthz.per_second, bearer.per_second,
           Unit::kPerSecond, 2.0, "good");
   return 0;
+}
+
+// A wrk script that sends PATCH requests, each with a new env value (every one a redeploy: a
+// new revision and deploy task in one transaction), with the credential in a header.
+fs::path patch_script(const fs::path& dir, const std::string& authorization) {
+  const fs::path p = dir / "patch.lua";
+  std::ofstream out(p);
+  out << "local n = 0\n"
+      << "wrk.method = \"PATCH\"\n"
+      << "wrk.headers[\"Authorization\"] = \"" << authorization << "\"\n"
+      << "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+      << "request = function()\n"
+      << "  n = n + 1\n"
+      << "  return wrk.format(nil, nil, nil, '{\"app_config\":{\"env\":{\"BENCH_N\":\"' .. n .. "
+         "'\"}}}')\n"
+      << "end\n";
+  return p;
+}
+
+struct WriteFigures {
+  double patches_per_second = 0;
+  double p99_ns = 0;
+  double raw_per_second = 0;
+  double transactions = 0;
+};
+
+// PATCH redeploys over HTTP (wrk, 1 connection: sequential, so each is its own transaction and
+// none is refused as concurrent) against the store in `base`, then berth-bench-sqlite doing as
+// many single-row transactions in the same directory.
+WriteFigures writes_on(const Options& o, const fs::path& base) {
+  const fs::path dir = make_temp_dir(base);
+  WriteFigures f;
+  {
+    auto st = must(store::SqliteStore::open(dir / "data"), "SqliteStore::open");
+    const std::string password = "bench-password-" + crypto::random_hex(8);
+    const std::string account = must(st->add_account("bench", Secret(password)), "add_account");
+    const std::string id = add_service(*st, account);
+    api::ApiOptions opts;
+    opts.listen_host = "127.0.0.1";
+    opts.threads = 2;
+    opts.new_id = [] { return crypto::random_uuid(); };
+    api::ApiServer server(
+        opts, *st, [] { return core::UnixMillis{1'700'000'000'000}; }, [](const std::string&) {});
+    if (auto s = server.start(); !s.ok()) bench::die("ApiServer::start", s.error().message);
+    const fs::path lua = patch_script(dir, "Basic " + base64::encode("bench:" + password));
+    Options w = o;
+    w.threads = 1;
+    w.connections = 1;
+    // Not counted: the first Basic request pays scrypt once (then the verified-header cache).
+    {
+      Options warm = w;
+      warm.seconds = 1;
+      run_wrk(warm, "http://" + server.bound_address() + "/app-services/" + id,
+              header_script(dir, "warm", "Basic " + base64::encode("bench:" + password)));
+    }
+    const Load l = run_wrk(w, "http://" + server.bound_address() + "/app-services/" + id, lua);
+    server.stop();
+    // Every counted answer was a committed redeploy (a response can be cut off at the end, so
+    // one more revision than counted is fine).
+    const auto revisions = must(st->list_revisions(id, true), "list_revisions");
+    const double made = static_cast<double>(revisions.size()) - 1;
+    if (made < l.requests || made > l.requests + 2) {
+      bench::die("writes", "wrk counted " + std::to_string(l.requests) +
+                               " PATCHes, the store has " + std::to_string(made) +
+                               " new revisions");
+    }
+    f.patches_per_second = l.per_second;
+    f.p99_ns = l.p99_ns;
+    f.transactions = l.requests;
+  }
+  // The plain program next to this one, same directory, same number of transactions.
+  const fs::path raw = fs::read_symlink("/proc/self/exe").parent_path() / "berth-bench-sqlite";
+  const std::string cmd = "'" + raw.string() + "' --dir '" + dir.string() + "' --count " +
+                          std::to_string(static_cast<long>(f.transactions));
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) bench::die("berth-bench-sqlite", "cannot run " + raw.string());
+  std::string output;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p) != nullptr) output += buf;
+  if (pclose(p) != 0) bench::die("berth-bench-sqlite", output);
+  const auto at = output.find("per_second ");
+  if (at == std::string::npos) bench::die("berth-bench-sqlite: no figure", output);
+  f.raw_per_second = std::strtod(output.c_str() + at + 11, nullptr);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return f;
+}
+
+int writes(const Options& o) {
+  if (!bench::on_path("wrk")) {
+    if (o.smoke) return bench::kSkipped;
+    bench::die("wrk", "wrk is not installed (hack/install-deps.sh installs it)");
+  }
+  log::set_level(log::Level::kWarn);
+  std::vector<std::pair<std::string, fs::path>> places{{"disk " + o.disk_dir, o.disk_dir}};
+  if (!o.smoke) places.emplace_back("tmpfs /dev/shm", shm_or_tmp());
+  bench::Table t{"Durable writes"};
+  t.section("PATCH redeploys over HTTP (wrk -t1 -c1 -d" + std::to_string(o.seconds) +
+            "s) vs as many raw single-row SQLite transactions");
+  for (const auto& [name, base] : places) {
+    bench::progress("writes: " + name);
+    const WriteFigures f = writes_on(o, base);
+    t.ratio_at_least("PATCH/s vs raw sqlite3 tx/s, " + name, f.patches_per_second, f.raw_per_second,
+                     bench::Unit::kPerSecond, 0.5);
+    t.figure("  PATCH p99, " + name, f.p99_ns, bench::Unit::kNanos,
+             std::to_string(static_cast<long>(f.transactions)) + " PATCHes");
+  }
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  int rc = 0;
+  if (o.reads) rc = reads(o);
+  if (o.writes && (rc == 0 || rc == bench::kSkipped)) {
+    const int w = writes(o);
+    if (w != 0) rc = w;
+  }
+  return rc;
 }
