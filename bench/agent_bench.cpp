@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,6 +134,9 @@ int main(int argc, char** argv) {
   agent::Deployer deployer(o, d);
 
   int seq = 0;
+  // Where the agent's time goes: the deploy log's step durations, summed over counted runs.
+  std::map<std::string, double> step_ms;
+  bool counting = false;
   auto by_agent = [&](bool cold) {
     if (cold) podman({"rmi", "-f", pinned}, false);
     agentlink::DeployTask t;
@@ -151,6 +155,9 @@ int main(int argc, char** argv) {
     const auto t0 = bench::Clock::now();
     const auto result = deployer.deploy(t, [](const core::DeployLogEntry&) {});
     if (!result.ok) bench::die("deploy", result.error);
+    if (counting) {
+      for (const auto& e : result.logs) step_ms[e.step] += static_cast<double>(e.duration_ms);
+    }
     wait_http(result.stable_port);
     const double ns = bench::since_ns(t0);
     agentlink::RemoveTask rm{"bench-rm-" + std::to_string(seq), "svc-bench"};
@@ -180,6 +187,8 @@ int main(int argc, char** argv) {
     if (smoke && cold) continue;
     bench::Samples agent_s, hand_s;
     by_agent(cold);  // warm-up, not counted (first podman calls, page cache)
+    step_ms.clear();
+    counting = true;
     for (int r = 0; r < rounds; ++r) {
       bench::progress(std::string(cold ? "cold" : "warm") + " round " + std::to_string(r + 1));
       agent_s.add(by_agent(cold));
@@ -187,6 +196,10 @@ int main(int argc, char** argv) {
     }
     table.ratio(std::string("agent deploy vs by hand, ") + (cold ? "cold (both pull)" : "warm"),
                 agent_s.p50(), hand_s.p50(), bench::Unit::kNanos, 1.3, "good");
+    for (const auto& [step, ms] : step_ms) {
+      table.figure("  agent step " + step + " (mean)", ms * 1e6 / rounds, bench::Unit::kNanos);
+    }
+    counting = false;
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
