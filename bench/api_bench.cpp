@@ -1,13 +1,24 @@
-// berth-bench-api: what authentication costs per request. A real ApiServer (2 I/O threads,
+// berth-bench-api: API reads against what the machine can do. A real ApiServer (2 I/O threads,
 // default authentication options) over a real SqliteStore in /dev/shm, loaded by wrk over
-// loopback, measuring in the same run and alternately:
-//   - GET /healthz (no authentication: the baseline),
+// loopback, measuring in the same run and alternately (same wrk threads, connections, duration):
+//   - nginx (Debian nginx-light, 2 workers, started here unprivileged in the foreground with its
+//     own config on a loopback port) serving a static file exactly as large as the JSON body of
+//     GET /app-services/{id}: the baseline for reads (target: berth >= 0.7x its requests/s),
+//   - GET /healthz (no authentication),
 //   - GET /app-services/{id} with HTTP Basic (scrypt once, then the verified-header cache),
 //   - GET /app-services/{id} with a Bearer token (SHA-256 and one indexed lookup).
-// Prints requests/s and the ratio of /healthz to each (target: at most 2).
+// Prints requests/s and p99 latency, the ratios against nginx, and /healthz against each
+// authenticated read (what authentication and the store read cost; at most 2 expected).
 //
-// Usage: berth-bench-api [--seconds N] [--rounds N] [--connections N]
-// The credentials reach wrk through a Lua script in the temp dir, not its argv.
+// Usage: berth-bench-api [reads|writes] [--seconds N] [--rounds N] [--connections N]
+//                        [--disk-dir DIR] [--smoke]
+// --smoke: 1 round of 1 s with 2 connections (the ctest that keeps this building and running);
+// exits 77 when wrk or nginx is missing. The credentials reach wrk through a Lua script in the
+// temp dir, not its argv.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -23,6 +35,7 @@
 #include "bench_util.h"
 #include "common/base64.h"
 #include "common/log.h"
+#include "core/app_service.h"
 #include "core/revision.h"
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
@@ -36,6 +49,25 @@ struct Options {
   int seconds = 4;
   int rounds = 3;
   int connections = 16;
+  int threads = 2;  // wrk threads
+  bool smoke = false;
+  bool reads = true;
+  bool writes = true;
+  std::string disk_dir = "/var/tmp";  // writes: a directory on a real disk
+};
+
+// One wrk run: requests/s and the 99th percentile latency (wrk --latency).
+struct Load {
+  double per_second = 0;
+  double p99_ns = 0;
+  double requests = 0;
+  Load& operator+=(const Load& o) {
+    per_second += o.per_second;
+    p99_ns += o.p99_ns;
+    requests += o.requests;
+    return *this;
+  }
+  Load mean(int n) const { return {per_second / n, p99_ns / n, requests / n}; }
 };
 
 template <class T>
@@ -44,8 +76,11 @@ T must(Result<T> r, const char* what) {
   return std::move(r).value();
 }
 
-fs::path make_temp_dir() {
-  const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+fs::path shm_or_tmp() {
+  return fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+}
+
+fs::path make_temp_dir(const fs::path& base = shm_or_tmp()) {
   std::string tmpl = (base / "berth-bench-api-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) bench::die("mkdtemp", "cannot create a temp dir");
   return tmpl;
@@ -96,10 +131,22 @@ fs::path header_script(const fs::path& dir, const std::string& name, const std::
   return p;
 }
 
-// Runs wrk and returns its Requests/sec; dies when wrk fails or a response was not 2xx.
-double run_wrk(const Options& o, const std::string& url, const fs::path& script) {
-  std::string cmd =
-      "wrk -t2 -c" + std::to_string(o.connections) + " -d" + std::to_string(o.seconds) + "s";
+// wrk's latency figures: "1.23ms", "850.00us", "2.01s".
+double wrk_duration_ns(const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  const std::string unit(end);
+  if (unit.rfind("us", 0) == 0) return v * 1e3;
+  if (unit.rfind("ms", 0) == 0) return v * 1e6;
+  if (unit.rfind("s", 0) == 0) return v * 1e9;
+  if (unit.rfind("m", 0) == 0) return v * 60e9;
+  return v;
+}
+
+// Runs wrk and returns its Requests/sec and p99; dies when wrk fails or an answer was not 2xx.
+Load run_wrk(const Options& o, const std::string& url, const fs::path& script) {
+  std::string cmd = "wrk --latency -t" + std::to_string(o.threads) + " -c" +
+                    std::to_string(o.connections) + " -d" + std::to_string(o.seconds) + "s";
   if (!script.empty()) cmd += " -s '" + script.string() + "'";
   cmd += " '" + url + "' 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
@@ -110,9 +157,118 @@ double run_wrk(const Options& o, const std::string& url, const fs::path& script)
   const int rc = pclose(p);
   if (rc != 0) bench::die("wrk", output);
   if (output.find("Non-2xx") != std::string::npos) bench::die("wrk: non-2xx answers", output);
+  Load l;
   const auto at = output.find("Requests/sec:");
   if (at == std::string::npos) bench::die("wrk: no Requests/sec", output);
-  return std::strtod(output.c_str() + at + 13, nullptr);
+  l.per_second = std::strtod(output.c_str() + at + 13, nullptr);
+  const auto p99 = output.find(" 99%");
+  if (p99 == std::string::npos) bench::die("wrk: no 99% latency", output);
+  std::size_t v = output.find_first_not_of(' ', p99 + 4);
+  l.p99_ns = wrk_duration_ns(output.substr(v, output.find('\n', v) - v));
+  // "  1234 requests in 4.00s, ..."
+  const auto req = output.find(" requests in ");
+  if (req == std::string::npos) bench::die("wrk: no request count", output);
+  const auto start = output.find_last_of('\n', req);
+  l.requests = std::strtod(output.c_str() + (start == std::string::npos ? 0 : start + 1), nullptr);
+  return l;
+}
+
+std::string find_nginx() {
+  if (bench::on_path("nginx")) return "nginx";
+  for (const char* p : {"/usr/sbin/nginx", "/sbin/nginx"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return {};
+}
+
+// nginx in the foreground (daemon off, master + 2 workers like the API's 2 threads), with its
+// config, pid, logs and temp paths in `dir`, serving `dir`/www on 127.0.0.1:`port`. Stopped
+// (SIGQUIT, then SIGKILL) when destroyed.
+class Nginx {
+ public:
+  Nginx(const std::string& binary, const fs::path& dir, int port) {
+    const fs::path www = dir / "www";
+    fs::create_directories(www);
+    std::ofstream conf(dir / "nginx.conf");
+    conf << "worker_processes 2;\n"
+         << "pid " << (dir / "nginx.pid").string() << ";\n"
+         << "error_log " << (dir / "error.log").string() << " warn;\n"
+         << "events { worker_connections 1024; }\n"
+         << "http {\n"
+         << "  access_log off;\n"
+         << "  default_type application/json;\n"
+         << "  keepalive_requests 1000000;\n"
+         << "  client_body_temp_path " << (dir / "tmp").string() << ";\n"
+         << "  proxy_temp_path " << (dir / "tmp").string() << ";\n"
+         << "  fastcgi_temp_path " << (dir / "tmp").string() << ";\n"
+         << "  uwsgi_temp_path " << (dir / "tmp").string() << ";\n"
+         << "  scgi_temp_path " << (dir / "tmp").string() << ";\n"
+         << "  server {\n"
+         << "    listen 127.0.0.1:" << port << ";\n"
+         << "    root " << www.string() << ";\n"
+         << "  }\n"
+         << "}\n";
+    conf.close();
+    fs::create_directories(dir / "tmp");
+    const std::string conf_path = (dir / "nginx.conf").string();
+    const std::string err_path = (dir / "error.log").string();
+    const std::string prefix = dir.string() + "/";
+    pid_ = fork();
+    if (pid_ < 0) bench::die("nginx", "fork failed");
+    if (pid_ == 0) {
+      execlp(binary.c_str(), binary.c_str(), "-p", prefix.c_str(), "-e", err_path.c_str(), "-c",
+             conf_path.c_str(), "-g", "daemon off;", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  Nginx(const Nginx&) = delete;
+  Nginx& operator=(const Nginx&) = delete;
+  ~Nginx() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGQUIT);
+    for (int i = 0; i < 200; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      usleep(10'000);
+    }
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  // Whether nginx still runs (it exits at once on a bad config or a taken port).
+  bool running() { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+int free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    bench::die("port", "cannot bind a loopback port");
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Waits until something accepts connections on 127.0.0.1:port (nginx binds after it forks).
+bool wait_listening(int port, Nginx& nginx) {
+  for (int i = 0; i < 500; ++i) {
+    if (!nginx.running()) return false;
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (ok) return true;
+    usleep(10'000);
+  }
+  return false;
 }
 
 Options parse(int argc, char** argv) {
@@ -129,29 +285,70 @@ Options parse(int argc, char** argv) {
       o.rounds = next();
     else if (a == "--connections")
       o.connections = next();
+    else if (a == "--smoke")
+      o.smoke = true;
+    else if (a == "--disk-dir" && i + 1 < argc)
+      o.disk_dir = argv[++i];
+    else if (a == "reads")
+      o.writes = false;
+    else if (a == "writes")
+      o.reads = false;
     else
       bench::die("arguments", "unknown argument " + a);
+  }
+  if (o.smoke) {
+    o.seconds = 1;
+    o.rounds = 1;
+    o.connections = 2;
   }
   return o;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
-  if (std::system("command -v wrk >/dev/null 2>&1") != 0) {
-    bench::die("wrk", "wrk is not installed (hack/install-deps.sh installs it)");
+int reads(const Options& o) {
+  const std::string nginx_bin = find_nginx();
+  if (!bench::on_path("wrk") || nginx_bin.empty()) {
+    const std::string why =
+        "wrk and nginx are needed (hack/install-deps.sh installs wrk and nginx-light)";
+    if (o.smoke) {
+      std::fprintf(stderr, "bench: skipped: %s\n", why.c_str());
+      return bench::kSkipped;
+    }
+    bench::die("wrk/nginx", why);
   }
-  // Per-request info lines would measure the terminal; both sides skip them alike.
+  // Per-request info lines would measure the terminal; nginx runs with access_log off alike.
   log::set_level(log::Level::kWarn);
   const fs::path dir = make_temp_dir();
-  double healthz = 0, basic = 0, bearer = 0;
+  Load nginx, healthz, basic, bearer;
+  std::size_t body_size = 0;
   {
     auto st = must(store::SqliteStore::open(dir / "data"), "SqliteStore::open");
     const std::string password = "bench-password-" + crypto::random_hex(8);
     const std::string account = must(st->add_account("bench", Secret(password)), "add_account");
     const Secret token = must(st->create_token("bench", "bench"), "create_token");
     const std::string id = add_service(*st, account);
+
+    // The static file: exactly the bytes GET /app-services/{id} answers (the handler's encoding).
+    const core::AppService stored = must(st->get_service(account, id), "get_service");
+    const std::string body =
+        core::to_json(stored).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    body_size = body.size();
+    const fs::path nginx_dir = dir / "nginx";
+    fs::create_directories(nginx_dir / "www");
+    std::ofstream(nginx_dir / "www" / "app.json", std::ios::binary) << body;
+    // Workers of an nginx started by root run as nobody: they must reach the file.
+    ::chmod(dir.c_str(), 0755);
+    for (const auto& p : {nginx_dir, nginx_dir / "www"}) ::chmod(p.c_str(), 0755);
+    ::chmod((nginx_dir / "www" / "app.json").c_str(), 0644);
+    const int nginx_port = free_loopback_port();
+    Nginx server_nginx(nginx_bin, nginx_dir, nginx_port);
+    if (!wait_listening(nginx_port, server_nginx)) {
+      std::ifstream err(nginx_dir / "error.log");
+      std::string text((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+      bench::die("nginx did not start", text);
+    }
+    const std::string nginx_url = "http://127.0.0.1:" + std::to_string(nginx_port) + "/app.json";
 
     api::ApiOptions opts;
     opts.listen_host = "127.0.0.1";
@@ -166,10 +363,20 @@ int main(int argc, char** argv) {
     const fs::path bearer_lua =
         header_script(dir, "bearer", "Bearer " + std::string(token.reveal()));
 
-    bench::progress("wrk: " + std::to_string(o.rounds) + " rounds of 3 x " +
-                    std::to_string(o.seconds) + " s, " + std::to_string(o.connections) +
+    bench::progress("wrk: " + std::to_string(o.rounds) + " rounds of 4 x " +
+                    std::to_string(o.seconds) + " s, 2 threads, " + std::to_string(o.connections) +
                     " connections");
+    // Warm-up, not counted: the first Basic request pays scrypt once (then the verified-header
+    // cache answers), and both servers fault their pages in.
+    if (!o.smoke) {
+      Options warm = o;
+      warm.seconds = 1;
+      run_wrk(warm, nginx_url, {});
+      run_wrk(warm, base + "/app-services/" + id, basic_lua);
+      run_wrk(warm, base + "/app-services/" + id, bearer_lua);
+    }
     for (int r = 0; r < o.rounds; ++r) {
+      nginx += run_wrk(o, nginx_url, {});
       healthz += run_wrk(o, base + "/healthz", {});
       basic += run_wrk(o, base + "/app-services/" + id, basic_lua);
       bearer += run_wrk(o, base + "/app-services/" + id, bearer_lua);
@@ -178,18 +385,149 @@ int main(int argc, char** argv) {
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
-  healthz /= o.rounds;
-  basic /= o.rounds;
-  bearer /= o.rounds;
+  nginx = nginx.mean(o.rounds);
+  healthz = healthz.mean(o.rounds);
+  basic = basic.mean(o.rounds);
+  bearer = bearer.mean(o.rounds);
 
-  bench::Table t{"API authentication (requests/s, mean of alternating wrk runs)"};
-  t.section("GET over loopback, 2 API threads, wrk on the same cores");
-  t.figure("GET /healthz (no authentication)", healthz, bench::Unit::kPerSecond);
-  t.figure("GET /app-services/{id}, Basic", basic, bench::Unit::kPerSecond);
-  t.figure("GET /app-services/{id}, Bearer", bearer, bench::Unit::kPerSecond);
-  // healthz / authenticated: how many times slower an authenticated read is (target <= 2).
-  t.ratio("/healthz vs Basic GET (slowdown)", healthz, basic, bench::Unit::kPerSecond, 2.0, "good");
-  t.ratio("/healthz vs Bearer GET (slowdown)", healthz, bearer, bench::Unit::kPerSecond, 2.0,
-          "good");
+  using bench::Unit;
+  bench::Table t{"API reads (mean of alternating wrk runs)"};
+  t.section("GET over loopback, 2 API threads / 2 nginx workers, wrk -t2 -c" +
+            std::to_string(o.connections) + " -d" + std::to_string(o.seconds) +
+            "s on the same cores");
+  t.figure("nginx static file of the same size (" + std::to_string(body_size) + " B)",
+           nginx.per_second, Unit::kPerSecond);
+  t.figure("GET /healthz (no authentication)", healthz.per_second, Unit::kPerSecond);
+  t.ratio_at_least("GET /app-services/{id} Basic vs nginx", basic.per_second, nginx.per_second,
+                   Unit::kPerSecond, 0.7);
+  t.ratio_at_least("GET /app-services/{id} Bearer vs nginx", bearer.per_second, nginx.per_second,
+                   Unit::kPerSecond, 0.7);
+  // A p99 more than 1/0.7 of nginx's is the latency side of missing the throughput target.
+  t.ratio("p99 Basic vs nginx", basic.p99_ns, nginx.p99_ns, Unit::kNanos, 1.0 / 0.7, "good");
+  t.ratio("p99 Bearer vs nginx", bearer.p99_ns, nginx.p99_ns, Unit::kNanos, 1.0 / 0.7, "good");
+  // healthz / authenticated: how many times slower an authenticated read is (<= 2 expected).
+  t.ratio("/healthz vs Basic GET (slowdown)", healthz.per_second, basic.per_second,
+          Unit::kPerSecond, 2.0, "good");
+  t.ratio("/healthz vs Bearer GET (slowdown)", healthz.per_second, bearer.per_second,
+          Unit::kPerSecond, 2.0, "good");
   return 0;
+}
+
+// A wrk script that sends PATCH requests, each with a new env value (every one a redeploy: a
+// new revision and deploy task in one transaction), with the credential in a header.
+fs::path patch_script(const fs::path& dir, const std::string& authorization) {
+  const fs::path p = dir / "patch.lua";
+  std::ofstream out(p);
+  out << "local n = 0\n"
+      << "wrk.method = \"PATCH\"\n"
+      << "wrk.headers[\"Authorization\"] = \"" << authorization << "\"\n"
+      << "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+      << "request = function()\n"
+      << "  n = n + 1\n"
+      << "  return wrk.format(nil, nil, nil, '{\"app_config\":{\"env\":{\"BENCH_N\":\"' .. n .. "
+         "'\"}}}')\n"
+      << "end\n";
+  return p;
+}
+
+struct WriteFigures {
+  double patches_per_second = 0;
+  double p99_ns = 0;
+  double raw_per_second = 0;
+  double transactions = 0;
+};
+
+// PATCH redeploys over HTTP (wrk, 1 connection: sequential, so each is its own transaction and
+// none is refused as concurrent) against the store in `base`, then berth-bench-sqlite doing as
+// many single-row transactions in the same directory.
+WriteFigures writes_on(const Options& o, const fs::path& base) {
+  const fs::path dir = make_temp_dir(base);
+  WriteFigures f;
+  {
+    auto st = must(store::SqliteStore::open(dir / "data"), "SqliteStore::open");
+    const std::string password = "bench-password-" + crypto::random_hex(8);
+    const std::string account = must(st->add_account("bench", Secret(password)), "add_account");
+    const std::string id = add_service(*st, account);
+    api::ApiOptions opts;
+    opts.listen_host = "127.0.0.1";
+    opts.threads = 2;
+    opts.new_id = [] { return crypto::random_uuid(); };
+    api::ApiServer server(
+        opts, *st, [] { return core::UnixMillis{1'700'000'000'000}; }, [](const std::string&) {});
+    if (auto s = server.start(); !s.ok()) bench::die("ApiServer::start", s.error().message);
+    const fs::path lua = patch_script(dir, "Basic " + base64::encode("bench:" + password));
+    Options w = o;
+    w.threads = 1;
+    w.connections = 1;
+    // Not counted: the first Basic request pays scrypt once (then the verified-header cache).
+    {
+      Options warm = w;
+      warm.seconds = 1;
+      run_wrk(warm, "http://" + server.bound_address() + "/app-services/" + id,
+              header_script(dir, "warm", "Basic " + base64::encode("bench:" + password)));
+    }
+    const Load l = run_wrk(w, "http://" + server.bound_address() + "/app-services/" + id, lua);
+    server.stop();
+    // Every counted answer was a committed redeploy (a response can be cut off at the end, so
+    // one more revision than counted is fine).
+    const auto revisions = must(st->list_revisions(id, true), "list_revisions");
+    const double made = static_cast<double>(revisions.size()) - 1;
+    if (made < l.requests || made > l.requests + 2) {
+      bench::die("writes", "wrk counted " + std::to_string(l.requests) +
+                               " PATCHes, the store has " + std::to_string(made) +
+                               " new revisions");
+    }
+    f.patches_per_second = l.per_second;
+    f.p99_ns = l.p99_ns;
+    f.transactions = l.requests;
+  }
+  // The plain program next to this one, same directory, same number of transactions.
+  const fs::path raw = fs::read_symlink("/proc/self/exe").parent_path() / "berth-bench-sqlite";
+  const std::string cmd = "'" + raw.string() + "' --dir '" + dir.string() + "' --count " +
+                          std::to_string(static_cast<long>(f.transactions));
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) bench::die("berth-bench-sqlite", "cannot run " + raw.string());
+  std::string output;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p) != nullptr) output += buf;
+  if (pclose(p) != 0) bench::die("berth-bench-sqlite", output);
+  const auto at = output.find("per_second ");
+  if (at == std::string::npos) bench::die("berth-bench-sqlite: no figure", output);
+  f.raw_per_second = std::strtod(output.c_str() + at + 11, nullptr);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return f;
+}
+
+int writes(const Options& o) {
+  if (!bench::on_path("wrk")) {
+    if (o.smoke) return bench::kSkipped;
+    bench::die("wrk", "wrk is not installed (hack/install-deps.sh installs it)");
+  }
+  log::set_level(log::Level::kWarn);
+  std::vector<std::pair<std::string, fs::path>> places{{"disk " + o.disk_dir, o.disk_dir}};
+  if (!o.smoke) places.emplace_back("tmpfs /dev/shm", shm_or_tmp());
+  bench::Table t{"Durable writes"};
+  t.section("PATCH redeploys over HTTP (wrk -t1 -c1 -d" + std::to_string(o.seconds) +
+            "s) vs as many raw single-row SQLite transactions");
+  for (const auto& [name, base] : places) {
+    bench::progress("writes: " + name);
+    const WriteFigures f = writes_on(o, base);
+    t.ratio_at_least("PATCH/s vs raw sqlite3 tx/s, " + name, f.patches_per_second, f.raw_per_second,
+                     bench::Unit::kPerSecond, 0.5);
+    t.figure("  PATCH p99, " + name, f.p99_ns, bench::Unit::kNanos,
+             std::to_string(static_cast<long>(f.transactions)) + " PATCHes");
+  }
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  int rc = 0;
+  if (o.reads) rc = reads(o);
+  if (o.writes && (rc == 0 || rc == bench::kSkipped)) {
+    const int w = writes(o);
+    if (w != 0) rc = w;
+  }
+  return rc;
 }

@@ -158,4 +158,32 @@ void Table::ratio(const std::string& name, double value, double baseline, Unit u
   std::fflush(stdout);
 }
 
+void Table::ratio_at_least(const std::string& name, double value, double baseline, Unit unit,
+                           double floor) {
+  const double r = baseline > 0 ? value / baseline : 0;
+  char verdict[160];
+  if (r >= floor) {
+    std::snprintf(verdict, sizeof verdict, "good: ratio %.2f (>= %g target)", r, floor);
+  } else {
+    std::snprintf(verdict, sizeof verdict, "CHECK: ratio %.2f (< %g target)", r, floor);
+  }
+  std::printf("%-52s %12s %12s %7.2f  %s\n", name.c_str(), format(value, unit).c_str(),
+              format(baseline, unit).c_str(), r, verdict);
+  std::fflush(stdout);
+}
+
+bool on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr) return false;
+  std::string dirs = path;
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
+    const std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
 }  // namespace berth::bench

@@ -78,6 +78,17 @@ struct Table {
   // word `good` replaces "scales" for ratios that are overheads rather than scaling).
   void ratio(const std::string& name, double value, double baseline, Unit unit, double limit,
              const std::string& good = "scales");
+  // value / baseline against a floor: "good: ratio 0.82 (>= 0.7 target)" or "CHECK: ratio 0.41
+  // (< 0.7 target)". For throughputs measured against what the machine can do.
+  void ratio_at_least(const std::string& name, double value, double baseline, Unit unit,
+                      double floor);
 };
+
+// Exit status of a benchmark's --smoke run when a program it needs is missing (ctest's
+// SKIP_RETURN_CODE, as the test suites use).
+inline constexpr int kSkipped = 77;
+
+// Whether an executable `name` is on PATH.
+bool on_path(const std::string& name);
 
 }  // namespace berth::bench

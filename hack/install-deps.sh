@@ -10,7 +10,7 @@ packages=(
   clang-14 clang-format clang-tidy libclang-rt-14-dev
   openssl ca-certificates curl python3 python3-cryptography
   podman runc netavark aardvark-dns iptables catatonit skopeo docker-registry apache2-utils busybox-static
-  iproute2 procps wrk
+  iproute2 procps wrk nginx-light linux-perf
   python3-kubernetes python3-yaml lua5.1 python3-prometheus-client
   chromium
 )
