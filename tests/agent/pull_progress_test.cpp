@@ -1,7 +1,10 @@
 // Pull progress: manifest sizes, counting blob files against them, and the report throttle.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 #include "agent/pull_progress.h"
+#include "deployer_rig.h"
 
 using namespace berth;
 using namespace berth::agent;
@@ -104,4 +107,62 @@ TEST_CASE("the throttle allows one report per second and per 10 % step", "[agent
   CHECK_FALSE(blind.due(agentlink::PullCounts{0, 0, 9, 0}, 500));
   CHECK_FALSE(blind.due(agentlink::PullCounts{0, 0, 5, 0}, 1500));
   CHECK(blind.due(agentlink::PullCounts{0, 0, 9, 0}, 1600));
+}
+
+TEST_CASE("a deploy reports its pull throttled, in its log and with counts", "[agent][progress]") {
+  using namespace berth::agent::testing;
+  Rig rig;
+  std::string image_asked;
+  rig.layer_sizes =
+      [&](const std::string& image,
+          const std::optional<agentlink::RegistryAuth>&) -> Result<std::vector<std::int64_t>> {
+    image_asked = image;
+    return std::vector<std::int64_t>{100, 200};
+  };
+  rig.make_deployer();
+  rig.driver.blob_samples = {{50}, {100, 150}, {100, 200}};
+  std::vector<std::pair<core::DeployLogEntry, agentlink::PullCounts>> reports;
+  auto t = rig.task("t1", 1);
+  auto result = rig.deployer->deploy(
+      t, [&](const core::DeployLogEntry& e) { rig.progress.push_back(e); },
+      [&](const core::DeployLogEntry& e, const agentlink::PullCounts& c) {
+        reports.emplace_back(e, c);
+      });
+  REQUIRE(result.ok);
+  CHECK(image_asked == "127.0.0.1:5000/app@" + t.image_digest);
+  // The rig's clock moves 5 ms a call: within the throttle's second only the first sample is
+  // reported, then the final one.
+  REQUIRE(reports.size() == 2);
+  CHECK(reports[0].first.step == "pull");
+  CHECK(reports[0].first.status == "info");
+  CHECK(reports[0].first.message == "pulling: 0/2 layers, 50 B of 300 B");
+  CHECK(reports[1].first.message == "pulled: 2/2 layers, 300 B of 300 B");
+  CHECK(reports[1].second == agentlink::PullCounts{2, 2, 300, 300});
+  // The same lines are in the deploy log the result carries; the pull went to a TMPDIR of its
+  // own that is gone afterwards.
+  int in_log = 0;
+  for (const auto& e : result.logs)
+    if (e.step == "pull" && e.status == "info") ++in_log;
+  CHECK(in_log == 2);
+  CHECK_FALSE(rig.driver.pull_tmp_dir.empty());
+  CHECK_FALSE(std::filesystem::exists(rig.driver.pull_tmp_dir));
+  CHECK(rig.pulled_bytes == 300);
+}
+
+TEST_CASE("a manifest that cannot be read costs the totals, not the deploy", "[agent][progress]") {
+  using namespace berth::agent::testing;
+  Rig rig;
+  rig.layer_sizes =
+      [](const std::string&,
+         const std::optional<agentlink::RegistryAuth>&) -> Result<std::vector<std::int64_t>> {
+    return make_error(ErrorCode::kUnavailable, "registry down");
+  };
+  rig.make_deployer();
+  rig.driver.blob_samples = {{4000}};
+  auto result = rig.deploy(rig.task("t1", 1));
+  REQUIRE(result.ok);
+  std::vector<std::string> lines;
+  for (const auto& e : rig.progress)
+    if (e.step == "pull" && e.status == "info") lines.push_back(e.message);
+  CHECK(lines == std::vector<std::string>{"pulling: 4.0 kB", "pulled: 4.0 kB"});
 }
