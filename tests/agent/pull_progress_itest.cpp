@@ -3,6 +3,7 @@
 // manifest's sizes. The image is an OCI layout built here (random, incompressible layers), so
 // no registry is needed. Tagged [podman]; skipped (never passed) without podman.
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -64,7 +65,13 @@ std::string read(const std::string& path) {
 TEST_CASE("a pull is measured while podman writes its blobs", "[agent][podman][progress]") {
   BERTH_REQUIRE_PEERS(testenv::Peer::kPodman);
   testenv::PodmanEnv podman;
-  const std::string dir = testenv::make_temp_dir("pull-progress");
+  // podman names an image pulled from an OCI layout after its path, and an image name must be
+  // lower case: the temp dir's random part is lower-cased into a fresh sibling.
+  const std::string made = testenv::make_temp_dir("pull-progress");
+  std::string dir = made;
+  for (auto& ch : dir) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  dir += "-lc";
+  REQUIRE(fs::create_directory(dir));
   const std::string layout = build_layout(dir);
 
   // The totals, from the manifest as the registry would serve it.
@@ -111,4 +118,5 @@ TEST_CASE("a pull is measured while podman writes its blobs", "[agent][podman][p
 
   std::error_code ec;
   fs::remove_all(dir, ec);
+  fs::remove_all(made, ec);
 }
