@@ -27,6 +27,7 @@
 #include "common/metrics.h"
 #include "common/process.h"
 #include "crypto/certs.h"
+#include "registry/client.h"
 
 namespace fs = std::filesystem;
 using namespace berth;
@@ -153,11 +154,27 @@ int main(int argc, char** argv) {
   deps.prober = &prober;
   deps.proxies = &proxies;
   deps.state = state->get();
+  // Pull progress reads the image's layer sizes from the registry with the same CAs podman
+  // trusts; a short deadline, since it only decorates the pull (docs/agent.md).
+  registry::RegistryOptions manifest_options;
+  manifest_options.ca_files = ca_by_host;
+  manifest_options.timeout = std::chrono::seconds(10);
+  deps.layer_sizes = agent::registry_layer_sizes(manifest_options);
+  metrics::Registry& registry = metrics::process_registry();
+  metrics::Counter& pull_bytes =
+      registry
+          .counter("berth_pull_bytes_total",
+                   "Image bytes this agent's pulls wrote (layers it already had "
+                   "are not pulled again)",
+                   {})
+          .with({});
+  deps.pulled_bytes = [&pull_bytes](std::int64_t bytes) {
+    pull_bytes.inc(static_cast<double>(bytes));
+  };
   agent::Deployer deployer(deployer_options, deps);
 
   // Metrics: the wiring sees every task that comes in and every result that goes out, so deploy
   // outcomes are counted here without the deployer knowing about metrics.
-  metrics::Registry& registry = metrics::process_registry();
   auto& deploys_family = registry.counter(
       "berth_agent_deploys_total", "Deploy tasks this agent finished, by outcome", {"outcome"});
   agent::OutcomeCounter deploy_outcomes(deploys_family.with({"succeeded"}),

@@ -103,6 +103,13 @@ void route_link_events(agentlink::ServerOptions& options, runtime::Reconciler& r
                                     {"step", progress->entry.step},
                                     {"status", progress->entry.status},
                                     {"message", progress->entry.message}});
+      std::optional<runtime::Reconciler::PullReport> pull;
+      if (progress->pull) {
+        pull = runtime::Reconciler::PullReport{
+            progress->pull->layers_done, progress->pull->layers_total, progress->pull->bytes_done,
+            progress->pull->bytes_total};
+      }
+      reconciler.task_progress(agent, progress->task_id, progress->entry, pull);
     }
   };
   options.on_disconnect = [&reconciler](const std::string& agent) {

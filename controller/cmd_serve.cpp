@@ -175,6 +175,9 @@ int run_serve(const ServeOptions& o) {
     return std::nullopt;
   };
 
+  // Rollout progress is served from the reconciler's memory: no store read or write per report.
+  api_options.progress = [&reconciler](const std::string& id) { return reconciler.progress(id); };
+
   if (Status st = reconciler.prime(); !st.ok()) {
     log::error("cannot load app services", {{"error", st.error().message}});
     return 1;

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "agent_gateway.h"
@@ -212,6 +213,26 @@ int run_serve_kube(const ServeOptions& o) {
       store, gateway, resolver, queue,
       runtime::ReconcilerOptions{o.history, system_now, [] { return crypto::random_uuid(); },
                                  "127.0.0.1"});
+  // Rollout progress goes to status.progress at most every 3 s per app (each write is an API
+  // server request; the reports themselves stay in memory), and is removed when it ends.
+  std::mutex progress_mu;
+  std::unordered_map<std::string, core::UnixMillis> progress_written;  // app -> last write
+  reconciler.set_progress_listener([&store, &progress_mu, &progress_written](
+                                       const std::string& id,
+                                       const std::optional<core::RolloutProgress>& p) {
+    {
+      std::lock_guard lock(progress_mu);
+      if (p) {
+        auto& last = progress_written[id];
+        if (last != 0 && p->updated_at - last < 3000) return;
+        last = p->updated_at;
+      } else if (progress_written.erase(id) == 0) {
+        return;  // nothing was written for it
+      }
+    }
+    if (Status st = store.write_progress(id, p); !st.ok())
+      log::info("writing rollout progress failed", {{"app", id}, {"error", st.error().message}});
+  });
 
   // --- informers: AppServices (the desired state) and Secrets (only as a trigger) ---
   const std::vector<std::string> namespaces =

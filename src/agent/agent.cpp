@@ -57,11 +57,14 @@ void Agent::run() {
     }
     const std::string id = task_id_of(m);
     auto progress = [&](const core::DeployLogEntry& e) {
-      if (send_) send_(agentlink::Progress{id, e});
+      if (send_) send_(agentlink::Progress{id, e, std::nullopt});
+    };
+    auto pull_progress = [&](const core::DeployLogEntry& e, const agentlink::PullCounts& c) {
+      if (send_) send_(agentlink::Progress{id, e, c});
     };
     agentlink::TaskResult result;
     if (auto* d = std::get_if<agentlink::DeployTask>(&m))
-      result = deployer_.deploy(*d, progress);
+      result = deployer_.deploy(*d, progress, pull_progress);
     else if (auto* r = std::get_if<agentlink::RestartTask>(&m))
       result = deployer_.restart(*r, progress);
     else if (auto* x = std::get_if<agentlink::RemoveTask>(&m))

@@ -6,6 +6,7 @@
 #include "common/clock.h"
 
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -192,7 +193,8 @@ agentlink::TaskResult Deployer::finish(agentlink::TaskResult result, const char*
 }
 
 agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task,
-                                       const ProgressFn& progress) {
+                                       const ProgressFn& progress,
+                                       const PullProgressFn& pull_progress) {
   auto lock_ptr = app_mutex(task.service_id);
   std::lock_guard app_lock(*lock_ptr);
   if (auto rec = deps_.state->recorded_result(task.task_id); rec.ok() && rec->has_value()) {
@@ -203,7 +205,7 @@ agentlink::TaskResult Deployer::deploy(const agentlink::DeployTask& task,
                                {"app", task.service_id},
                                {"revision", task.revision},
                                {"revision_id", task.revision_id}});
-  StepLog steps(deps_.now, progress);
+  StepLog steps(deps_.now, progress, &pull_progress);
   Rollout r{task, steps};
   Status outcome = Status::Ok();
   try {
@@ -270,9 +272,44 @@ Status Deployer::pull(Rollout& r) {
   auto auth = write_auth(r.tmp_dir, r.task.auth);
   if (!auth.ok()) return fail(auth.error().message);
   if (*auth) request.authfile = (*auth)->path();
+
+  // Progress: totals from the manifest, bytes from the blob files podman writes into a fresh
+  // directory of its own (docs/agent.md "Pull progress"). A manifest that cannot be read costs
+  // the totals only, never the deploy.
+  std::vector<std::int64_t> layer_sizes;
+  if (deps_.layer_sizes) {
+    auto sizes = deps_.layer_sizes(r.image, r.task.auth);
+    if (sizes.ok()) {
+      layer_sizes = std::move(*sizes);
+    } else {
+      log::info("pull totals unknown",
+                {{"task_id", r.task.task_id}, {"error", sizes.error().message}});
+    }
+  }
+  PullMeter meter(layer_sizes);
+  PullThrottle throttle;
+  std::string pull_dir = r.tmp_dir + "/pull-XXXXXX";
+  if (::mkdtemp(pull_dir.data()) != nullptr) {
+    request.tmp_dir = pull_dir;
+    request.on_blobs = [&](const std::vector<std::int64_t>& blobs) {
+      const auto& counts = meter.update(blobs);
+      if (throttle.due(counts, deps_.now())) r.steps.pull(step, describe_pull(counts), counts);
+    };
+  } else {
+    pull_dir.clear();
+    log::info("pull progress off: no temporary directory", {{"task_id", r.task.task_id}});
+  }
   auto pulled = deps_.driver->pull(request);
   if (*auth) (*auth)->remove();
+  if (!pull_dir.empty()) {
+    std::error_code ec;
+    fs::remove_all(pull_dir, ec);
+  }
   if (!pulled.ok()) return fail("Pulling " + r.image + " failed: " + pulled.error().message);
+  const auto done = meter.finished();
+  if (done.layers_total > 0 || done.bytes_done > 0)
+    r.steps.pull(step, describe_pull(done, /*done=*/true), done);
+  if (deps_.pulled_bytes && meter.bytes_written() > 0) deps_.pulled_bytes(meter.bytes_written());
   r.steps.ok(step, "Pulled " + r.image + ".", *pulled);
   return Status::Ok();
 }

@@ -31,6 +31,7 @@
 #include "agent/app_watch.h"
 #include "agent/health_probe.h"
 #include "agent/proxy_set.h"
+#include "agent/pull_progress.h"
 #include "agent/runtime_driver.h"
 #include "agentlink/messages.h"
 #include "core/types.h"
@@ -58,16 +59,28 @@ struct DeployerDeps {
   std::function<core::UnixMillis()> now;       // wall clock (ms since epoch)
   std::function<Result<int>()> allocate_port;  // a free loopback port for green
   std::function<std::string()> suffix;         // random container-name suffix
+  // Pull progress (pull_progress.h): the layer sizes of the image to pull, asked just before
+  // the pull (null, or an error: progress reports bytes only), and where the bytes a pull
+  // wrote are counted (berth_pull_bytes_total) once it succeeded. Both optional.
+  LayerSizesFn layer_sizes;
+  std::function<void(std::int64_t bytes)> pulled_bytes;
 };
 
 using ProgressFn = std::function<void(const core::DeployLogEntry&)>;
+// A throttled pull report of a deploy: the entry (also kept in the deploy log) and its counts.
+using PullProgressFn =
+    std::function<void(const core::DeployLogEntry&, const agentlink::PullCounts&)>;
 
 class Deployer {
  public:
   Deployer(DeployerOptions options, DeployerDeps deps);
   ~Deployer();
 
-  agentlink::TaskResult deploy(const agentlink::DeployTask& task, const ProgressFn& progress);
+  // While it pulls, a deploy writes throttled "pull" info entries ("pulling: 3/5 layers, 41.2 MB
+  // of 80.0 MB", pull_progress.h) to its log; each also goes to `pull_progress` with its counts
+  // when that is set, else to `progress`. The last one ("pulled: ...") follows a successful pull.
+  agentlink::TaskResult deploy(const agentlink::DeployTask& task, const ProgressFn& progress,
+                               const PullProgressFn& pull_progress = {});
   agentlink::TaskResult restart(const agentlink::RestartTask& task, const ProgressFn& progress);
   agentlink::TaskResult remove(const agentlink::RemoveTask& task, const ProgressFn& progress);
 

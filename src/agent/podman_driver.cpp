@@ -1,5 +1,8 @@
 #include "agent/podman_driver.h"
 
+#include <filesystem>
+#include <future>
+
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -9,10 +12,8 @@
 namespace berth::agent {
 namespace {
 
-Result<ProcessOutput> call(const PodmanOptions& o, std::vector<std::string> args,
-                           std::chrono::milliseconds deadline, const std::string& what) {
-  args.insert(args.begin(), o.command);
-  auto r = run_process(args, deadline);
+Result<ProcessOutput> checked(Result<ProcessOutput> r, std::chrono::milliseconds deadline,
+                              const std::string& what) {
   if (!r.ok()) return r.take_error();
   if (r->timed_out)
     return make_error(ErrorCode::kDeadlineExceeded, "podman " + what + " did not finish within " +
@@ -25,6 +26,28 @@ Result<ProcessOutput> call(const PodmanOptions& o, std::vector<std::string> args
     return make_error(missing ? ErrorCode::kNotFound : ErrorCode::kUnavailable, reason);
   }
   return r;
+}
+
+Result<ProcessOutput> call(const PodmanOptions& o, std::vector<std::string> args,
+                           std::chrono::milliseconds deadline, const std::string& what) {
+  args.insert(args.begin(), o.command);
+  return checked(run_process(args, deadline), deadline, what);
+}
+
+// The sizes of the regular files under `dir` (podman keeps each blob of a pull in its own
+// file there). Files vanish and appear while podman works: errors just skip an entry.
+std::vector<std::int64_t> blob_sizes(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::int64_t> out;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code e2;
+    if (!it->is_regular_file(e2) || e2) continue;
+    const auto size = it->file_size(e2);
+    if (!e2) out.push_back(static_cast<std::int64_t>(size));
+  }
+  return out;
 }
 
 ContainerInfo from_ps(const nlohmann::json& j) {
@@ -72,7 +95,23 @@ Result<std::string> PodmanDriver::pull(const PullRequest& request) {
     args.push_back(request.cert_dir);
   }
   args.push_back(request.image);
-  auto r = call(options_, args, options_.pull_deadline, "pull");
+  if (request.tmp_dir.empty() || !request.on_blobs) {
+    auto r = call(options_, args, options_.pull_deadline, "pull");
+    if (!r.ok()) return r.take_error();
+    return std::string(trim_ascii_whitespace(r->out));
+  }
+  // With progress: podman writes each blob into TMPDIR while it downloads (its output has no
+  // byte counts without a terminal), so the pull runs on its own thread and this one measures
+  // the directory until it ends. The pull's own deadline still bounds it.
+  args.insert(args.begin(), options_.command);
+  RunOptions run;
+  run.deadline = options_.pull_deadline;
+  run.env.emplace_back("TMPDIR", request.tmp_dir);
+  auto pending = std::async(std::launch::async, [&args, &run] { return run_process(args, run); });
+  while (pending.wait_for(options_.progress_interval) != std::future_status::ready) {
+    request.on_blobs(blob_sizes(request.tmp_dir));
+  }
+  auto r = checked(pending.get(), options_.pull_deadline, "pull");
   if (!r.ok()) return r.take_error();
   return std::string(trim_ascii_whitespace(r->out));
 }

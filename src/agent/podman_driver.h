@@ -14,6 +14,8 @@ struct PodmanOptions {
   std::string command = "podman";
   std::chrono::milliseconds call_deadline{60'000};
   std::chrono::milliseconds pull_deadline{600'000};
+  // How often a pull with progress measures its temporary directory.
+  std::chrono::milliseconds progress_interval{250};
 };
 
 class PodmanDriver final : public RuntimeDriver {

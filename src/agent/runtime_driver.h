@@ -6,6 +6,8 @@
 // Contract: every call is bounded by a deadline chosen by the implementation; errors are values
 // whose message is one sentence carrying the runtime's own reason (e.g. "unauthorized: ...").
 // Implementations are thread-safe.
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -23,6 +25,11 @@ struct PullRequest {
   std::string image;     // repository@sha256:... or repository:tag
   std::string authfile;  // empty: anonymous pull
   std::string cert_dir;  // empty: system trust only
+  // Pull progress (pull_progress.h): a fresh, empty directory the runtime writes the blobs of
+  // this pull into (podman's TMPDIR), and a callback given, every few hundred milliseconds while
+  // the pull runs, the sizes of the files in it. Both empty/null: no progress.
+  std::string tmp_dir;
+  std::function<void(const std::vector<std::int64_t>& blob_sizes)> on_blobs;
 };
 
 struct ContainerSpec {

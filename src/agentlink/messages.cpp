@@ -70,7 +70,14 @@ json to_json(const RemoveTask& m) {
 }
 json to_json(const Ack& m) { return json{{"type", "ack"}, {"task_id", m.task_id}}; }
 json to_json(const Progress& m) {
-  return json{{"type", "progress"}, {"task_id", m.task_id}, {"entry", log_to_json(m.entry)}};
+  json j{{"type", "progress"}, {"task_id", m.task_id}, {"entry", log_to_json(m.entry)}};
+  if (m.pull) {
+    j["pull"] = json{{"layers_done", m.pull->layers_done},
+                     {"layers_total", m.pull->layers_total},
+                     {"bytes_done", m.pull->bytes_done},
+                     {"bytes_total", m.pull->bytes_total}};
+  }
+  return j;
 }
 json to_json(const TaskResult& m) {
   json logs = json::array();
@@ -265,6 +272,17 @@ Message message_from(Obj& o, const std::string& type) {
     Progress m;
     m.task_id = o.str("task_id");
     m.entry = log_from(o.at("entry"), "entry");
+    if (o.has("pull") && !o.at("pull").is_null()) {
+      Obj p(o.at("pull"), "pull");
+      PullCounts c;
+      c.layers_done = p.i32("layers_done");
+      c.layers_total = p.i32("layers_total");
+      c.bytes_done = p.i64("bytes_done");
+      c.bytes_total = p.i64("bytes_total");
+      if (c.layers_done < 0 || c.layers_total < 0 || c.bytes_done < 0 || c.bytes_total < 0)
+        fail("pull", "counts must not be negative");
+      m.pull = c;
+    }
     return m;
   }
   if (type == "result") {

@@ -77,9 +77,22 @@ struct Ack {
   std::string task_id;
 };
 
+// How far an image pull has come (docs/agent.md "Pull progress"). Totals are 0 when the agent
+// could not learn them (the manifest could not be read): then only bytes_done means anything.
+struct PullCounts {
+  int layers_done = 0;
+  int layers_total = 0;
+  std::int64_t bytes_done = 0;
+  std::int64_t bytes_total = 0;
+  bool operator==(const PullCounts&) const = default;
+};
+
+// One step of a running task. `pull` is set on the throttled pull reports (entry.step "pull",
+// status "info"); a controller that does not know the field ignores it (docs/agent-link.md).
 struct Progress {
   std::string task_id;
   core::DeployLogEntry entry;
+  std::optional<PullCounts> pull;
 };
 
 struct TaskResult {

@@ -70,6 +70,19 @@ HttpResponse from_error(const Error& e) {
   return r;
 }
 
+}  // namespace
+
+json progress_json(const core::RolloutProgress& p) {
+  return json{{"step", p.step},
+              {"layersDone", p.layers_done},
+              {"layersTotal", p.layers_total},
+              {"bytesDone", p.bytes_done},
+              {"bytesTotal", p.bytes_total},
+              {"updatedAt", core::format_rfc3339(p.updated_at)}};
+}
+
+namespace {
+
 HttpResponse json_response(int status, const json& body) {
   HttpResponse r;
   r.status = status;
@@ -296,7 +309,14 @@ class Call {
   HttpResponse get(const std::string& id) {
     auto s = store_.get_service(account_, id);
     if (!s) return from_error(s.error());
-    return json_response(200, core::to_json(*s));
+    json body = core::to_json(*s);
+    if (auto p = live_progress(id)) body["progress"] = progress_json(*p);
+    return json_response(200, body);
+  }
+
+  std::optional<core::RolloutProgress> live_progress(const std::string& id) const {
+    if (!options_.progress) return std::nullopt;
+    return options_.progress(id);
   }
 
   HttpResponse deployments(const std::string& id, bool all) {
@@ -305,7 +325,18 @@ class Call {
     auto revs = store_.list_revisions(id, all);
     if (!revs) return from_error(revs.error());
     json items = json::array();
-    for (const auto& r : *revs) items.push_back(core::to_json(r));
+    auto live = live_progress(id);
+    for (const auto& r : *revs) {
+      if (live && r.state == core::RevisionState::kPending && r.deploy_logs.empty() &&
+          r.id == s->desired_deployment_id) {
+        // The rollout runs: its steps so far, from memory, until the outcome is recorded.
+        core::Revision shown = r;
+        shown.deploy_logs = live->entries;
+        items.push_back(core::to_json(shown));
+      } else {
+        items.push_back(core::to_json(r));
+      }
+    }
     return json_response(200, {{"deployments", std::move(items)}});
   }
 

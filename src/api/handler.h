@@ -28,12 +28,15 @@
 //   - Thread-safe as long as the store and the resolver are (it keeps no mutable state).
 #include <functional>
 #include <optional>
+
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "api/http.h"
 #include "common/metrics.h"
 #include "core/execution.h"
 #include "core/ports.h"
+#include "core/progress.h"
 #include "core/types.h"
 
 namespace berth::api {
@@ -55,7 +58,16 @@ struct HandlerOptions {
   // Served on /metrics and where credential checks are counted; null:
   // metrics::process_registry(). Not owned.
   metrics::Registry* metrics = nullptr;
+  // The live progress of the rollout running for a service (runtime::Reconciler::progress:
+  // memory, no store read); null, or nullopt: none. GET /app-services/{id} shows it as
+  // `progress` {step, layersDone, layersTotal, bytesDone, bytesTotal, updatedAt} while it
+  // exists, and the deployments list shows its entries as the deploy_logs of the pending
+  // revision until the outcome (with the agent's full log) is recorded (docs/api.md).
+  std::function<std::optional<core::RolloutProgress>(const std::string& service_id)> progress;
 };
+
+// The `progress` object of an app's status (docs/api.md).
+nlohmann::json progress_json(const core::RolloutProgress& p);
 
 // The route template a request target matches, for metric labels: "/app-services",
 // "/app-services/{id}", "/app-services/{id}/deployments", ".../rollback", ".../restart",

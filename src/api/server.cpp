@@ -107,7 +107,7 @@ struct ApiServer::Impl {
       : opts(std::move(o)),
         store(store),
         handler(HandlerOptions{opts.default_zone, opts.new_id, opts.credential_check,
-                               opts.health_only, opts.not_ready, opts.metrics},
+                               opts.health_only, opts.not_ready, opts.metrics, opts.progress},
                 store, std::move(clock), std::move(on_change)),
         auth_cache(opts.auth.cache, opts.auth.clock),
         by_address(opts.auth.per_address, opts.auth.clock),

@@ -36,6 +36,7 @@
 #include "common/secret.h"
 #include "core/execution.h"
 #include "core/ports.h"
+#include "core/progress.h"
 #include "core/types.h"
 
 namespace berth::api {
@@ -86,6 +87,8 @@ struct ApiOptions {
   // being the route template (api::route_template), never the raw path. Null:
   // metrics::process_registry(). Not owned; must outlive the server.
   metrics::Registry* metrics = nullptr;
+  // The live progress of an app's rollout (handler.h); null: never any.
+  std::function<std::optional<core::RolloutProgress>(const std::string& service_id)> progress;
 };
 
 class ApiServer {

@@ -631,6 +631,31 @@ Status KubeStateStore::write_status(Entry& e) {
   return Status::Ok();
 }
 
+Status KubeStateStore::write_progress(const std::string& id,
+                                      const std::optional<core::RolloutProgress>& p) {
+  EntryPtr e = find(id);
+  if (!e) return Status::Ok();  // not (or no longer) known: nothing to show progress on
+  std::string ns, name;
+  {
+    std::lock_guard lock(mu_);
+    ns = e->object.metadata.namespace_;
+    name = e->object.metadata.name;
+  }
+  json value = nullptr;
+  if (p) {
+    value = json{{"step", p->step},
+                 {"layersDone", p->layers_done},
+                 {"layersTotal", p->layers_total},
+                 {"bytesDone", p->bytes_done},
+                 {"bytesTotal", p->bytes_total},
+                 {"updatedAt", core::format_rfc3339(p->updated_at)}};
+  }
+  auto written = apps_.raw().merge_patch(ns, name, {{"status", {{"progress", value}}}},
+                                         PatchOptions{"berth-controller", false, "status"});
+  if (!written) return written.error();
+  return Status::Ok();
+}
+
 Status KubeStateStore::set_observed(const std::string& id, std::int64_t generation,
                                     std::optional<Refusal> refusal) {
   auto e = loaded(id);

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "core/ports.h"
+#include "core/progress.h"
 #include "crypto/sealer.h"
 #include "kube/revision_format.h"
 #include "kube/transport.h"
@@ -145,6 +146,9 @@ class KubeStateStore final : public core::StateStore {
   Result<Secret> unseal_stored(const std::string& id);
   // Adds the cleanup finalizer when missing (metadata update, 409 retried).
   Status ensure_finalizer(const std::string& id);
+  // Writes status.progress of the app (merge patch of that key only, so it never races the
+  // rest of status); nullopt removes it. Callers throttle (cmd_serve_kube: every few seconds).
+  Status write_progress(const std::string& id, const std::optional<core::RolloutProgress>& p);
   void emit(const std::string& id, bool warning, const std::string& reason,
             const std::string& note);
 

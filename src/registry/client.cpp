@@ -277,8 +277,9 @@ class Transport {
 class Resolver {
  public:
   Resolver(const core::ImageRef& ref, const std::optional<RegistryCredential>& cred,
-           const RegistryOptions& options)
-      : ref_(ref),
+           const RegistryOptions& options, bool want_body = false)
+      : want_body_(want_body),
+        ref_(ref),
         cred_(cred),
         options_(options),
         registry_(api_endpoint(ref.registry_host, options.plain_http_for_loopback)),
@@ -286,7 +287,8 @@ class Resolver {
 
   Result<ManifestInfo> run() {
     Request head;
-    head.method = http::verb::head;
+    // fetch_manifest needs the bytes: one GET instead of HEAD (+ GET).
+    head.method = want_body_ ? http::verb::get : http::verb::head;
     head.url.endpoint = registry_;
     head.url.target = manifest_target(ref_);
     head.accept = kManifestAccept;
@@ -307,7 +309,11 @@ class Resolver {
     ManifestInfo info;
     info.media_type = resp->content_type;
     info.digest = resp->digest;
-    if (!valid_digest(info.digest)) {
+    if (want_body_) {
+      // The bytes are what counts: their hash is the digest, whatever the header says.
+      info.digest = "sha256:" + sha256_hex(resp->body);
+      info.body = std::move(resp->body);
+    } else if (!valid_digest(info.digest)) {
       // No (usable) Docker-Content-Digest: the digest is, by definition, that of the bytes.
       Request get = head;
       get.method = http::verb::get;
@@ -450,6 +456,7 @@ class Resolver {
     return "Bearer " + token;
   }
 
+  bool want_body_ = false;
   const core::ImageRef& ref_;
   const std::optional<RegistryCredential>& cred_;
   const RegistryOptions& options_;
@@ -475,5 +482,19 @@ Result<ManifestInfo> resolve_digest(const core::ImageRef& ref,
 }
 
 std::uint64_t trust_store_builds() { return trust_stores().builds.load(); }
+
+Result<ManifestInfo> fetch_manifest(const core::ImageRef& ref,
+                                    const std::optional<RegistryCredential>& cred,
+                                    const RegistryOptions& options) {
+  if (ref.registry_host.empty() || ref.repository.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "image reference has no registry host or name");
+  }
+  try {
+    return Resolver(ref, cred, options, /*want_body=*/true).run();
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kUnavailable,
+                      "registry " + ref.registry_host + " request failed: " + e.what());
+  }
+}
 
 }  // namespace berth::registry

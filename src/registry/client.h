@@ -45,6 +45,7 @@ namespace berth::registry {
 struct ManifestInfo {
   std::string digest;      // "sha256:<64 hex>"
   std::string media_type;  // Content-Type of the manifest (OCI index/manifest, Docker list/v2)
+  std::string body;        // the manifest's bytes (fetch_manifest only)
 };
 
 struct RegistryCredential {
@@ -69,5 +70,13 @@ Result<ManifestInfo> resolve_digest(const core::ImageRef& ref,
 // share a store per CA file and rebuild it only when the file or the system bundle changes on
 // disk; exposed so tests can check that. Thread-safe.
 std::uint64_t trust_store_builds();
+
+// GET /v2/<repository>/manifests/<reference>: the manifest's bytes, with the same rules,
+// deadline and errors as resolve_digest. `digest` is the hash of the bytes received, so a
+// pinned reference whose bytes hash to something else is kDataLoss. Used by the agent to learn
+// an image's layer sizes before it pulls (pull progress, docs/agent.md).
+Result<ManifestInfo> fetch_manifest(const core::ImageRef& ref,
+                                    const std::optional<RegistryCredential>& cred,
+                                    const RegistryOptions& options);
 
 }  // namespace berth::registry

@@ -80,10 +80,7 @@ void Reconciler::unindex(const std::string& service_id) {
   removals_.erase(service_id);
   retries_.erase(service_id);
   removal_confirmed_.erase(service_id);
-  if (auto s = sent_.find(service_id); s != sent_.end()) {
-    sent_by_task_.erase(s->second.task_id);
-    sent_.erase(s);
-  }
+  drop_sent_locked(service_id);
 }
 
 ReconcileOutcome Reconciler::from_error(const Error& error, const char* what) {
@@ -104,12 +101,14 @@ Status Reconciler::finish_task(core::Task& task) {
   task.updated_at = options_.now();
   Status st = store_.update_task(task);
   if (!st.ok() && st.error().code != ErrorCode::kFailedPrecondition) return st;
-  std::lock_guard lock(mu_);
-  auto s = sent_.find(task.service_id);
-  if (s != sent_.end() && s->second.task_id == task.id) {
-    sent_by_task_.erase(task.id);
-    sent_.erase(s);
+  bool had_progress = false;
+  {
+    std::lock_guard lock(mu_);
+    auto s = sent_.find(task.service_id);
+    if (s != sent_.end() && s->second.task_id == task.id)
+      had_progress = drop_sent_locked(task.service_id);
   }
+  if (had_progress) progress_gone(task.service_id);
   return Status::Ok();
 }
 

@@ -46,6 +46,7 @@
 #include "core/execution.h"
 #include "core/planner.h"
 #include "core/ports.h"
+#include "core/progress.h"
 #include "runtime/controller.h"
 #include "runtime/workqueue.h"
 
@@ -89,6 +90,31 @@ class Reconciler {
   void task_result(const std::string& agent, const core::TaskOutcome& outcome);
   void task_acked(const std::string& agent, const std::string& task_id);
   void app_status(const std::string& agent, const core::AppReport& report);
+  // A progress report of a running task (memory only: no store write, no reconcile). Kept for
+  // the task's service while that task is the one sent to it; dropped when the task finishes,
+  // the service is forgotten or the agent disconnects. `pull` is set on pull reports; a later
+  // report without it keeps the counts and only moves the step. Each report that moves
+  // bytes_done adds the difference to berth_pull_bytes_total. Reports for tasks the reconciler
+  // does not know (finished, or never sent) are ignored.
+  struct PullReport {
+    int layers_done = 0;
+    int layers_total = 0;
+    std::int64_t bytes_done = 0;
+    std::int64_t bytes_total = 0;
+  };
+  void task_progress(const std::string& agent, const std::string& task_id,
+                     const core::DeployLogEntry& entry, const std::optional<PullReport>& pull);
+  // The progress of the rollout running for `service_id`, if any (any thread).
+  std::optional<core::RolloutProgress> progress(const std::string& service_id) const;
+  // Called (outside the reconciler's lock) after a report changed a service's progress, and
+  // with nullopt when the progress went away; set before start. Kubernetes mode writes it to
+  // the AppService status from here (throttled); standalone mode needs none.
+  void set_progress_listener(
+      std::function<void(const std::string& service_id,
+                         const std::optional<core::RolloutProgress>& progress)>
+          listener) {
+    progress_listener_ = std::move(listener);
+  }
 
   ReconcilerStats stats() const;
 
@@ -166,6 +192,10 @@ class Reconciler {
   ReconcileOutcome retry_step(Context& ctx, const std::string& step, const Error& error);
   void clear_retry(const std::string& service_id);
   void index_placement(const std::string& service_id, const std::string& agent);
+  // With mu_ held: forgets the task sent for `service_id` (and its progress); true when there
+  // was progress to forget (tell the listener, outside the lock).
+  bool drop_sent_locked(const std::string& service_id);
+  void progress_gone(const std::string& service_id);
   void unindex(const std::string& service_id);
   static ReconcileOutcome from_error(const Error& error, const char* what);
 
@@ -193,6 +223,10 @@ class Reconciler {
   std::unordered_map<std::string, Backoff> removals_;  // service -> failed removals in a row
   std::unordered_set<std::string> removal_confirmed_;  // services the agent confirmed removed
   std::unordered_map<std::string, Orphan> orphans_;    // unknown service id -> its removal
+  // service -> progress of its sent task (at most one per service, like sent_).
+  std::unordered_map<std::string, core::RolloutProgress> progress_;
+  std::function<void(const std::string&, const std::optional<core::RolloutProgress>&)>
+      progress_listener_;
   std::uint64_t deploys_succeeded_ = 0;
   std::uint64_t deploys_failed_ = 0;
 
@@ -201,6 +235,7 @@ class Reconciler {
     metrics::Counter* deploys_succeeded;
     metrics::Counter* deploys_failed;
     metrics::Family<metrics::Histogram>* step_duration;
+    metrics::Counter* pull_bytes;
   };
   static Metrics make_metrics(metrics::Registry* registry);
   void observe_steps(const core::TaskOutcome& outcome);

@@ -187,10 +187,8 @@ Status Reconciler::apply_remove_result(const std::string& agent, core::AppServic
     delay = next_delay(r.count, 60'000);
     r.not_before = options_.now() + delay;
     r.count += 1;
-    if (auto s = sent_.find(service.id); s != sent_.end() && s->second.task_id == task.id) {
-      sent_by_task_.erase(task.id);
-      sent_.erase(s);
-    }
+    if (auto s = sent_.find(service.id); s != sent_.end() && s->second.task_id == task.id)
+      drop_sent_locked(service.id);
   }
   f["error"] = service.last_error;
   f["retry_in_ms"] = delay;
@@ -233,6 +231,7 @@ void Reconciler::agent_connected(
 
 void Reconciler::agent_disconnected(const std::string& name) {
   std::vector<std::string> keys;
+  std::vector<std::string> gone;
   {
     std::lock_guard lock(mu_);
     auto a = agents_.find(name);
@@ -241,7 +240,12 @@ void Reconciler::agent_disconnected(const std::string& name) {
     a->second.connected = false;
     zone_agents_[a->second.zone].erase(name);
     for (const auto& id : by_agent_[name]) keys.push_back(id);
+    // What the agent was doing is unknown until it is back (it may resume or restart a task).
+    for (const auto& id : keys) {
+      if (progress_.erase(id) != 0) gone.push_back(id);
+    }
   }
+  for (const auto& id : gone) progress_gone(id);
   log::warn("agent disconnected", {{"agent", name}});
   for (const auto& k : keys) queue_.add(k);
 }
@@ -324,7 +328,64 @@ Reconciler::Metrics Reconciler::make_metrics(metrics::Registry* registry) {
       &r.histogram("berth_deploy_step_duration_seconds",
                    "Duration of each finished step of a deploy, from the agent's deploy log",
                    {"step"}, metrics::default_buckets()),
+      &r.counter("berth_pull_bytes_total",
+                 "Image bytes agents reported pulled while deploying (from their progress reports)")
+           .get(),
   };
+}
+
+// --- progress ----------------------------------------------------------------------------------
+
+bool Reconciler::drop_sent_locked(const std::string& service_id) {
+  if (auto s = sent_.find(service_id); s != sent_.end()) {
+    sent_by_task_.erase(s->second.task_id);
+    sent_.erase(s);
+  }
+  return progress_.erase(service_id) != 0;
+}
+
+void Reconciler::progress_gone(const std::string& service_id) {
+  if (progress_listener_) progress_listener_(service_id, std::nullopt);
+}
+
+void Reconciler::task_progress(const std::string& agent, const std::string& task_id,
+                               const core::DeployLogEntry& entry,
+                               const std::optional<PullReport>& pull) {
+  // Entries kept per task for the live deploy log: the agent throttles pull reports, so a
+  // deploy has a few dozen at most; the cap only guards against a confused agent.
+  constexpr std::size_t kMaxEntries = 64;
+  core::RolloutProgress copy;
+  std::string service_id;
+  {
+    std::lock_guard lock(mu_);
+    auto s = sent_by_task_.find(task_id);
+    if (s == sent_by_task_.end()) return;
+    service_id = s->second;
+    auto placed = placement_.find(service_id);
+    if (placed == placement_.end() || placed->second != agent) return;
+    core::RolloutProgress& p = progress_[service_id];
+    if (p.task_id != task_id) p = core::RolloutProgress{task_id};
+    p.step = entry.step;
+    p.updated_at = options_.now();
+    if (pull) {
+      const std::int64_t moved = pull->bytes_done - p.bytes_done;
+      if (moved > 0) metrics_.pull_bytes->inc(static_cast<double>(moved));
+      p.layers_done = pull->layers_done;
+      p.layers_total = pull->layers_total;
+      p.bytes_done = pull->bytes_done;
+      p.bytes_total = pull->bytes_total;
+    }
+    if (p.entries.size() < kMaxEntries) p.entries.push_back(entry);
+    copy = p;
+  }
+  if (progress_listener_) progress_listener_(service_id, copy);
+}
+
+std::optional<core::RolloutProgress> Reconciler::progress(const std::string& service_id) const {
+  std::lock_guard lock(mu_);
+  auto it = progress_.find(service_id);
+  if (it == progress_.end()) return std::nullopt;
+  return it->second;
 }
 
 void Reconciler::observe_steps(const core::TaskOutcome& outcome) {

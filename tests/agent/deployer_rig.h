@@ -33,6 +33,8 @@ struct Rig {
   int next_suffix = 0;
   std::unique_ptr<Deployer> deployer;
   std::vector<core::DeployLogEntry> progress;
+  LayerSizesFn layer_sizes;  // set, then make_deployer(), to give the deployer pull totals
+  std::int64_t pulled_bytes = 0;
 
   Rig() {
     auto s = AgentState::open(":memory:");
@@ -55,6 +57,8 @@ struct Rig {
     d.now = [this] { return clock += 5; };
     d.allocate_port = [this]() -> Result<int> { return next_port++; };
     d.suffix = [this] { return "s" + std::to_string(next_suffix++); };
+    d.layer_sizes = layer_sizes;
+    d.pulled_bytes = [this](std::int64_t b) { pulled_bytes += b; };
     deployer = std::make_unique<Deployer>(o, d);
   }
 

@@ -33,9 +33,15 @@ class FakeDriver final : public RuntimeDriver {
   unsigned authfile_mode = 0;
   unsigned authfile_dir_mode = 0;
   std::string env_file_content;
+  // Given to a pull's on_blobs one after the other, as if podman had written these files.
+  std::vector<std::vector<std::int64_t>> blob_samples;
+  std::string pull_tmp_dir;  // the TMPDIR the last pull was given
 
   Result<std::string> pull(const PullRequest& r) override {
     calls.push_back("pull " + r.image);
+    pull_tmp_dir = r.tmp_dir;
+    if (r.on_blobs)
+      for (const auto& sample : blob_samples) r.on_blobs(sample);
     authfile_seen = r.authfile;
     if (!r.authfile.empty()) {
       std::ifstream in(r.authfile);

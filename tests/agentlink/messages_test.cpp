@@ -107,6 +107,11 @@ TEST_CASE("Restart, remove, ack, progress, result and heartbeat survive encode a
   auto progress = std::get<Progress>(roundtrip(Progress{"t-5", sample_log("pull")}));
   CHECK(progress.task_id == "t-5");
   CHECK(progress.entry == sample_log("pull"));
+  CHECK_FALSE(progress.pull.has_value());
+  auto pulling = std::get<Progress>(
+      roundtrip(Progress{"t-5", sample_log("pull"), PullCounts{3, 5, 41'200'000, 80'000'000}}));
+  REQUIRE(pulling.pull.has_value());
+  CHECK(*pulling.pull == PullCounts{3, 5, 41'200'000, 80'000'000});
 
   TaskResult r{"t-6",
                "svc-6",
