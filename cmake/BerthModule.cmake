@@ -4,8 +4,17 @@
 # come in as system headers through their imported targets.
 set(BERTH_WARNINGS -Wall -Wextra -Werror -Wno-missing-field-initializers)
 
+# Every project target goes through here, so this is also where it gets the shared precompiled
+# header (cmake/BerthPch.cmake) unless it already has the test one.
 function(berth_warnings target)
   target_compile_options(${target} PRIVATE ${BERTH_WARNINGS})
+  berth_pch_attach(${target} berth_pch_lib)
+endfunction()
+
+# berth_test_pch(TARGET): TARGET reuses the test precompiled header (Catch2 included). Call it
+# before berth_warnings().
+function(berth_test_pch target)
+  berth_pch_attach(${target} berth_pch_test)
 endfunction()
 
 function(berth_module name)
@@ -42,6 +51,7 @@ function(berth_tests module)
       add_executable(${target} ${sources})
       target_link_libraries(${target} PRIVATE berth_test_main ${ARG_DEPS})
       target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+      berth_test_pch(${target})
       berth_warnings(${target})
       # Catch2 v2's PROPERTIES flattens lists, so labels and environment are applied by a
       # second ctest include file that runs after the discovered tests are defined.

@@ -1,0 +1,2 @@
+// The one source of the targets that own berth's precompiled headers (cmake/BerthPch.cmake):
+// building it writes the .gch that every other target reuses.
