@@ -30,7 +30,7 @@ TEST_CASE("a manifest gives its layer sizes, an index the child for the platform
   CHECK_FALSE(parse_manifest_layers(R"({"layers":[{"digest":"x"}]})", "amd64").ok());
 }
 
-TEST_CASE("blob files as large as a layer complete it; bytes are their sum", "[agent][progress]") {
+TEST_CASE("blob files as large as a layer complete it and bytes are their sum", "[agent][progress]") {
   const std::vector<std::int64_t> layers{100, 200, 200, 500};
   auto c = count_pull(layers, {200, 50});
   CHECK(c.layers_total == 4);
