@@ -95,6 +95,15 @@ void push_layout(testenv::Registry& registry, const std::string& dir) {
   REQUIRE(rc == 0);
 }
 
+// Removes a test's own temp dir however the test ends (a REQUIRE throws).
+struct TempDirGuard {
+  std::string path;
+  ~TempDirGuard() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
 bool message_starts(const json& deployment, const std::string& prefix) {
   for (const auto& entry : deployment.value("deploy_logs", json::array())) {
     if (entry.value("step", "") == "pull" && entry.value("message", "").rfind(prefix, 0) == 0)
@@ -110,6 +119,7 @@ TEST_CASE("A deploy shows pull progress in the app's status and the revision's d
   BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   e2e::Stack stack;  // serve --local-agent: agent lines land in the controller log too
   const std::string dir = testenv::make_temp_dir("e2e-progress");
+  const TempDirGuard guard{dir};
   const auto [layers, bytes] = build_layout(dir);
   push_layout(stack.registry(), dir);
   stack.start();
@@ -182,7 +192,4 @@ TEST_CASE("A deploy shows pull progress in the app's status and the revision's d
   const auto scan = stack.registry_secret_scan();
   CHECK(scan.lines_in(log).empty());
   for (const auto& body : stack.response_bodies()) CHECK(scan.find_in(body).empty());
-
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }
