@@ -38,7 +38,7 @@ namespace ssl = asio::ssl;
 // The trust stores resolves verify registries with: the system roots, plus one registry CA
 // file. Loading the system bundle parses every root certificate (~140 PEM blocks; with
 // OpenSSL 3's decoders 20-50 ms of CPU), and it used to run on every resolve, which made it
-// 80% of the controller's CPU while deploying (docs/benchmarks-scale.md). A store is built once
+// 80% of the controller's CPU while deploying (docs/benchmarks.md). A store is built once
 // per CA file and shared read-only by every call's SSL context (X509_STORE is reference counted
 // and safe for concurrent verification). It is rebuilt when the CA file or the system bundle
 // changes on disk (modification time or size), so a rotated CA is picked up by the next call.
