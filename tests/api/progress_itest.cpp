@@ -221,7 +221,8 @@ TEST_CASE("An app's status carries the live progress of its rollout while there 
   // The list of services is not where progress is shown.
   auto list = f.call("GET", "/app-services");
   REQUIRE(list.status == 200);
-  for (const auto& s : list.json()["app_services"]) CHECK_FALSE(s.contains("progress"));
+  const json listed = list.json();  // a named copy: the loop must not outlive a temporary
+  for (const auto& s : listed["app_services"]) CHECK_FALSE(s.contains("progress"));
 
   // Another account does not see the service, progress or not.
   CHECK(f.call("GET", "/app-services/" + id, "", "bob").status == 404);
