@@ -62,14 +62,7 @@ class StepLog {
     return bounded_entry(std::move(e));
   }
   void add(const Step& s, const char* status, std::string message, std::string detail) {
-    core::DeployLogEntry e;
-    e.step = s.name;
-    e.status = status;
-    e.message = std::move(message);
-    e.detail = std::move(detail);
-    e.started_at = s.started_at;
-    e.duration_ms = std::max<std::int64_t>(0, now_() - s.started_at);
-    e = bounded_entry(std::move(e));
+    core::DeployLogEntry e = make(s, status, std::move(message), std::move(detail));
     entries_.push_back(e);
     if (progress_) progress_(e);
   }
