@@ -18,7 +18,12 @@ function(berth_test_pch target)
 endfunction()
 
 function(berth_module name)
-  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "DEPS;LABELS" ${ARGN})
+  # Labels beyond "<kind>;<module>" (e.g. e2e, which the sanitize run leaves out).
+  set(extra_labels "")
+  foreach(label IN LISTS ARG_LABELS)
+    string(APPEND extra_labels ";${label}")
+  endforeach()
   file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${name}/*.cpp)
   if(sources)
     add_library(berth_${name} STATIC ${sources})
@@ -38,7 +43,12 @@ endfunction()
 # processes). Each suite is one Catch2 executable; ctest sees every TEST_CASE. Exit code 77 is
 # ctest's "Skipped": a test whose peer is missing (tests/support/skip.h).
 function(berth_tests module)
-  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "DEPS;LABELS" ${ARGN})
+  # Labels beyond "<kind>;<module>" (e.g. e2e, which the sanitize run leaves out).
+  set(extra_labels "")
+  foreach(label IN LISTS ARG_LABELS)
+    string(APPEND extra_labels ";${label}")
+  endforeach()
   foreach(kind unit integration)
     if(kind STREQUAL "unit")
       set(pattern "*_test.cpp")
@@ -59,7 +69,7 @@ function(berth_tests module)
       set(props ${CMAKE_CURRENT_BINARY_DIR}/${target}_properties.cmake)
       file(WRITE ${props}
         "foreach(t IN LISTS ${target}_TESTS)\n"
-        "  set_tests_properties(\"\${t}\" PROPERTIES LABELS \"${kind};${module}\"\n"
+        "  set_tests_properties(\"\${t}\" PROPERTIES LABELS \"${kind};${module}${extra_labels}\"\n"
         "    SKIP_RETURN_CODE 77\n"
         "    ENVIRONMENT \"BERTH_BIN_DIR=${CMAKE_BINARY_DIR}/bin;BERTH_SOURCE_DIR=${PROJECT_SOURCE_DIR}\")\n"
         "endforeach()\n")
