@@ -18,6 +18,7 @@
 #include "agent/deployer_internal.h"
 #include "agent/step_log.h"
 #include "common/log.h"
+#include "common/pause_point.h"
 #include "core/image_ref.h"
 
 namespace berth::agent {
@@ -272,6 +273,7 @@ Status Deployer::pull(Rollout& r) {
   auto auth = write_auth(r.tmp_dir, r.task.auth);
   if (!auth.ok()) return fail(auth.error().message);
   if (*auth) request.authfile = (*auth)->path();
+  pause_point("pull");  // the auth file is on disk (tests/crash)
 
   // Progress: totals from the manifest, bytes from the blob files podman writes into a fresh
   // directory of its own (docs/agent.md "Pull progress"). A manifest that cannot be read costs
@@ -355,6 +357,7 @@ Status Deployer::start_green(Rollout& r) {
 
 Status Deployer::probe_green(Rollout& r) {
   auto step = r.steps.begin("probe");
+  pause_point("health-check");  // green runs, not yet probed (tests/crash)
   const ProbeOutcome outcome =
       deps_.prober->probe(probe_spec(r.task.health, r.green_port, options_.probe_deadline));
   if (!outcome.healthy) {
@@ -375,6 +378,7 @@ Status Deployer::switch_to_green(Rollout& r) {
     r.steps.failed(step, routed.error().message);
     return failed(routed.error().message);
   }
+  pause_point("cutover");  // the stable port serves green, not yet recorded (tests/crash)
   r.switched = true;
   r.guard->commit();
   AppRecord& a = r.record;
@@ -414,6 +418,7 @@ void Deployer::clean_up_blue(Rollout& r) {
     for (const auto& c : *listed)
       if (c.name != r.green && std::find(names.begin(), names.end(), c.name) == names.end())
         names.push_back(c.name);
+  pause_point("teardown");  // green recorded, blue stopped, not yet removed (tests/crash)
   std::string removed, failed_names;
   int count = 0;
   for (const auto& n : names) {

@@ -97,6 +97,9 @@ struct StackOptions {
   bool separate_agent = false;
   // Passed to the separate agent as --probe-deadline (0: the agent's default, 120 s).
   int probe_deadline_seconds = 0;
+  // Passed to the separate agent as --stop-grace-period (-1: the agent's default, 5 s). The
+  // sample app ignores SIGTERM, so every stop waits this long.
+  int stop_grace_seconds = -1;
 };
 
 class Stack {
