@@ -1,5 +1,6 @@
 #include "common/pause_point.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -15,14 +16,14 @@ constexpr auto kPollEvery = std::chrono::milliseconds(20);
 // A test that forgets to release a point costs half a minute, never a hung process.
 constexpr auto kLongest = std::chrono::seconds(30);
 
-// Read once: the environment of a running process does not change its mind.
-const std::string& pause_file() {
-  static const std::string path = [] {
-    const char* v = std::getenv("BERTH_TEST_PAUSE_FILE");
-    std::string p = v == nullptr ? std::string() : std::string(v);
-    if (!p.empty()) log::warn("test pause points armed", {{"file", p}});
-    return p;
-  }();
+// Read on every call (a few per rollout): a test can arm and disarm a process it runs in.
+std::string pause_file() {
+  const char* v = std::getenv("BERTH_TEST_PAUSE_FILE");
+  std::string path = v == nullptr ? std::string() : std::string(v);
+  static std::atomic<bool> announced{false};
+  if (!path.empty() && !announced.exchange(true)) {
+    log::warn("test pause points armed", {{"file", path}});
+  }
   return path;
 }
 
@@ -35,7 +36,7 @@ bool file_names(const std::string& path, std::string_view point) {
 }  // namespace
 
 void pause_point(std::string_view point) {
-  const std::string& path = pause_file();
+  const std::string path = pause_file();
   if (path.empty() || !file_names(path, point)) return;
   log::warn("test pause point reached", {{"point", std::string(point)}});
   const auto until = std::chrono::steady_clock::now() + kLongest;
