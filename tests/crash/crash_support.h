@@ -9,12 +9,11 @@
 // controller during the pull.
 //
 // Threading: the test thread, except ContainerSampler, which runs its own thread.
-#include <signal.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
