@@ -263,8 +263,9 @@ std::string read_text(const fs::path& p) {
 }
 
 // The simulated agents are bench/sim_agent.h (shared with tests/load).
-std::vector<std::unique_ptr<SimAgent>> start_agents(const std::vector<Credentials>& creds,
-                                                    const std::string& url, Arrivals& arrivals) {
+std::vector<std::unique_ptr<SimAgent>> start_sim_agents(const std::vector<Credentials>& creds,
+                                                        const std::string& url,
+                                                        Arrivals& arrivals) {
   sim::SimAgentOptions options;
   options.fallback_digest = bench::fixed_digest();
   return must(sim::start_agents(creds, url, arrivals, options), "agent start");
@@ -470,7 +471,8 @@ void protocol_floor(const Options& o, const Pki& pki, std::size_t& frame_bytes, 
   agentlink::Server server(std::move(so));
   must(server.start(), "agentlink::Server start");
   Arrivals arrivals;
-  auto agents = start_agents(creds, "wss://127.0.0.1:" + std::to_string(server.port()), arrivals);
+  auto agents =
+      start_sim_agents(creds, "wss://127.0.0.1:" + std::to_string(server.port()), arrivals);
   if (!wait_for(
           [&] {
             return hellos.load() == o.agents &&
@@ -509,7 +511,7 @@ void empty_controller(const Options& o, const fs::path& base, const Pki& pki, Fi
   auto creds = enrol(o, data);
   ControllerProcess ctl(o, data, "127.0.0.1=" + pki.ca_file.string());
   Arrivals arrivals;
-  auto agents = start_agents(creds, ctl.agent_url(), arrivals);
+  auto agents = start_sim_agents(creds, ctl.agent_url(), arrivals);
   ctl.api_port();
   if (!wait_for(
           [&] {
@@ -556,7 +558,7 @@ void scale_run(const Options& o, const fs::path& base, const Pki& pki, std::uint
   bench::progress("agents: starting berth-controller serve and the agents");
   ControllerProcess ctl(o, data, registry_host + "=" + pki.ca_file.string());
   Arrivals arrivals;
-  auto agents = start_agents(creds, ctl.agent_url(), arrivals);
+  auto agents = start_sim_agents(creds, ctl.agent_url(), arrivals);
   const std::uint16_t api_port = ctl.api_port();
   RunningCounter running(data / "berth.db");
   std::int64_t peak_hwm = 0;

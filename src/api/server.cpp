@@ -214,6 +214,8 @@ struct ApiServer::Impl {
             Handler handler;
             asio::executor_work_guard<decltype(ex)> work;
           };
+          // Logged as it joins (not when the verdict arrives), so tests can wait for it.
+          log::debug("api authentication joined a verification in flight");
           auto w = std::make_shared<Waiter>(Waiter{std::move(handler), asio::make_work_guard(ex)});
           it->second->waiters.push_back([w](Result<std::string> verdict) {
             asio::dispatch(w->work.get_executor(), [w, v = std::move(verdict)]() mutable {
@@ -423,7 +425,6 @@ asio::awaitable<AuthVerdict> ApiServer::Impl::authorize(const std::string& path,
   Result<std::string> verified = make_error(ErrorCode::kInternal, "not verified");
   if (joined) {
     // Another request with this header was being verified: its verdict is this one's.
-    log::debug("api authentication joined a verification in flight", {{"client", client}});
     verified = std::move(*joined);
   } else {
     // This request owns the flight; every path below lands it, so no waiter is left behind.

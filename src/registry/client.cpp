@@ -101,6 +101,7 @@ struct Connection {
   std::unique_ptr<asio::io_context> ioc = std::make_unique<asio::io_context>();
   std::unique_ptr<ssl::context> tls_ctx;  // https only; outlives the stream
   std::shared_ptr<X509_STORE> trust;      // what the peer was verified with (https only)
+  std::optional<Error> trust_error;       // the trust store could not be built
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
   Clock::time_point idle_since;
@@ -228,22 +229,29 @@ class Transport {
 
   Result<Response> send(const Request& req) {
     const Endpoint& ep = req.url.endpoint;
+    // An unreadable CA file is reported after the connect, as before pooling: a registry that
+    // is down (its files gone with it) is kUnavailable, not a configuration error.
     std::shared_ptr<X509_STORE> trust;
+    std::optional<Error> trust_error;
     if (ep.scheme == "https") {
       auto store = trust_for(ep);
-      if (!store.ok()) return store.take_error();
-      trust = std::move(*store);
+      if (store.ok())
+        trust = std::move(*store);
+      else
+        trust_error = store.take_error();
     }
     // The pool key names everything the connection was set up with: scheme, authority, and
     // which CA file vouched for it (the trust store itself is compared on take).
     const std::string key = ep.scheme + "://" + ep.host_header + "|" + ca_file_for(ep);
     ConnectionPool& pool = connection_pool();
     for (int attempt = 0; attempt < 2; ++attempt) {
-      std::unique_ptr<Connection> conn = attempt == 0 ? pool.take(key, trust.get()) : nullptr;
+      std::unique_ptr<Connection> conn =
+          attempt == 0 && !trust_error ? pool.take(key, trust.get()) : nullptr;
       const bool reused = conn != nullptr;
       if (!conn) {
         conn = std::make_unique<Connection>();
         conn->trust = trust;
+        conn->trust_error = trust_error;
       }
       Outcome outcome;
       asio::io_context& ioc = *conn->ioc;
@@ -326,6 +334,7 @@ class Transport {
       conn.plain = std::move(tcp_stream);
       co_return std::nullopt;
     }
+    if (conn.trust_error) co_return *conn.trust_error;
     conn.tls_ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
     conn.tls_ctx->set_verify_mode(ssl::verify_peer);
     SSL_CTX_set1_cert_store(conn.tls_ctx->native_handle(), conn.trust.get());
