@@ -53,6 +53,7 @@
 #include "common/process.h"
 #include "common/subprocess.h"
 #include "crypto/certs.h"
+#include "sim_agent.h"
 #include "store/sqlite_store.h"
 
 using namespace berth;
@@ -248,12 +249,10 @@ Samples echo_round_trips(std::uint16_t port, const std::string& ca_pem, std::siz
 
 // --- simulated agents --------------------------------------------------------------------------
 
-struct Credentials {
-  std::string name;
-  std::string ca_pem;
-  std::string cert_pem;
-  Secret key_pem;
-};
+using Credentials = sim::AgentCredentials;
+using sim::agent_name;
+using sim::Arrivals;
+using sim::SimAgent;
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -263,90 +262,13 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-// When each service's latest DeployTask reached an agent (the dispatch-latency phase resets an
-// entry before it changes that service).
-struct Arrivals {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::unordered_map<std::string, bench::Clock::time_point> deploy_at;
-  std::atomic<std::uint64_t> deploys{0}, results{0};
-
-  void deployed(const std::string& service) {
-    const auto now = bench::Clock::now();
-    std::lock_guard lock(mu);
-    deploy_at.try_emplace(service, now);
-    ++deploys;
-    cv.notify_all();
-  }
-};
-
-// An agent that acknowledges every task and reports success at once: what berth-agent sends,
-// minus podman. Its hello reports no apps (a fresh machine).
-class SimAgent {
- public:
-  SimAgent(Credentials c, std::string url, Arrivals& arrivals) : arrivals_(arrivals) {
-    agentlink::ClientOptions o;
-    o.url = std::move(url);
-    o.ca_cert_pem = c.ca_pem;
-    o.cert_pem = c.cert_pem;
-    o.key_pem = std::move(c.key_pem);
-    o.hello = [name = c.name] { return agentlink::Hello{name, "local", "bench", {}}; };
-    o.on_message = [this](const agentlink::Message& m) { handle(m); };
-    // The controller may not listen yet: retry quickly so start-up is measured, not backoff.
-    o.backoff = agentlink::Backoff{20ms, 200ms, 0.0};
-    client_ = std::make_unique<agentlink::Client>(std::move(o));
-  }
-  void start() { must(client_->start(), "agent start"); }
-  void stop() { client_->stop(); }
-  bool connected() const { return client_->connected(); }
-
- private:
-  void handle(const agentlink::Message& m) {
-    agentlink::TaskResult r;
-    if (const auto* d = std::get_if<agentlink::DeployTask>(&m)) {
-      arrivals_.deployed(d->service_id);
-      r.task_id = d->task_id;
-      r.service_id = d->service_id;
-      r.revision_id = d->revision_id;
-      r.image_digest = d->image_digest.empty() ? bench::fixed_digest() : d->image_digest;
-      r.stable_port = port_++;
-      const core::UnixMillis now = bench::kEpoch;
-      r.logs.push_back(core::DeployLogEntry{"pull", "ok", "pulled", "", now, 0});
-      r.logs.push_back(core::DeployLogEntry{"switch", "ok", "switched", "", now, 0});
-    } else if (const auto* t = std::get_if<agentlink::RestartTask>(&m)) {
-      r.task_id = t->task_id;
-      r.service_id = t->service_id;
-    } else if (const auto* t2 = std::get_if<agentlink::RemoveTask>(&m)) {
-      r.task_id = t2->task_id;
-      r.service_id = t2->service_id;
-    } else {
-      return;
-    }
-    r.ok = true;
-    (void)client_->send(agentlink::Ack{r.task_id});
-    if (client_->send(r).ok()) ++arrivals_.results;
-  }
-
-  Arrivals& arrivals_;
-  std::unique_ptr<agentlink::Client> client_;
-  int port_ = 20000;
-};
-
-std::string agent_name(int i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "sim-%03d", i);
-  return buf;
-}
-
-std::vector<std::unique_ptr<SimAgent>> start_agents(const std::vector<Credentials>& creds,
-                                                    const std::string& url, Arrivals& arrivals) {
-  std::vector<std::unique_ptr<SimAgent>> agents;
-  for (const auto& c : creds) {
-    agents.push_back(std::make_unique<SimAgent>(
-        Credentials{c.name, c.ca_pem, c.cert_pem, Secret(c.key_pem.reveal())}, url, arrivals));
-    agents.back()->start();
-  }
-  return agents;
+// The simulated agents are bench/sim_agent.h (shared with tests/load).
+std::vector<std::unique_ptr<SimAgent>> start_sim_agents(const std::vector<Credentials>& creds,
+                                                        const std::string& url,
+                                                        Arrivals& arrivals) {
+  sim::SimAgentOptions options;
+  options.fallback_digest = bench::fixed_digest();
+  return must(sim::start_agents(creds, url, arrivals, options), "agent start");
 }
 
 template <class Pred>
@@ -549,7 +471,8 @@ void protocol_floor(const Options& o, const Pki& pki, std::size_t& frame_bytes, 
   agentlink::Server server(std::move(so));
   must(server.start(), "agentlink::Server start");
   Arrivals arrivals;
-  auto agents = start_agents(creds, "wss://127.0.0.1:" + std::to_string(server.port()), arrivals);
+  auto agents =
+      start_sim_agents(creds, "wss://127.0.0.1:" + std::to_string(server.port()), arrivals);
   if (!wait_for(
           [&] {
             return hellos.load() == o.agents &&
@@ -588,7 +511,7 @@ void empty_controller(const Options& o, const fs::path& base, const Pki& pki, Fi
   auto creds = enrol(o, data);
   ControllerProcess ctl(o, data, "127.0.0.1=" + pki.ca_file.string());
   Arrivals arrivals;
-  auto agents = start_agents(creds, ctl.agent_url(), arrivals);
+  auto agents = start_sim_agents(creds, ctl.agent_url(), arrivals);
   ctl.api_port();
   if (!wait_for(
           [&] {
@@ -635,7 +558,7 @@ void scale_run(const Options& o, const fs::path& base, const Pki& pki, std::uint
   bench::progress("agents: starting berth-controller serve and the agents");
   ControllerProcess ctl(o, data, registry_host + "=" + pki.ca_file.string());
   Arrivals arrivals;
-  auto agents = start_agents(creds, ctl.agent_url(), arrivals);
+  auto agents = start_sim_agents(creds, ctl.agent_url(), arrivals);
   const std::uint16_t api_port = ctl.api_port();
   RunningCounter running(data / "berth.db");
   std::int64_t peak_hwm = 0;

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
@@ -133,6 +134,17 @@ struct ApiServer::Impl {
   // scrypt runs here, never on the I/O threads; created by start(), joined by stop().
   std::optional<asio::thread_pool> hash_pool;
   std::atomic<std::size_t> hashing{0};  // verifications running or queued on hash_pool
+  // Basic verifications in flight, by the cache key of their header (an HMAC, never the header):
+  // requests with the same header that miss the cache while it is verified wait for that one
+  // verdict instead of each queueing a scrypt of its own. Without this, a client opening 16
+  // connections at once (or 16 requests just after the cache entry expired) ran scrypt 16
+  // times in a row on the one hash thread, stalling all of them for seconds
+  // (docs/benchmarks.md, limit 1).
+  struct Flight {
+    std::vector<std::function<void(Result<std::string>)>> waiters;
+  };
+  std::mutex flights_mu;
+  std::unordered_map<std::string, std::shared_ptr<Flight>> flights;  // guarded by flights_mu
   // The TLS context outlives the io_context, which may destroy unfinished sessions' streams.
   std::optional<ssl::context> tls;
   asio::io_context ioc;
@@ -177,6 +189,54 @@ struct ApiServer::Impl {
           });
         },
         token, std::move(credentials));
+  }
+
+  // Joins the verification in flight for cache key `key`, completing with its verdict; when
+  // none is in flight, completes with nullopt and the caller owns a new flight, which it must
+  // end with land_flight() whatever happens.
+  template <class Token>
+  auto async_join_flight(std::string key, Token&& token) {
+    return asio::async_initiate<Token, void(std::optional<Result<std::string>>)>(
+        [this](auto handler, std::string k) {
+          using Handler = decltype(handler);
+          auto ex = asio::get_associated_executor(handler);
+          std::unique_lock lock(flights_mu);
+          auto it = flights.find(k);
+          if (it == flights.end()) {
+            flights.emplace(std::move(k), std::make_shared<Flight>());
+            lock.unlock();
+            asio::post(ex, [h = std::move(handler)]() mutable {
+              std::move(h)(std::optional<Result<std::string>>{});
+            });
+            return;
+          }
+          struct Waiter {
+            Handler handler;
+            asio::executor_work_guard<decltype(ex)> work;
+          };
+          // Logged as it joins (not when the verdict arrives), so tests can wait for it.
+          log::debug("api authentication joined a verification in flight");
+          auto w = std::make_shared<Waiter>(Waiter{std::move(handler), asio::make_work_guard(ex)});
+          it->second->waiters.push_back([w](Result<std::string> verdict) {
+            asio::dispatch(w->work.get_executor(), [w, v = std::move(verdict)]() mutable {
+              std::move(w->handler)(std::optional<Result<std::string>>(std::move(v)));
+            });
+          });
+        },
+        token, std::move(key));
+  }
+
+  // Ends the flight of `key`: every waiter gets `verdict`.
+  void land_flight(const std::string& key, const Result<std::string>& verdict) {
+    std::shared_ptr<Flight> flight;
+    {
+      std::lock_guard lock(flights_mu);
+      auto it = flights.find(key);
+      if (it == flights.end()) return;
+      flight = std::move(it->second);
+      flights.erase(it);
+    }
+    for (auto& w : flight->waiters) w(verdict);
   }
 };
 
@@ -360,17 +420,39 @@ asio::awaitable<AuthVerdict> ApiServer::Impl::authorize(const std::string& path,
     r.headers["Retry-After"] = std::to_string(seconds);
     co_return AuthVerdict{std::move(r), {}};
   }
-  const std::size_t capacity =
-      static_cast<std::size_t>(std::max(1, opts.auth.hash_threads)) + opts.auth.hash_queue;
-  if (hashing.fetch_add(1) >= capacity) {
-    --hashing;
-    log::warn("api authentication queue full", {{"client", client}, {"account", account}});
-    co_return AuthVerdict{unavailable("too many authentications in progress; retry shortly"), {}};
+  const std::string flight_key = auth_cache.key_for(authorization);
+  auto joined = co_await async_join_flight(flight_key, asio::use_awaitable);
+  Result<std::string> verified = make_error(ErrorCode::kInternal, "not verified");
+  if (joined) {
+    // Another request with this header was being verified: its verdict is this one's.
+    verified = std::move(*joined);
+  } else {
+    // This request owns the flight; every path below lands it, so no waiter is left behind.
+    struct Lander {
+      Impl& impl;
+      const std::string& key;
+      std::optional<Result<std::string>> verdict;
+      ~Lander() {
+        impl.land_flight(key,
+                         verdict ? *verdict : make_error(ErrorCode::kUnavailable, "not verified"));
+      }
+    } lander{*this, flight_key, std::nullopt};
+    const std::size_t capacity =
+        static_cast<std::size_t>(std::max(1, opts.auth.hash_threads)) + opts.auth.hash_queue;
+    if (hashing.fetch_add(1) >= capacity) {
+      --hashing;
+      lander.verdict = make_error(ErrorCode::kResourceExhausted, "the hashing queue is full");
+      log::warn("api authentication queue full", {{"client", client}, {"account", account}});
+      co_return AuthVerdict{unavailable("too many authentications in progress; retry shortly"), {}};
+    }
+    verified = co_await async_verify(std::move(*credentials), asio::use_awaitable);
+    // Cached before the waiters wake, so requests arriving from now on hit the cache.
+    if (verified) auth_cache.insert(authorization, *verified, account);
+    lander.verdict = verified;
   }
-  auto verified = co_await async_verify(std::move(*credentials), asio::use_awaitable);
-  if (verified) {
-    auth_cache.insert(authorization, *verified, account);
-    co_return AuthVerdict{std::nullopt, std::move(*verified)};
+  if (verified) co_return AuthVerdict{std::nullopt, std::move(*verified)};
+  if (verified.error().code == ErrorCode::kResourceExhausted) {
+    co_return AuthVerdict{unavailable("too many authentications in progress; retry shortly"), {}};
   }
   if (verified.error().code != ErrorCode::kUnauthenticated) {
     log::error("api authentication unavailable", {{"error", verified.error().message}});
@@ -477,8 +559,12 @@ asio::awaitable<void> ApiServer::Impl::serve(Stream& stream, ConnState& state) {
     const std::string route = route_template(path);
     requests->with({route, std::to_string(out.status)}).inc();
     request_seconds->with({route}).observe(std::chrono::duration<double>(elapsed).count());
-    log::info("api request",
-              {{"method", method}, {"path", path}, {"status", out.status}, {"duration_ms", ms}});
+    // The fields are built only when the line is written: at warn and above they were a
+    // JSON object per request for nothing.
+    if (log::level() <= log::Level::kInfo) {
+      log::info("api request",
+                {{"method", method}, {"path", path}, {"status", out.status}, {"duration_ms", ms}});
+    }
     const bool again = keep_alive && !stopping;
     auto res = to_beast(out, version, again);
     if (!co_await write(stream, res) || !again) co_return;

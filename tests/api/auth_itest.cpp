@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
+#include "support/wait.h"
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
@@ -257,6 +258,65 @@ TEST_CASE("A verified Basic header is served from the cache until the account ch
   f.server->account_changed("acct-a");
   CHECK(f.get("127.0.0.1", good).status == 200);
   CHECK(calls == 4);
+}
+
+TEST_CASE("Concurrent requests with one uncached Basic header share a single verification",
+          "[auth][cache]") {
+  // A client that opens many connections at once (or many requests right after its cache entry
+  // expired) used to queue one scrypt per request on the hash thread: seconds of stall.
+  auto gate = std::make_shared<Gate>();
+  berth::api::ApiOptions o = limited(1000, 1000);
+  o.auth.hash_threads = 1;
+  o.auth.hash_queue = 16;
+  o.auth.verify_basic = [gate](const berth::api::Credentials& c) { return gate->verify(c); };
+  const auto previous_level = berth::log::level();
+  berth::log::set_level(berth::log::Level::kDebug);
+  Fixture f(o);
+  constexpr int kClients = 6;
+  for (const std::string password : {"right", "wrong"}) {
+    const int entered_before = [&] {
+      std::lock_guard lock(gate->mu);
+      return gate->entered;
+    }();
+    const auto joined_before = f.logs.matching("joined a verification in flight").size();
+    const std::string header = basic_auth("carol", password);
+    std::vector<Reply> replies(kClients);
+    std::vector<std::thread> clients;
+    for (int i = 0; i < kClients; ++i)
+      clients.emplace_back([&, i] { replies[i] = f.get("127.0.0.1", header); });
+    // One verification runs (held at the gate); every other request joins it.
+    gate->wait_entered(entered_before + 1);
+    CHECK(berth::testing::wait_until(
+        [&] {
+          return f.logs.matching("joined a verification in flight").size() ==
+                 joined_before + kClients - 1;
+        },
+        30s));
+    {
+      std::lock_guard lock(gate->mu);
+      gate->open = true;
+      gate->cv.notify_all();
+    }
+    for (auto& t : clients) t.join();
+    {
+      std::lock_guard lock(gate->mu);
+      CHECK(gate->entered == entered_before + 1);
+      gate->open = false;
+    }
+    for (const auto& r : replies) CHECK(r.status == (password == "right" ? 200 : 401));
+  }
+  // The shared verdict was cached only when it was a success: the wrong one is verified again.
+  CHECK(f.get("127.0.0.1", basic_auth("carol", "right")).status == 200);
+  {
+    std::lock_guard lock(gate->mu);
+    gate->open = true;
+  }
+  CHECK(f.get("127.0.0.1", basic_auth("carol", "wrong")).status == 401);
+  {
+    std::lock_guard lock(gate->mu);
+    CHECK(gate->entered == 3);
+  }
+  berth::log::set_level(previous_level);
 }
 
 TEST_CASE("The cache expires entries after its TTL", "[auth][cache]") {

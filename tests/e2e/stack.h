@@ -118,6 +118,7 @@ class Stack {
   const std::string& dir() const { return dir_; }
   const std::string& data_dir() const { return data_dir_; }              // the controller's
   const std::string& agent_data_dir() const { return agent_data_dir_; }  // the separate agent's
+  std::uint16_t agent_port() const { return agent_port_; }  // the controller's agent link
   std::string controller_log_path() const { return dir_ + "/controller.log"; }
   std::string agent_log_path() const { return dir_ + "/agent.log"; }
   std::string controller_log() const { return read_file(controller_log_path()); }
