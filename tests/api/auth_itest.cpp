@@ -27,8 +27,11 @@
 #include "common/log.h"
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
+#include "support/log_capture.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
+using berth::testing::LogCapture;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -36,39 +39,6 @@ using berth::Secret;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-auth-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-struct LogCapture {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  LogCapture() {
-    berth::log::set_sink([this](std::string_view line) {
-      std::lock_guard lock(mu);
-      lines.emplace_back(line);
-    });
-  }
-  ~LogCapture() { berth::log::set_sink({}); }
-  std::vector<std::string> matching(const std::string& needle) {
-    std::lock_guard lock(mu);
-    std::vector<std::string> out;
-    for (const auto& l : lines) {
-      if (l.find(needle) != std::string::npos) out.push_back(l);
-    }
-    return out;
-  }
-  bool contains(const std::string& needle) { return !matching(needle).empty(); }
-};
 
 struct Reply {
   int status = 0;
@@ -108,7 +78,7 @@ Reply request_from(const std::string& source, std::uint16_t port, const std::str
 
 struct Fixture {
   LogCapture logs;
-  TempDir dir;
+  berth::testing::ScratchDir dir{"berth-auth"};
   std::unique_ptr<berth::store::SqliteStore> store;
   std::unique_ptr<berth::api::ApiServer> server;
   std::string alice_id;

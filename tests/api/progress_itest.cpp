@@ -22,45 +22,20 @@
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
 #include "support/http_client.h"
+#include "support/log_capture.h"
 #include "support/secret_scan.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using berth::Secret;
 using berth::testing::HttpClientOptions;
 using berth::testing::HttpResult;
+using berth::testing::LogCapture;
 using nlohmann::json;
 
 namespace {
 
 const std::string kCanary = "ghp_PROGRESS_CANARY_71c2";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-api-progress-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-struct LogCapture {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  LogCapture() {
-    berth::log::set_sink([this](std::string_view line) {
-      std::lock_guard lock(mu);
-      lines.emplace_back(line);
-    });
-  }
-  ~LogCapture() { berth::log::set_sink({}); }
-  std::vector<std::string> snapshot() {
-    std::lock_guard lock(mu);
-    return lines;
-  }
-};
 
 // What runtime::Reconciler::progress answers, set by the test (the server asks from its threads).
 class FakeProgress {
@@ -87,7 +62,7 @@ class FakeProgress {
 
 struct Fixture {
   LogCapture logs;
-  TempDir dir;
+  berth::testing::ScratchDir dir{"berth-api-progress"};
   FakeProgress progress;
   std::unique_ptr<berth::store::SqliteStore> store;
   std::unique_ptr<berth::api::ApiServer> server;
