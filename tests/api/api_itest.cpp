@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/server.h"
+#include "api_fixture.h"
 #include "common/log.h"
 #include "crypto/certs.h"
 #include "crypto/password.h"
@@ -59,20 +60,12 @@ struct Fixture {
   std::vector<HttpResult> responses;  // every response, for the canary check
 
   explicit Fixture(berth::api::ApiOptions options = {}) {
-    auto opened = berth::store::SqliteStore::open(dir.path / "data");
-    REQUIRE(opened.ok());
-    store = std::move(opened).value();
-    auto alice = store->add_account("alice", Secret("alice-password"));
-    REQUIRE(alice.ok());
-    alice_id = *alice;
-    REQUIRE(store->add_account("bob", Secret("bob-password")).ok());
-    auto token = store->create_token("alice", "tests");
-    REQUIRE(token.ok());
-    alice_token = std::string(token->reveal());
+    auto opened = berth::testing::open_api_store(dir.path);
+    store = std::move(opened.store);
+    alice_id = opened.alice_id;
+    alice_token = opened.alice_token;
 
-    options.listen_host = "127.0.0.1";
-    options.listen_port = 0;
-    options.new_id = [] { return berth::crypto::random_uuid(); };
+    options = berth::testing::loopback_api_options(std::move(options));
     server = std::make_unique<berth::api::ApiServer>(
         options, *store, [this] { return now.fetch_add(1000); },
         [this](const std::string& id) {

@@ -23,6 +23,7 @@
 #include <catch2/catch.hpp>
 
 #include "api/server.h"
+#include "api_fixture.h"
 #include "common/base64.h"
 #include "common/log.h"
 #include "crypto/password.h"
@@ -85,19 +86,11 @@ struct Fixture {
   std::string alice_token;
 
   explicit Fixture(berth::api::ApiOptions options = {}) {
-    auto opened = berth::store::SqliteStore::open(dir.path / "data");
-    REQUIRE(opened.ok());
-    store = std::move(opened).value();
-    auto alice = store->add_account("alice", Secret("alice-password"));
-    REQUIRE(alice.ok());
-    alice_id = *alice;
-    REQUIRE(store->add_account("bob", Secret("bob-password")).ok());
-    auto token = store->create_token("alice", "tests");
-    REQUIRE(token.ok());
-    alice_token = std::string(token->reveal());
-    options.listen_host = "127.0.0.1";
-    options.listen_port = 0;
-    options.new_id = [] { return berth::crypto::random_uuid(); };
+    auto opened = berth::testing::open_api_store(dir.path);
+    store = std::move(opened.store);
+    alice_id = opened.alice_id;
+    alice_token = opened.alice_token;
+    options = berth::testing::loopback_api_options(std::move(options));
     server = std::make_unique<berth::api::ApiServer>(
         options, *store, [] { return berth::core::UnixMillis{1'700'000'000'000}; },
         [](const std::string&) {});

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/server.h"
+#include "api_fixture.h"
 #include "common/log.h"
 #include "core/progress.h"
 #include "crypto/password.h"
@@ -70,15 +71,8 @@ struct Fixture {
   std::vector<HttpResult> responses;
 
   Fixture() {
-    auto opened = berth::store::SqliteStore::open(dir.path / "data");
-    REQUIRE(opened.ok());
-    store = std::move(opened).value();
-    REQUIRE(store->add_account("alice", Secret("alice-password")).ok());
-    REQUIRE(store->add_account("bob", Secret("bob-password")).ok());
-    berth::api::ApiOptions options;
-    options.listen_host = "127.0.0.1";
-    options.listen_port = 0;
-    options.new_id = [] { return berth::crypto::random_uuid(); };
+    store = berth::testing::open_api_store(dir.path).store;
+    auto options = berth::testing::loopback_api_options();
     options.progress = [this](const std::string& id) { return progress.get(id); };
     server = std::make_unique<berth::api::ApiServer>(
         options, *store, [this] { return now.fetch_add(1000); }, [](const std::string&) {});
