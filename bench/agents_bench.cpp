@@ -692,16 +692,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-std::string count(int n) {
-  const std::string digits = std::to_string(n);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -709,7 +699,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   log::set_level(log::Level::kError);
   log::set_sink([](std::string_view) {});  // the agents' reconnect lines are not the figure
-  const std::string N = count(o.services), M = std::to_string(o.agents);
+  const std::string N = bench::thousands(o.services), M = std::to_string(o.agents);
 
   const fs::path scratch = bench::make_temp_dir(o.dir, "agents-pki");
   const Pki pki = make_pki(scratch);
@@ -742,7 +732,7 @@ int main(int argc, char** argv) {
     t.ratio("start -> all " + N + " Running (target < 10 s)", f["running_ns"], base["floor_ns"],
             Unit::kNanos, 10, "overhead");
     t.figure("start -> last result sent by an agent", f["results_ns"], Unit::kNanos,
-             count(static_cast<int>(f["deploys_received"])) + " deploy tasks received");
+             bench::thousands(static_cast<int>(f["deploys_received"])) + " deploy tasks received");
     t.figure("  baseline: " + N + " tasks+results over agentlink alone", base["floor_ns"],
              Unit::kNanos, "in-process agentlink::Server, same agents");
     t.figure("registry manifest HEADs (one TLS connection each)", f["registry_heads"],

@@ -186,4 +186,14 @@ bool on_path(const std::string& name) {
   return false;
 }
 
+std::string thousands(int n) {
+  const std::string digits = std::to_string(n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
 }  // namespace berth::bench

@@ -23,13 +23,17 @@
 #include <catch2/catch.hpp>
 
 #include "api/server.h"
+#include "api_fixture.h"
 #include "common/base64.h"
 #include "common/log.h"
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
+#include "support/log_capture.h"
+#include "support/temp_dir.h"
 #include "support/wait.h"
 
 namespace fs = std::filesystem;
+using berth::testing::LogCapture;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -37,39 +41,6 @@ using berth::Secret;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-auth-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-struct LogCapture {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  LogCapture() {
-    berth::log::set_sink([this](std::string_view line) {
-      std::lock_guard lock(mu);
-      lines.emplace_back(line);
-    });
-  }
-  ~LogCapture() { berth::log::set_sink({}); }
-  std::vector<std::string> matching(const std::string& needle) {
-    std::lock_guard lock(mu);
-    std::vector<std::string> out;
-    for (const auto& l : lines) {
-      if (l.find(needle) != std::string::npos) out.push_back(l);
-    }
-    return out;
-  }
-  bool contains(const std::string& needle) { return !matching(needle).empty(); }
-};
 
 struct Reply {
   int status = 0;
@@ -109,26 +80,18 @@ Reply request_from(const std::string& source, std::uint16_t port, const std::str
 
 struct Fixture {
   LogCapture logs;
-  TempDir dir;
+  berth::testing::ScratchDir dir{"berth-auth"};
   std::unique_ptr<berth::store::SqliteStore> store;
   std::unique_ptr<berth::api::ApiServer> server;
   std::string alice_id;
   std::string alice_token;
 
   explicit Fixture(berth::api::ApiOptions options = {}) {
-    auto opened = berth::store::SqliteStore::open(dir.path / "data");
-    REQUIRE(opened.ok());
-    store = std::move(opened).value();
-    auto alice = store->add_account("alice", Secret("alice-password"));
-    REQUIRE(alice.ok());
-    alice_id = *alice;
-    REQUIRE(store->add_account("bob", Secret("bob-password")).ok());
-    auto token = store->create_token("alice", "tests");
-    REQUIRE(token.ok());
-    alice_token = std::string(token->reveal());
-    options.listen_host = "127.0.0.1";
-    options.listen_port = 0;
-    options.new_id = [] { return berth::crypto::random_uuid(); };
+    auto opened = berth::testing::open_api_store(dir.path);
+    store = std::move(opened.store);
+    alice_id = opened.alice_id;
+    alice_token = opened.alice_token;
+    options = berth::testing::loopback_api_options(std::move(options));
     server = std::make_unique<berth::api::ApiServer>(
         options, *store, [] { return berth::core::UnixMillis{1'700'000'000'000}; },
         [](const std::string&) {});
