@@ -3,6 +3,7 @@
 # and end-to-end suites) and the sanitize build (ASan + UBSan; unit and integration suites).
 # Exits non-zero on any failure.
 #   BERTH_SKIP_SANITIZE=1  skip the sanitize build (local iteration only; CI runs it)
+#   BERTH_SKIP_FUZZ=1  skip the fuzz phase (hack/fuzz.sh; BERTH_FUZZ_SECONDS per target, 15)
 #   BERTH_CTEST_ARGS="-L unit"  extra ctest arguments (e.g. run one label)
 #   CI=true  a test skipped because a peer (podman, the registry, skopeo) is missing fails the run:
 #            the tests themselves fail under CI=true (tests/support/skip.h), and this script also
@@ -69,6 +70,12 @@ if [ "${BERTH_SKIP_SANITIZE:-0}" != "1" ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     phase "sanitize suites" run_ctest build-sanitize "${ctest_args[@]}" -LE e2e "${extra[@]}" ||
     status=1
+fi
+
+if [ "${BERTH_SKIP_FUZZ:-0}" != "1" ]; then
+  # libFuzzer targets (tests/fuzz, clang): a bounded run of each from its corpus.
+  echo "test.sh: fuzz targets (libFuzzer, ${BERTH_FUZZ_SECONDS:-15} s each)"
+  hack/fuzz.sh "${BERTH_FUZZ_SECONDS:-15}" || status=1
 fi
 
 if [ "$status" -ne 0 ]; then

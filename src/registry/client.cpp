@@ -591,22 +591,12 @@ class Resolver {
                         "token endpoint of registry " + ref_.registry_host + " answered HTTP " +
                             std::to_string(resp->status));
     }
-    std::string token;
-    try {
-      auto json = nlohmann::json::parse(resp->body);
-      if (json.contains("token") && json["token"].is_string()) {
-        token = json["token"].get<std::string>();
-      } else if (json.contains("access_token") && json["access_token"].is_string()) {
-        token = json["access_token"].get<std::string>();
-      }
-    } catch (const nlohmann::json::exception&) {
-      token.clear();
-    }
-    if (token.empty()) {
+    auto token = parse_token_response(resp->body);
+    if (!token) {
       return make_error(ErrorCode::kFailedPrecondition,
                         "token endpoint of registry " + ref_.registry_host + " returned no token");
     }
-    return "Bearer " + token;
+    return "Bearer " + *token;
   }
 
   bool want_body_ = false;
