@@ -75,7 +75,7 @@ fi
 if [ "${BERTH_SKIP_FUZZ:-0}" != "1" ]; then
   # libFuzzer targets (tests/fuzz, clang): a bounded run of each from its corpus.
   echo "test.sh: fuzz targets (libFuzzer, ${BERTH_FUZZ_SECONDS:-15} s each)"
-  hack/fuzz.sh "${BERTH_FUZZ_SECONDS:-15}" || status=1
+  phase "fuzz targets" hack/fuzz.sh "${BERTH_FUZZ_SECONDS:-15}" || status=1
 fi
 
 if [ "$status" -ne 0 ]; then
