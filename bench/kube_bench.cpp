@@ -22,12 +22,15 @@
 // not start or does not converge within the deadline; --smoke (tiny sizes, for ctest) exits 77
 // when python3 (the test API server) is missing. Only the processes it started are stopped.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -96,6 +99,35 @@ bench::sim::KubeSimOptions sim_options(const Options& o, const testenv::KubeApiS
   return so;
 }
 
+// CPU seconds (user + system) a process has used, from /proc/PID/stat; 0 when it is gone.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');  // the command may contain spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+    if (i == 15) break;
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The test API server's process: the one whose command line names its directory.
+pid_t server_pid(const testenv::KubeApiServer& server) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmd.find("kubeapi") != std::string::npos && cmd.find(server.dir()) != std::string::npos)
+      return static_cast<pid_t>(std::stoi(name));
+  }
+  return 0;
+}
+
 double seconds_since(bench::Clock::time_point t0) { return bench::since_ns(t0) / 1e9; }
 
 json annotation(int round) {
@@ -113,6 +145,8 @@ void bare_run(const Options& o, const fs::path& dir, Figures& f) {
   bench::sim::AppWatch watch(sim.client(), ns);
   bench::sim::BareController bare(sim.client(), ns, o.workers);
   const json before = server.requests();
+  const pid_t spid = server_pid(server);
+  const double server_cpu0 = cpu_seconds(spid);
 
   auto t0 = bench::Clock::now();
   must(sim.create_apps(ns, o.apps, "v1", o.threads), "create");
@@ -120,6 +154,7 @@ void bare_run(const Options& o, const fs::path& dir, Figures& f) {
   if (!watch.wait_ready(o.apps, 1, o.deadline))
     bench::die("bare controller", "not all Ready: " + std::to_string(watch.ready_at(1)));
   f["ready_ns"] = bench::since_ns(t0);
+  f["server_cpu"] = cpu_seconds(spid) - server_cpu0;
   const json after = server.requests();
   const int calls = bench::sim::count_requests(after, "berth-test", false) -
                     bench::sim::count_requests(before, "berth-test", false);
@@ -150,6 +185,9 @@ void berth_run(const Options& o, const fs::path& dir, Figures& f) {
   const double reconciles0 = sim.metric("controller_runtime_reconcile_total");
   const double events0 = sim.metric("berth_kube_watch_events_total", apps_label);
   const json before = server.requests();
+  const pid_t spid = server_pid(server);
+  const double server_cpu0 = cpu_seconds(spid);
+  const double controller_cpu0 = cpu_seconds(sim.controller_pid());
 
   auto t0 = bench::Clock::now();
   must(sim.create_apps(ns, o.apps, "v1", o.threads), "create");
@@ -159,6 +197,8 @@ void berth_run(const Options& o, const fs::path& dir, Figures& f) {
                             " of " + std::to_string(o.apps));
   f["ready_ns"] = bench::since_ns(t0);
   const double ready_s = seconds_since(t0);
+  f["server_cpu"] = cpu_seconds(spid) - server_cpu0;
+  f["controller_cpu"] = cpu_seconds(sim.controller_pid()) - controller_cpu0;
   // Let the last status writes' reconciles settle before counting.
   std::this_thread::sleep_for(500ms);
   const json after = server.requests();
@@ -279,6 +319,9 @@ int main(int argc, char** argv) {
   t.ratio("create -> all " + N + " Ready", f["ready_ns"], bare["ready_ns"], Unit::kNanos, 3);
   t.figure("  baseline: bare controller, one status write per app", bare["ready_ns"], Unit::kNanos);
   t.figure("  the bench's " + N + " creates alone (8 at a time)", bare["create_ns"], Unit::kNanos);
+  t.figure("  CPU until all Ready: test API server (python3), s", f["server_cpu"], Unit::kCount);
+  t.figure("  CPU until all Ready: berth-controller, s", f["controller_cpu"], Unit::kCount);
+  t.figure("  baseline: test API server CPU, s", bare["server_cpu"], Unit::kCount);
   t.figure("reconciles until all Ready", f["reconciles"], Unit::kCount);
   t.figure("API calls per reconcile (watches left out)", f["calls_per_reconcile"], Unit::kCount);
   for (const auto& [key, per_app] : f)
