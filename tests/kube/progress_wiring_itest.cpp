@@ -123,10 +123,18 @@ TEST_CASE(
   store.observe(*got);
   REQUIRE(intake.run(id).ok());
   reconciler.agent_connected(kAgent, "local", {});
-  (void)reconciler.reconcile(id);
+  // Passes until the deploy is sent (the work queue would run them; the test runs them itself).
+  std::string reasons;
+  for (int pass = 0; pass < 10; ++pass) {
+    const runtime::ReconcileOutcome out = reconciler.reconcile(id);
+    reasons += "[" + out.reason + "] ";
+    std::lock_guard lock(gateway.mu);
+    if (!gateway.deploys.empty()) break;
+  }
   std::string task_id;
   core::DeployOrder order;
   {
+    INFO("reconcile outcomes: " << reasons);
     std::lock_guard lock(gateway.mu);
     REQUIRE(gateway.deploys.size() == 1);
     task_id = gateway.deploys[0].second.task_id;
@@ -173,7 +181,13 @@ TEST_CASE(
   outcome.image_digest = "sha256:" + std::string(64, 'b');
   outcome.stable_port = 20'000;
   reconciler.task_result(kAgent, outcome);
-  (void)reconciler.reconcile(id);
+  std::string last_reason;
+  for (int pass = 0; pass < 10; ++pass) {
+    const runtime::ReconcileOutcome out = reconciler.reconcile(id);
+    last_reason = out.reason;
+    if (!reconciler.progress(id) && status().value("phase", "") == "Running") break;
+  }
+  INFO("last reconcile: " << last_reason);
 
   REQUIRE(testing::wait_until(
       [&] {
