@@ -54,6 +54,7 @@
 #include "common/subprocess.h"
 #include "crypto/certs.h"
 #include "sim_agent.h"
+#include "sim_peers.h"
 #include "store/sqlite_store.h"
 
 using namespace berth;
@@ -68,6 +69,14 @@ using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
 namespace {
+
+// The in-bench registry and TLS helpers (sim_peers.h); the agents are berth::sim (sim_agent.h).
+using bench::sim::read_text;
+using bench::sim::serve_registry;
+using bench::sim::server_context;
+using bench::sim::set_socket_deadline;
+using bench::sim::TlsServer;
+using bench::sim::wait_for;
 
 struct Options {
   int services = 10'000;
@@ -95,112 +104,7 @@ void must(const Status& st, const char* what) {
 
 // --- TLS peers written with Asio directly: the fake registry and the echo baseline ------------
 
-std::shared_ptr<ssl::context> server_context(const crypto::PemPair& leaf) {
-  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
-  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_3_VERSION);
-  boost::system::error_code ec;
-  ctx->use_certificate_chain(asio::buffer(leaf.cert_pem), ec);
-  if (!ec) {
-    const auto key = leaf.key_pem.reveal();
-    ctx->use_private_key(asio::buffer(key.data(), key.size()), ssl::context::pem, ec);
-  }
-  if (ec) bench::die("TLS server context", ec.message());
-  return ctx;
-}
-
-void set_socket_deadline(int fd, std::chrono::milliseconds d) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(d.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((d.count() % 1000) * 1000);
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-// A blocking TLS 1.3 server on 127.0.0.1:<free port>: `threads` threads accept and each serves
-// one connection at a time with `serve`. Every socket read and write has a 10 s deadline.
-class TlsServer {
- public:
-  using Serve = std::function<void(ssl::stream<tcp::socket>&)>;
-  TlsServer(const crypto::PemPair& leaf, int threads, Serve serve)
-      : ctx_(server_context(leaf)), serve_(std::move(serve)), acceptor_(io_) {
-    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
-    acceptor_.open(ep.protocol());
-    acceptor_.set_option(tcp::acceptor::reuse_address(true));
-    acceptor_.bind(ep);
-    acceptor_.listen(512);
-    port_ = acceptor_.local_endpoint().port();
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
-  }
-  ~TlsServer() {
-    stopping_ = true;
-    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);  // wakes the blocked accept()s
-    for (auto& t : threads_) t.join();
-  }
-  std::uint16_t port() const { return port_; }
-  std::uint64_t connections() const { return connections_.load(); }
-
- private:
-  void loop() {
-    while (!stopping_) {
-      const int fd = ::accept(acceptor_.native_handle(), nullptr, nullptr);
-      if (fd < 0) {
-        if (stopping_) return;
-        continue;
-      }
-      ++connections_;
-      set_socket_deadline(fd, 10s);
-      asio::io_context io;
-      ssl::stream<tcp::socket> s(io, *ctx_);
-      boost::system::error_code ec;
-      s.next_layer().assign(tcp::v4(), fd, ec);
-      if (ec) {
-        ::close(fd);
-        continue;
-      }
-      s.next_layer().set_option(tcp::no_delay(true), ec);
-      s.handshake(ssl::stream_base::server, ec);
-      if (!ec) serve_(s);
-      s.next_layer().close(ec);
-    }
-  }
-
-  std::shared_ptr<ssl::context> ctx_;
-  Serve serve_;
-  asio::io_context io_;
-  tcp::acceptor acceptor_;
-  std::uint16_t port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::atomic<std::uint64_t> connections_{0};
-  std::vector<std::thread> threads_;
-};
-
-// The registry every service names: anonymous, answers HEAD /v2/<name>/manifests/<ref> with one
-// digest (what the controller's resolve step needs); anything else is a 404.
-void serve_registry(ssl::stream<tcp::socket>& s, std::atomic<std::uint64_t>& heads) {
-  boost::beast::flat_buffer buf;
-  for (;;) {
-    http::request<http::empty_body> req;
-    boost::system::error_code ec;
-    http::read(s, buf, req, ec);
-    if (ec) return;
-    http::response<http::empty_body> res;
-    res.version(11);
-    res.keep_alive(req.keep_alive());
-    const std::string target(req.target());
-    if (req.method() == http::verb::head && target.find("/manifests/") != std::string::npos) {
-      ++heads;
-      res.result(http::status::ok);
-      res.set(http::field::content_type, "application/vnd.oci.image.manifest.v1+json");
-      res.set("Docker-Content-Digest", bench::fixed_digest());
-      res.content_length(0);
-    } else {
-      res.result(http::status::not_found);
-      res.content_length(0);
-    }
-    http::write(s, res, ec);
-    if (ec || !req.keep_alive()) return;
-  }
-}
+// server_context, set_socket_deadline, TlsServer and serve_registry: sim_peers.h.
 
 // Echo of length-prefixed frames: the floor under one controller -> agent message.
 void serve_echo(ssl::stream<tcp::socket>& s) {
@@ -254,14 +158,6 @@ using sim::agent_name;
 using sim::Arrivals;
 using sim::SimAgent;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) bench::die("read", p.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The simulated agents are bench/sim_agent.h (shared with tests/load).
 std::vector<std::unique_ptr<SimAgent>> start_sim_agents(const std::vector<Credentials>& creds,
                                                         const std::string& url,
@@ -269,16 +165,6 @@ std::vector<std::unique_ptr<SimAgent>> start_sim_agents(const std::vector<Creden
   sim::SimAgentOptions options;
   options.fallback_digest = bench::fixed_digest();
   return must(sim::start_agents(creds, url, arrivals, options), "agent start");
-}
-
-template <class Pred>
-bool wait_for(Pred pred, std::chrono::milliseconds limit, std::chrono::milliseconds step = 5ms) {
-  const auto end = bench::Clock::now() + limit;
-  while (!pred()) {
-    if (bench::Clock::now() > end) return false;
-    std::this_thread::sleep_for(step);
-  }
-  return true;
 }
 
 // --- the controller process ----------------------------------------------------------------------
