@@ -27,6 +27,14 @@ std::uint16_t link_port_of(const std::string& host) {
   return static_cast<std::uint16_t>(std::stoi(host.substr(host.rfind(':') + 1)));
 }
 
+int count_in(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -61,7 +69,8 @@ TEST_CASE(
   e2e::StackOptions o;
   o.separate_agent = true;
   o.registry_aliases = {registry_proxy->host()};
-  o.controller_args = {"--registry-timeout-seconds", "10", "--backoff-cap-seconds", "4"};
+  o.controller_args = {"--registry-timeout-seconds", "10", "--credential-check-timeout", "5",
+                       "--backoff-cap-seconds",      "4"};
   e2e::Stack stack(o);
   auto link_proxy = FaultProxy::start(stack.agent_link_port());
   stack.options().agent_dial_port = link_proxy->port();
@@ -73,16 +82,17 @@ TEST_CASE(
   const std::string id = created["id"];
   const std::string url = stack.wait_running(id, 1)["url"];
 
-  // v2, pulled slowly: every chunk from the registry waits.
-  stack.patch_image(id, "v2", registry.password(), faults::via(registry_proxy->host(), "v2"));
-  berth::testing::wait_until([&] { return has_step(stack.deployment(id, 2), "resolve", "ok"); },
-                             60s, 50ms);
-  const int resolved_at = registry_proxy->accepted();
-  registry_proxy->set_delay(150ms);
+  // v2, pulled slowly: every chunk from the registry waits (the resolve and the API's check
+  // of the password too, within their deadlines).
+  const int deploys_before = count_in(stack.agent_log(), "\"deploy started\"");
+  registry_proxy->set_delay(300ms);
   registry_proxy->set_mode(FaultProxy::Mode::kDelay);
-  // The agent's pull opened a registry connection of its own: the task is under way.
+  stack.patch_image(id, "v2", registry.password(), faults::via(registry_proxy->host(), "v2"));
+  // The agent started the task: it is pulling (its first step), slowly.
   const bool pulling = berth::testing::wait_until(
-      [&] { return registry_proxy->accepted() > resolved_at; }, 60s, 20ms);
+      [&] { return count_in(stack.agent_log(), "\"deploy started\"") > deploys_before; }, 60s,
+      20ms);
+  INFO(stack.agent_log());
   REQUIRE(pulling);
 
   // Cut, and keep the controller unreachable until the service shows it.

@@ -155,10 +155,10 @@ TEST_CASE(
     testenv::run_command({"podman", "rmi", "-a", "-f"}, &out, stack.podman().env(), 60);
     stack.start_agent();
     const json seen = stack.wait_service(
-        id, [](const json& s) { return s.value("last_error", "").starts_with("deploy: "); },
+        id, [](const json& s) { return s.value("last_error", "").starts_with("pull: "); },
         "the failed pull in last_error", 90s);
     const std::string condition = seen.value("last_error", "");
-    CHECK(condition.find("pull") != std::string::npos);
+    CHECK(faults::condition_of(seen, "Ready", "status") == "False");
     CHECK(stack.deployment(id, 1).value("state", "") == "succeeded");  // not failed by it
 
     const auto back = faults::Clock::now();

@@ -58,17 +58,22 @@ TEST_CASE("A wall clock moved back does not hold back a redeploy", "[reconciler]
   s.settle();
   REQUIRE(h.store.services["svc"].status == core::ServiceStatus::kRunning);
 
-  // A first loss: redeployed at once, and the backoff for the next one is armed (1 s).
+  // The app is lost and its redeploy fails (a pull that cannot reach the registry): the next
+  // attempt waits for the redeploy backoff (1 s).
   s.reconciler.app_status("vm-1", missing());
   s.settle();
   REQUIRE(h.gateway.sent.size() == 2);
-  s.reconciler.task_result("vm-1", h.ok_result(h.gateway.sent[1].task_id, "r1"));
+  core::TaskOutcome failed = h.ok_result(h.gateway.sent[1].task_id, "r1");
+  failed.ok = false;
+  failed.logs = {core::DeployLogEntry{"pull", "failed", "registry unreachable", "", h.now, 5}};
+  s.reconciler.task_result("vm-1", failed);
   s.settle();
+  REQUIRE(h.gateway.sent.size() == 2);  // backing off
 
   // The wall clock steps back two hours; the steady clock moves on past the backoff.
   h.now -= 2 * 3600 * 1000;
   h.clock.advance(std::chrono::seconds(2));
-  s.reconciler.app_status("vm-1", missing());
+  h.queue.add("svc");
   s.settle();
   // Measured on the wall clock the backoff would have two hours left.
   REQUIRE(h.gateway.sent.size() == 3);
