@@ -29,6 +29,7 @@
 #include "agentlink/server.h"
 #include "api/server.h"
 #include "common/base64.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "crypto/password.h"
@@ -210,10 +211,10 @@ int run_serve_kube(const ServeOptions& o) {
       clock, runtime::BackoffPolicy{std::chrono::milliseconds(5),
                                     std::chrono::seconds(o.backoff_cap_seconds), 0.1});
   AgentGateway gateway;
-  runtime::Reconciler reconciler(
-      store, gateway, resolver, queue,
-      runtime::ReconcilerOptions{o.history, system_now, [] { return crypto::random_uuid(); },
-                                 "127.0.0.1"});
+  runtime::ReconcilerOptions reconciler_options{o.history, system_now,
+                                                [] { return crypto::random_uuid(); }, "127.0.0.1"};
+  reconciler_options.steady_now = steady_now_ms;  // memory-only timers ignore wall-clock steps
+  runtime::Reconciler reconciler(store, gateway, resolver, queue, std::move(reconciler_options));
   // Rollout progress goes to status.progress at most every 3 s per app (each write is an API
   // server request; the reports themselves stay in memory) and is removed when the rollout
   // ends, by one worker so the agent link's thread never waits on the API server.

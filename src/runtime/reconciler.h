@@ -65,6 +65,11 @@ struct ReconcilerOptions {
   // berth_deploy_step_duration_seconds{step} go (docs/metrics.md); null:
   // metrics::process_registry(). Must outlive the reconciler.
   metrics::Registry* metrics = nullptr;
+  // A monotonic clock in milliseconds for the timers that live in memory only (the resend of
+  // an unacknowledged task, the redeploy and removal backoffs, the orphan grace period): a
+  // wall-clock step (NTP, a VM resumed) must neither fire them early nor hold them back by the
+  // size of the step. Unset: `now` (tests drive both with one fake clock).
+  std::function<std::int64_t()> steady_now;
 };
 
 struct ReconcilerStats {
@@ -127,7 +132,8 @@ class Reconciler {
     std::optional<core::Revision> desired;
     std::optional<core::Task> task;
     core::Plan plan;
-    core::UnixMillis resend_at = 0;  // when an unacknowledged sent task is due again (0: none)
+    std::int64_t resend_at =
+        0;  // steady_now when an unacknowledged sent task is due again (0: none)
   };
   struct AgentState {
     std::string zone;
@@ -137,8 +143,8 @@ class Reconciler {
   };
   struct SentTask {
     std::string task_id;
-    std::uint64_t epoch = 0;  // the connection it went out on
-    core::UnixMillis sent_at = 0;
+    std::uint64_t epoch = 0;   // the connection it went out on
+    std::int64_t sent_at = 0;  // steady_now
     bool acked = false;
   };
   struct ReceivedResult {
@@ -147,13 +153,13 @@ class Reconciler {
   };
   struct Backoff {
     int count = 0;
-    core::UnixMillis not_before = 0;
+    std::int64_t not_before = 0;  // steady_now
   };
   struct Orphan {
     std::string agent;
-    core::UnixMillis first_seen = 0;
-    std::string task_id;  // the removal sent for it, empty until the grace period ends
-    core::UnixMillis sent_at = 0;
+    std::int64_t first_seen = 0;  // steady_now
+    std::string task_id;          // the removal sent for it, empty until the grace period ends
+    std::int64_t sent_at = 0;     // steady_now
   };
 
   // --- one reconcile pass ---

@@ -186,7 +186,7 @@ Status Reconciler::apply_remove_result(const std::string& agent, core::AppServic
     std::lock_guard lock(mu_);
     auto& r = removals_[service.id];
     delay = next_delay(r.count, 60'000);
-    r.not_before = options_.now() + delay;
+    r.not_before = options_.steady_now() + delay;
     r.count += 1;
     if (auto s = sent_.find(service.id); s != sent_.end() && s->second.task_id == task.id)
       had_progress = drop_sent_locked(service.id);
