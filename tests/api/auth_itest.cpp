@@ -169,7 +169,7 @@ TEST_CASE("Repeated wrong passwords from one address are answered 429 with Retry
   CHECK(f.get("127.0.0.2", basic_auth("alice", "alice-password")).status == 200);
   // So does another account from another address.
   CHECK(f.get("127.0.0.3", basic_auth("bob", "bob-password")).status == 200);
-  // A Bearer token needs no limit: 256 random bits are not guessed.
+  // Bearer failures have budgets of their own (tests/access): a Basic-limited address keeps them.
   CHECK(f.get("127.0.0.1", "Bearer " + f.alice_token).status == 200);
 
   // Failures are warn lines naming the client and the account, never the password.
