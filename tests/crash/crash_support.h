@@ -298,6 +298,19 @@ inline std::vector<std::string> auth_files(const std::string& dir) {
   } while (false)
 
 // Printed at the start (stdout, so ctest's log has it even when the test fails later).
+// Removes every image no container uses from the stack's podman storage, so that the next
+// rollout really pulls: the agent skips the pull (and writes no auth file) when local storage
+// already holds the pinned digest (src/agent/deployer.cpp), and the suite alternates two tags,
+// so without this the `pull` point would be reached only by the first two rollouts. The
+// serving container's image is in use and stays.
+inline void forget_unused_images(const testenv::PodmanEnv& podman) {
+  std::string out;
+  const int rc = testenv::run_command({"podman", "image", "prune", "--all", "--force"}, &out,
+                                      podman.env(), 60);
+  INFO("podman image prune: exit status " << rc << "\n" << out);
+  REQUIRE(rc == 0);
+}
+
 inline void announce(const std::string& mode, std::uint64_t s, const std::vector<Kill>& kills) {
   std::cout << "crash suite (" << mode << "): seed " << s << " (replay: BERTH_CRASH_SEED=" << s
             << "), " << kills.size() << " rollouts:";

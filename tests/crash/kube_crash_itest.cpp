@@ -89,6 +89,7 @@ TEST_CASE(
         held == crash::Victim::kController ? stack.replica_log_path(0) : stack.agent_log_path();
     const int holds_before = crash::count_in(e2e::read_file(held_log), crash::kPauseLine);
 
+    if (kill.point == "pull") crash::forget_unused_images(stack.podman());
     pause.arm(kill.point);
     // The API server acknowledges the change; berth must turn it into exactly one revision.
     stack.patch(

@@ -97,6 +97,7 @@ TEST_CASE(
         held == crash::Victim::kController ? stack.controller_log_path() : stack.agent_log_path();
     const int holds_before = crash::count_in(e2e::read_file(held_log), crash::kPauseLine);
 
+    if (kill.point == "pull") crash::forget_unused_images(stack.podman());
     pause.arm(kill.point);
     const json body = {{"app_config",
                         {{"image_ref", stack.registry().image(tag)},
