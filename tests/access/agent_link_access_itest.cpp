@@ -124,6 +124,16 @@ struct LinkTarget {
   berth::crypto::PemPair ca;  // the same CA, for the odd certificates
   std::vector<std::string> revoke_args;  // revoke-agent's arguments after NAME
 
+  LinkTarget() = default;
+  LinkTarget(const LinkTarget&) = delete;
+  LinkTarget& operator=(const LinkTarget&) = delete;
+  ~LinkTarget() {
+    if (dir.empty()) return;
+    controller.reset();  // stopped before its files go
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+
   std::string log() const { return controller->output(); }
   int count(const std::string& a, const std::string& b = "") const {
     return link_count(log(), a, b);
@@ -157,8 +167,7 @@ void link_wait_listening(LinkTarget& t) {
   REQUIRE(t.controller->running());
 }
 
-LinkTarget standalone_target() {
-  LinkTarget t;
+void start_standalone(LinkTarget& t) {
   t.mode = "standalone";
   t.dir = berth::testenv::make_temp_dir("linkaccess");
   t.issuer = t.dir / "data";  // standalone: the controller's own data dir
@@ -174,14 +183,12 @@ LinkTarget standalone_target() {
   auto ca = berth::crypto::read_pem_files(t.issuer / "pki", "ca");
   REQUIRE(ca.ok());
   t.ca = std::move(ca).value();
-  return t;
 }
 
 // Kubernetes mode: the leader keeps the CA in the key Secret and the revocation list in the
 // ConfigMap berth-revoked-agents (controller/kube_revocations.h).
-LinkTarget kube_target(const berth::testenv::KubeApiServer& server,
-                       berth::kube::Transport& transport) {
-  LinkTarget t;
+void start_kube(LinkTarget& t, const berth::testenv::KubeApiServer& server,
+                berth::kube::Transport& transport) {
   t.mode = "kubernetes";
   t.dir = berth::testenv::make_temp_dir("linkaccess-kube");
   t.port = link_free_port();
@@ -202,7 +209,6 @@ LinkTarget kube_target(const berth::testenv::KubeApiServer& server,
   t.ca.key_pem = keys->data.at("agent-ca.key");
   t.issuer = t.dir / "issuer";
   REQUIRE(berth::crypto::write_pem_files(t.issuer / "pki", "ca", t.ca).ok());
-  return t;
 }
 
 berth::agentlink::ClientOptions link_agent(const LinkTarget& t, const LinkCredentials& creds,
@@ -300,7 +306,7 @@ void link_refusal_table(LinkTarget& t) {
   }
   {
     INFO(t.mode << ": a plaintext WebSocket upgrade over TCP gets no HTTP answer");
-    const int before = t.count(handshake_failed);
+    const int before = t.count(handshake_failed, "http request");
     bool closed = false;
     const std::string reply = link_plaintext(
         t.port,
@@ -309,17 +315,17 @@ void link_refusal_table(LinkTarget& t) {
         &closed);
     CHECK(closed);
     CHECK(reply.find("HTTP/1.1") == std::string::npos);
-    link_wait_controller(t, before, handshake_failed);
+    link_wait_controller(t, before, handshake_failed, "http request");
   }
   {
     INFO(t.mode << ": raw bytes over TCP are closed at the TLS handshake");
-    const int before = t.count(handshake_failed);
+    const int before = t.count(handshake_failed, "wrong version number");
     bool closed = false;
     const std::string reply =
         link_plaintext(t.port, std::string("\x00\x01garbage\r\n\r\n", 13), &closed);
     CHECK(closed);
     CHECK(reply.find("HTTP") == std::string::npos);
-    link_wait_controller(t, before, handshake_failed);
+    link_wait_controller(t, before, handshake_failed, "wrong version number");
   }
   const fs::path good_cert = t.dir / "good.crt";
   const fs::path good_key = t.dir / "good.key";
@@ -452,7 +458,8 @@ TEST_CASE(
     berth::testing::skip_test("openssl (the TLS 1.2 and certificate-less client) is not on PATH");
     return;
   }
-  LinkTarget t = standalone_target();
+  LinkTarget t;
+  start_standalone(t);
   link_refusal_table(t);
 }
 
@@ -465,6 +472,7 @@ TEST_CASE(
     return;
   }
   BERTH_KUBE_CLUSTER(cluster);
-  LinkTarget t = kube_target(cluster.server, *cluster.transport);
+  LinkTarget t;
+  start_kube(t, cluster.server, *cluster.transport);
   link_refusal_table(t);
 }
