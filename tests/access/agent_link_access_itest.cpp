@@ -20,6 +20,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -185,18 +186,56 @@ void start_standalone(LinkTarget& t) {
   t.ca = std::move(ca).value();
 }
 
+// manifests/rbac.yaml applied as kustomize would (namespaced objects in berth-system), and a
+// kubeconfig for the controller's service account: the controller runs with exactly the
+// permissions it ships with (the ConfigMap watch included). Returns that kubeconfig's path.
+std::string link_install_rbac(berth::testenv::KubeApiServer& server,
+                              berth::kube::Transport& transport, const fs::path& dir) {
+  using berth::kube::ResourceType;
+  static const std::map<std::string, ResourceType> types = {
+      {"ClusterRole", {"rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false}},
+      {"ClusterRoleBinding",
+       {"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false}},
+      {"Role", {"rbac.authorization.k8s.io", "v1", "roles", "Role", true}},
+      {"RoleBinding", {"rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true}},
+  };
+  for (auto object :
+       berth::kube::itest::load_manifests(berth::testenv::source_dir() + "/manifests/rbac.yaml")) {
+    const ResourceType& type = types.at(object["kind"].get<std::string>());
+    if (type.namespaced) object["metadata"]["namespace"] = kControllerNamespace;
+    auto created = berth::kube::ResourceClient(transport, type).create(object);
+    INFO(object.dump());
+    REQUIRE(created.ok());
+  }
+  const std::string token = "link-access-sa-token";
+  server.set_token("system:serviceaccount:berth-system:berth-controller", token);
+  std::string config = link_slurp(server.kubeconfig_file());
+  const std::string admin = server.admin_token();
+  const auto at = config.find(admin);
+  REQUIRE(at != std::string::npos);
+  config.replace(at, admin.size(), token);
+  const fs::path path = dir / "controller.kubeconfig";
+  {
+    std::ofstream out(path);
+    out << config;
+  }
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+  return path.string();
+}
+
 // Kubernetes mode: the leader keeps the CA in the key Secret and the revocation list in the
 // ConfigMap berth-revoked-agents (controller/kube_revocations.h).
-void start_kube(LinkTarget& t, const berth::testenv::KubeApiServer& server,
+void start_kube(LinkTarget& t, berth::testenv::KubeApiServer& server,
                 berth::kube::Transport& transport) {
   t.mode = "kubernetes";
   t.dir = berth::testenv::make_temp_dir("linkaccess-kube");
   t.port = link_free_port();
   berth::kube::itest::make_namespace(transport, kControllerNamespace);
+  const std::string controller_kubeconfig = link_install_rbac(server, transport, t.dir);
   t.revoke_args = {"--kube", "--kubeconfig", server.kubeconfig_file(), "--namespace",
                    kControllerNamespace};
   t.controller = std::make_unique<LinkController>(
-      std::vector<std::string>{"serve", "--kubernetes", "--kubeconfig", server.kubeconfig_file(),
+      std::vector<std::string>{"serve", "--kubernetes", "--kubeconfig", controller_kubeconfig,
                                "--data-dir", (t.dir / "scratch").string(), "--agent-listen",
                                "127.0.0.1:" + std::to_string(t.port), "--controller-namespace",
                                kControllerNamespace},
