@@ -123,7 +123,8 @@ struct LinkTarget {
   std::unique_ptr<LinkController> controller;
   fs::path issuer;            // a data dir whose pki/ holds the controller's CA (agent-credentials)
   berth::crypto::PemPair ca;  // the same CA, for the odd certificates
-  std::vector<std::string> revoke_args;  // revoke-agent's arguments after NAME
+  std::vector<std::string> revoke_args;                    // revoke-agent's arguments after NAME
+  std::function<void(const std::string&)> append_to_list;  // a line, as an operator's editor would
 
   LinkTarget() = default;
   LinkTarget(const LinkTarget&) = delete;
@@ -174,6 +175,9 @@ void start_standalone(LinkTarget& t) {
   t.issuer = t.dir / "data";  // standalone: the controller's own data dir
   t.port = link_free_port();
   t.revoke_args = {"--data-dir", t.issuer.string()};
+  t.append_to_list = [file = t.issuer / "pki" / "revoked-agents"](const std::string& line) {
+    std::ofstream(file, std::ios::app) << line;
+  };
   // The first agent-credentials creates the CA that serve then uses.
   t.credentials("vm-good");
   t.controller = std::make_unique<LinkController>(
@@ -234,6 +238,13 @@ void start_kube(LinkTarget& t, berth::testenv::KubeApiServer& server,
   const std::string controller_kubeconfig = link_install_rbac(server, transport, t.dir);
   t.revoke_args = {"--kube", "--kubeconfig", server.kubeconfig_file(), "--namespace",
                    kControllerNamespace};
+  t.append_to_list = [&transport](const std::string& line) {
+    berth::kube::ResourceClient client(transport, {"", "v1", "configmaps", "ConfigMap", true});
+    auto cm = client.get(kControllerNamespace, "berth-revoked-agents");
+    REQUIRE(cm.ok());
+    (*cm)["data"]["revoked-agents"] = (*cm)["data"]["revoked-agents"].get<std::string>() + line;
+    REQUIRE(client.update(*cm).ok());
+  };
   t.controller = std::make_unique<LinkController>(
       std::vector<std::string>{"serve", "--kubernetes", "--kubeconfig", controller_kubeconfig,
                                "--data-dir", (t.dir / "scratch").string(), "--agent-listen",
@@ -477,6 +488,23 @@ void link_refusal_table(LinkTarget& t) {
     REQUIRE(renewed.start().ok());
     CHECK(wait_until([&] { return renewed.connected(); }, 15s));
   }
+  {
+    INFO(t.mode << ": a list that turns malformed keeps the last good one");
+    t.append_to_list("Not_A_Label\n");
+    const LinkCredentials rev = t.credentials("vm-rev");
+    auto refusals = [&] {
+      int n = 0;
+      for (const auto& line : agent_logs.matching("the controller refused this agent"))
+        if (line.find("agent vm-rev is revoked") != std::string::npos) ++n;
+      return n;
+    };
+    const int before = refusals();
+    berth::agentlink::Client agent(link_agent(t, rev, "vm-rev"));
+    REQUIRE(agent.start().ok());
+    link_wait_controller(t, 0, "agent revocation list unreadable; keeping the last one read");
+    CHECK(wait_until([&] { return refusals() > before; }, 10s));
+    CHECK_FALSE(agent.connected());
+  }
   // After all of it, the valid agent is still up, and a new connection of it is accepted.
   CHECK(good_agent.connected());
   good_agent.stop();
@@ -514,4 +542,66 @@ TEST_CASE(
   LinkTarget t;
   start_kube(t, cluster.server, *cluster.transport);
   link_refusal_table(t);
+}
+
+TEST_CASE(
+    "Kubernetes mode: revoke-agent --kube appends to the ConfigMap and a malformed list "
+    "keeps the leader from starting",
+    "[access][agentlink][kube][integration]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  berth::kube::itest::make_namespace(*cluster.transport, kControllerNamespace);
+  const berth::kube::ResourceType configmaps{"", "v1", "configmaps", "ConfigMap", true};
+  berth::kube::ResourceClient client(*cluster.transport, configmaps);
+  // Written by hand with kubectl, say: no trailing newline, and a comment.
+  REQUIRE(client
+              .create({{"apiVersion", "v1"},
+                       {"kind", "ConfigMap"},
+                       {"metadata",
+                        {{"name", "berth-revoked-agents"}, {"namespace", kControllerNamespace}}},
+                       {"data", {{"revoked-agents", "# lost laptop\nvm-7"}}}})
+              .ok());
+  const std::vector<std::string> kube_args{"--kube", "--kubeconfig",
+                                           cluster.server.kubeconfig_file(), "--namespace",
+                                           kControllerNamespace};
+  auto revoke = [&](std::vector<std::string> args, std::string* output) {
+    args.insert(args.begin(), "revoke-agent");
+    args.insert(args.end(), kube_args.begin(), kube_args.end());
+    return link_cli(args, output);
+  };
+  std::string output;
+  CHECK(revoke({"vm-8"}, &output) == 0);
+  INFO(output);
+  auto cm = client.get(kControllerNamespace, "berth-revoked-agents");
+  REQUIRE(cm.ok());
+  CHECK((*cm)["data"]["revoked-agents"] == "# lost laptop\nvm-7\nvm-8\n");
+  // The same validation as standalone, and one mode at a time.
+  CHECK(revoke({"Not_A_Label"}, &output) == 2);
+  CHECK(output.find("DNS label") != std::string::npos);
+  CHECK(link_cli({"revoke-agent", "vm-9", "--kube", "--data-dir", "/nonexistent"}, &output) == 2);
+  CHECK(output.find("exactly one of") != std::string::npos);
+
+  // A line the controller cannot honour: the leader does not start rather than ignore it.
+  (*cm)["data"]["revoked-agents"] = "vm-7 not-a-fingerprint\n";
+  REQUIRE(client.update(*cm).ok());
+  const fs::path dir = berth::testenv::make_temp_dir("linkaccess-bad");
+  {
+    LinkController controller(
+        {"serve", "--kubernetes", "--kubeconfig", cluster.server.kubeconfig_file(), "--data-dir",
+         (dir / "scratch").string(), "--agent-listen", "127.0.0.1:0", "--controller-namespace",
+         kControllerNamespace},
+        dir / "controller.log");
+    int status = 0;
+    const bool exited = wait_until(
+        [&] { return ::waitpid(controller.pid, &status, WNOHANG) == controller.pid; }, 30s);
+    INFO(controller.output());
+    REQUIRE(exited);
+    controller.pid = -1;
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 1);
+    CHECK(link_count(controller.output(), "agent revocation list unreadable", "line 1") == 1);
+    CHECK(link_count(controller.output(), "cannot start", "is malformed") == 1);
+    CHECK(link_count(controller.output(), "agent endpoint listening") == 0);
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
