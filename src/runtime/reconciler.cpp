@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "common/pause_point.h"
 #include "core/change.h"
 #include "core/image_ref.h"
 #include "core/revision.h"
@@ -481,6 +482,7 @@ Status Reconciler::send(Context& ctx) {
   // kFailedPrecondition: already done (a result completed it meanwhile); nothing to send, and
   // the caller plans again.
   if (Status st = store_.update_task(task); !st.ok()) return st;
+  pause_point("dispatch");  // marked sent, not yet sent (tests/crash)
   Status sent;
   switch (task.kind) {
     case core::TaskKind::kDeploy:

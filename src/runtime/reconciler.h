@@ -112,8 +112,10 @@ class Reconciler {
   // The progress of the rollout running for `service_id`, if any (any thread).
   std::optional<core::RolloutProgress> progress(const std::string& service_id) const;
   // Called (outside the reconciler's lock) after a report changed a service's progress, and
-  // with nullopt when the progress went away; set before start. Kubernetes mode writes it to
-  // the AppService status from here (throttled); standalone mode needs none.
+  // with nullopt when the progress went away; set before start. Calls are serialised and come
+  // in the order the reconciler's memory changed: once nullopt is passed for a task's end, no
+  // report of that task follows. The listener must not block (it runs on the agent link's
+  // thread and delays every other report): Kubernetes mode hands it to kube::ProgressWriter.
   void set_progress_listener(
       std::function<void(const std::string& service_id,
                          const std::optional<core::RolloutProgress>& progress)>
@@ -233,6 +235,8 @@ class Reconciler {
   std::unordered_map<std::string, core::RolloutProgress> progress_;
   std::function<void(const std::string&, const std::optional<core::RolloutProgress>&)>
       progress_listener_;
+  // Orders listener calls (task_progress, progress_gone); taken before mu_, never inside it.
+  std::mutex listener_mu_;
   std::uint64_t deploys_succeeded_ = 0;
   std::uint64_t deploys_failed_ = 0;
 

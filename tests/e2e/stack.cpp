@@ -329,6 +329,10 @@ void Stack::start_agent() {
     argv.push_back("--probe-deadline");
     argv.push_back(std::to_string(options_.probe_deadline_seconds));
   }
+  if (options_.stop_grace_seconds >= 0) {
+    argv.push_back("--stop-grace-period");
+    argv.push_back(std::to_string(options_.stop_grace_seconds));
+  }
   agent_ = ChildProcess(argv, agent_log_path());
   REQUIRE(agent_.started());
 }

@@ -62,7 +62,7 @@ void refuse_writes(KubeStack& stack, int code) {
 }  // namespace
 
 TEST_CASE(
-    "Kubernetes mode: API server 500s, 429s and a stalled watch; status lags while they "
+    "Kubernetes mode: API server 500s and 429s and a stalled watch make status lag while they "
     "last and the app converges after",
     "[faults][kube]") {
   BERTH_REQUIRE_KUBE_E2E_PEERS();

@@ -68,7 +68,7 @@ TEST_CASE(
   o.controller_args = {"--registry-timeout-seconds", "10", "--credential-check-timeout", "5",
                        "--backoff-cap-seconds",      "4"};
   e2e::Stack stack(o);
-  auto link_proxy = FaultProxy::start(stack.agent_link_port());
+  auto link_proxy = FaultProxy::start(stack.agent_port());
   stack.options().agent_dial_port = link_proxy->port();
   stack.start();
   REQUIRE(link_proxy->open_connections() == 1);
