@@ -12,6 +12,7 @@
 // The matcher below is the test's own, so a mistake in the server's authorizer cannot hide a
 // missing or a spare rule.
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -140,6 +141,28 @@ std::string rbac_describe(const RbacAttrs& a) {
          (a.code ? " -> " + std::to_string(a.code) : " (admission check)");
 }
 
+// stack.wait_for, but a request of the account refused on the way fails at once and names it
+// (a missing rule stalls the story, which would otherwise only show as a timeout).
+void rbac_wait_for(KubeStack& stack, const std::string& name,
+                   const std::function<bool(const json&)>& pred, const std::string& what,
+                   berth::e2e::Seconds limit = berth::e2e::Seconds(120)) {
+  std::string refused;
+  berth::testing::wait_until(
+      [&] {
+        for (const auto& a : rbac_recorded(stack)) {
+          if (!a.allowed) {
+            refused = rbac_describe(a);
+            return true;
+          }
+        }
+        const json app = stack.app(name);
+        return !app.is_null() && pred(app);
+      },
+      limit, 300ms);
+  if (!refused.empty()) FAIL("the controller was refused: " << refused);
+  stack.wait_for(name, pred, what, berth::e2e::Seconds(5));  // the diagnostics when it timed out
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -158,8 +181,8 @@ TEST_CASE(
   const std::string name = "web";
   stack.apply_password_secret("registry-creds", e2e::wrong_password());
   stack.apply(stack.app_yaml(name, "v1", "registry-creds"));
-  stack.wait_for(
-      name,
+  rbac_wait_for(
+      stack, name,
       [](const json& a) {
         return KubeStack::observed(a) &&
                KubeStack::condition_status(a, "CredentialsResolved") == "False";
@@ -175,11 +198,11 @@ TEST_CASE(
       },
       30s, 300ms));
   stack.apply_password_secret("registry-creds", registry.password());
-  stack.wait_for(name, KubeStack::running_at(1), "Running at revision 1");
+  rbac_wait_for(stack, name, KubeStack::running_at(1), "Running at revision 1");
   stack.patch("appservice", name, {{"spec", {{"imageRef", registry.image("v2")}}}});
-  stack.wait_for(name, KubeStack::running_at(2), "Running at revision 2");
+  rbac_wait_for(stack, name, KubeStack::running_at(2), "Running at revision 2");
   stack.patch("appservice", name, {{"spec", {{"imageRef", registry.image("v1")}}}});
-  stack.wait_for(name, KubeStack::running_at(3), "Running at revision 3 (the revert)");
+  rbac_wait_for(stack, name, KubeStack::running_at(3), "Running at revision 3 (the revert)");
   REQUIRE(stack.events_for(name).size() > 0);
   stack.remove("appservice", name);
   stack.wait_gone("appservice", name, 60s);
