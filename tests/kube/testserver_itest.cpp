@@ -222,6 +222,12 @@ TEST_CASE(
   orphan["data"]["k"] = "2";
   orphan["metadata"].erase("resourceVersion");
   CHECK(bob.call("PUT", std::string(kCms) + "/child", orphan).status == 200);
+  // A merge patch that puts the blocking reference back: both checks, both allowed now.
+  grant_in_default(admin, "patcher", "bob", "configmaps", {"patch"});
+  CHECK(bob.call("PATCH", std::string(kCms) + "/child",
+                 {{"metadata", {{"ownerReferences", child["metadata"]["ownerReferences"]}}}},
+                 "application/merge-patch+json")
+            .status == 200);
 
   std::vector<json> checks;
   bool rbac_group = false;
@@ -236,7 +242,7 @@ TEST_CASE(
   }
   CHECK(rbac_group);
   INFO(json(checks).dump());
-  REQUIRE(checks.size() == 4);
+  REQUIRE(checks.size() == 6);
   CHECK(checks[0] == json{{"verb", "update"},
                           {"group", ""},
                           {"resource", "configmaps"},
@@ -249,6 +255,10 @@ TEST_CASE(
   CHECK(checks[2]["name"] == "child");
   CHECK(checks[2]["allowed"] == false);
   CHECK(checks[3]["allowed"] == true);
+  CHECK(checks[4]["verb"] == "delete");
+  CHECK(checks[5]["subresource"] == "finalizers");
+  CHECK(checks[4]["allowed"] == true);
+  CHECK(checks[5]["allowed"] == true);
 }
 
 TEST_CASE("test API server: create, 409 on a stale update, pagination", "[kube]") {
