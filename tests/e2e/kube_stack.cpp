@@ -28,7 +28,7 @@ namespace {
 
 // The identity the controller runs as: the manifests' service account, bound by
 // manifests/rbac.yaml, so the tests prove those permissions are enough.
-constexpr const char* kServiceAccountUser = "system:serviceaccount:berth-system:berth-controller";
+constexpr const char* kServiceAccountUser = KubeStack::kControllerUser;
 
 void write_private(const std::string& path, const std::string& data) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

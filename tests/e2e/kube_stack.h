@@ -96,6 +96,9 @@ class KubeStack {
   // The namespace the test's apps live in ("e2e-<6 hex>").
   const std::string& ns() const { return ns_; }
   static constexpr const char* kControllerNamespace = "berth-system";
+  // The user the controller authenticates as (its service account, bound by manifests/rbac.yaml).
+  static constexpr const char* kControllerUser =
+      "system:serviceaccount:berth-system:berth-controller";
   static constexpr int kContainerPort = Stack::kContainerPort;
 
   // --- processes

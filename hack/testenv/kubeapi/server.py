@@ -243,7 +243,8 @@ class Faults:
     def add(self, fault):
         f = {"verb": fault.get("verb", ""), "resource": fault.get("resource", ""),
              "kind": fault.get("kind", "status"), "code": int(fault.get("code", 500)),
-             "seconds": float(fault.get("seconds", 0)), "count": int(fault.get("count", 1))}
+             "seconds": float(fault.get("seconds", 0)), "count": int(fault.get("count", 1)),
+             "user": fault.get("user", "")}
         with self.lock:
             self.items.append(f)
         return f
@@ -252,7 +253,8 @@ class Faults:
         with self.lock:
             self.items = []
 
-    def take(self, verb, resource, kinds=None):
+    # user: the requester; a fault with a "user" applies to that client's requests only.
+    def take(self, verb, resource, kinds=None, user=None):
         with self.lock:
             for f in self.items:
                 if f["count"] <= 0:
@@ -262,6 +264,8 @@ class Faults:
                 if f["verb"] and f["verb"] != verb:
                     continue
                 if f["resource"] and f["resource"] != resource:
+                    continue
+                if f["user"] and f["user"] != user:
                     continue
                 f["count"] -= 1
                 self.items = [x for x in self.items if x["count"] > 0]
@@ -498,7 +502,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on "
                                                     "the requested resource",
                            {"group": res.group, "kind": res.plural})
-        fault = srv.faults.take(verb, plural, kinds=("status", "stall"))
+        fault = srv.faults.take(verb, plural, kinds=("status", "stall"), user=self.user)
         if fault and fault["kind"] == "stall":
             time.sleep(fault["seconds"])
         elif fault:
