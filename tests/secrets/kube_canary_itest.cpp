@@ -140,6 +140,13 @@ TEST_CASE(
   stack.wait_for(name, KubeStack::running_at(4), "Running at revision 4 after the agent restart");
   CHECK(crash::auth_files(stack.dir() + "/agent-data").empty());
 
+  // What kubectl printed for the flows (the user's view). The reads below print the user's own
+  // Secrets too (they are filtered before the scan), so only these outputs are scanned whole.
+  const std::size_t flow_outputs = stack.kubectl_outputs().size();
+  for (std::size_t i = 0; i < flow_outputs; ++i) {
+    findings.text("kubectl output " + std::to_string(i), stack.kubectl_outputs()[i]);
+  }
+
   // The server's objects, their recorded versions and its request record, while all runs.
   const std::vector<std::string> user_secrets = {stack.ns() + "/creds", stack.ns() + "/bad-creds"};
   for (const auto& dump :
@@ -175,11 +182,10 @@ TEST_CASE(
   findings.text("agent log", stack.agent_log());
   CHECK(stack.agent_log().find(crash::kPauseLine) != std::string::npos);
   findings.text("API server log", e2e::read_file(stack.server().dir() + "/server.log"));
-  int n = 0;
-  for (const auto& out : stack.kubectl_outputs())
-    findings.text("kubectl output " + std::to_string(n++), out);
   findings.files(snapshots);
-  findings.files(stack.dir());
+  // kubectl.out is the harness's copy of the last kubectl stdout: the control's read of the
+  // user's Secret above (every flow output was scanned through kubectl_outputs()).
+  findings.files(stack.dir(), {stack.dir() + "/kubectl.out"});
   findings.files(stack.server().dir());
   findings.files(tmp.dir());
   findings.files(stack.podman().path());
