@@ -5,7 +5,6 @@
 // accumulation of findings into one failure list that names where each form was found.
 //
 // Threading: the test thread, except ProcTreeSampler, which runs its own thread.
-#include <dirent.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -126,54 +125,25 @@ inline int copy_databases(const std::string& root, const std::string& dest) {
   return copied;
 }
 
-// /proc/PID/stat's ppid and comm ("" when the process is gone).
-inline bool proc_stat(const std::string& pid, int* ppid, std::string* comm) {
-  const std::string stat = e2e::read_file("/proc/" + pid + "/stat");
-  const auto open = stat.find('(');
-  const auto close = stat.rfind(')');
-  if (open == std::string::npos || close == std::string::npos || close + 4 > stat.size())
-    return false;
-  *comm = stat.substr(open + 1, close - open - 1);
-  std::istringstream rest(stat.substr(close + 2));
-  char state = 0;
-  rest >> state >> *ppid;
-  return static_cast<bool>(rest);
-}
-
-// The pids under /proc.
-inline std::vector<std::string> all_pids() {
-  std::vector<std::string> out;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return out;
-  while (dirent* e = ::readdir(proc)) {
-    const std::string pid = e->d_name;
-    if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos)
-      out.push_back(pid);
-  }
-  ::closedir(proc);
-  return out;
-}
-
-// `roots` and all their descendants now, pid -> comm.
+// `roots` and all their descendants now, pid -> comm. Walks /proc/PID/task/TID/children (a
+// few small reads per process of the tree) rather than every process's stat, so a round of
+// the sampler below costs milliseconds on a busy machine.
 inline std::map<std::string, std::string> process_tree(const std::set<int>& roots) {
-  std::map<int, std::vector<int>> children;
-  std::map<int, std::string> comms;
-  for (const auto& pid : all_pids()) {
-    int ppid = 0;
-    std::string comm;
-    if (!proc_stat(pid, &ppid, &comm)) continue;
-    const int p = std::stoi(pid);
-    comms[p] = comm;
-    children[ppid].push_back(p);
-  }
   std::map<std::string, std::string> out;
-  std::vector<int> todo(roots.begin(), roots.end());
+  std::vector<std::string> todo;
+  for (int r : roots) todo.push_back(std::to_string(r));
   while (!todo.empty()) {
-    const int p = todo.back();
+    const std::string pid = todo.back();
     todo.pop_back();
-    if (comms.count(p) == 0 || out.count(std::to_string(p)) != 0) continue;
-    out[std::to_string(p)] = comms[p];
-    for (int c : children[p]) todo.push_back(c);
+    if (out.count(pid) != 0) continue;
+    std::string comm = e2e::read_file("/proc/" + pid + "/comm");
+    if (comm.empty()) continue;  // gone
+    out[pid] = comm.substr(0, comm.find('\n'));
+    std::error_code ec;
+    for (const auto& task : fs::directory_iterator("/proc/" + pid + "/task", ec)) {
+      std::istringstream children(e2e::read_file(task.path().string() + "/children"));
+      for (std::string child; children >> child;) todo.push_back(child);
+    }
   }
   return out;
 }
@@ -186,8 +156,14 @@ inline std::map<std::string, std::string> process_tree(const std::set<int>& root
 // reads nothing cannot count.
 class ProcTreeSampler {
  public:
-  ProcTreeSampler(testing::SecretScan scan, std::set<int> roots)
-      : scan_(std::move(scan)), roots_(std::move(roots)), thread_([this] { run(); }) {}
+  // `adopted_marker`: conmon, which podman double-forks away from the agent (reparented to
+  // init), is sampled too, with its children, when its argv names this string (the podman
+  // storage dir of the stack); looked for every 25 rounds.
+  ProcTreeSampler(testing::SecretScan scan, std::set<int> roots, std::string adopted_marker = {})
+      : scan_(std::move(scan)),
+        roots_(std::move(roots)),
+        marker_(std::move(adopted_marker)),
+        thread_([this] { run(); }) {}
   ~ProcTreeSampler() { stop(); }
   ProcTreeSampler(const ProcTreeSampler&) = delete;
   ProcTreeSampler& operator=(const ProcTreeSampler&) = delete;
@@ -213,11 +189,22 @@ class ProcTreeSampler {
   }
 
  private:
+  void adopt_conmons() {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/proc", ec)) {
+      const std::string pid = e.path().filename().string();
+      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (e2e::read_file("/proc/" + pid + "/comm") != "conmon\n") continue;
+      if (e2e::read_file("/proc/" + pid + "/cmdline").find(marker_) != std::string::npos)
+        roots_.insert(std::stoi(pid));
+    }
+  }
   void run() {
     while (!stop_) {
+      if (!marker_.empty() && rounds_ % 25 == 0) adopt_conmons();
       round();
       ++rounds_;
-      std::this_thread::sleep_for(2ms);
+      std::this_thread::sleep_for(1ms);
     }
   }
   void round() {
@@ -245,7 +232,8 @@ class ProcTreeSampler {
   }
 
   const testing::SecretScan scan_;
-  const std::set<int> roots_;
+  std::set<int> roots_;  // the sampler thread's own after construction
+  const std::string marker_;
   std::atomic<bool> stop_{false};
   std::atomic<long> rounds_{0};
   std::atomic<long> pull_samples_{0};
