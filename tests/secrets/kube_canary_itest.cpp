@@ -187,13 +187,14 @@ TEST_CASE(
   // user's Secret above (every flow output was scanned through kubectl_outputs()).
   findings.files(stack.dir(), {stack.dir() + "/kubectl.out"});
   findings.files(stack.server().dir());
-  findings.files(tmp.dir());
+  const int tmp_files = findings.files(tmp.dir());
   findings.files(stack.podman().path());
   CHECK(crash::auth_files(stack.dir()).empty());
   CHECK(crash::auth_files(tmp.dir()).empty());
   std::error_code ec;
   std::filesystem::remove_all(snapshots, ec);
-  WARN("kube canary: " << findings.summary() << "; " << events << " recorded events replayed from "
-                       << paths.size() << " resources");
+  WARN("kube canary: " << findings.summary() << " (" << tmp_files << " in the private TMPDIR)"
+                       << "; " << events << " recorded events replayed from " << paths.size()
+                       << " resources");
   secrets::require_clean(findings);
 }

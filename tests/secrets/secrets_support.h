@@ -68,10 +68,12 @@ class Findings {
     bytes_ += text.size();
     for (const auto& form : scan_.find_in(text)) found_.push_back(where + ": " + form);
   }
-  // Every regular file under `root` (recursively), but the exact paths in `except`.
-  void files(const std::string& root, const std::vector<std::string>& except = {}) {
+  // Every regular file under `root` (recursively), but the exact paths in `except`. Returns how
+  // many were searched.
+  int files(const std::string& root, const std::vector<std::string>& except = {}) {
+    const int before = files_;
     std::error_code ec;
-    if (!fs::exists(root, ec)) return;
+    if (!fs::exists(root, ec)) return 0;
     for (fs::recursive_directory_iterator
              it(root, fs::directory_options::skip_permission_denied, ec),
          end;
@@ -85,6 +87,7 @@ class Findings {
       text(path, e2e::read_file(path));
       --texts_;
     }
+    return files_ - before;
   }
   const std::vector<std::string>& found() const { return found_; }
   int texts() const { return texts_; }

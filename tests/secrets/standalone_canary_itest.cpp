@@ -141,13 +141,14 @@ TEST_CASE(
     findings.text("response headers " + std::to_string(n++), head);
   findings.files(snapshots);
   findings.files(stack.dir());  // data dirs, agent data dir (tmp/), logs, credentials
-  findings.files(tmp.dir());    // TMPDIR of every process
+  const int tmp_files = findings.files(tmp.dir());  // TMPDIR of every process
   findings.files(stack.podman().path());
   CHECK(crash::auth_files(stack.dir()).empty());
   CHECK(crash::auth_files(tmp.dir()).empty());
   CHECK(findings.file_count() > 20);
   std::error_code ec;
   std::filesystem::remove_all(snapshots, ec);
-  WARN("standalone canary: " << findings.summary());
+  WARN("standalone canary: " << findings.summary() << " (" << tmp_files
+                             << " in the private TMPDIR)");
   secrets::require_clean(findings);
 }
