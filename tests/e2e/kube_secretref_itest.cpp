@@ -81,6 +81,17 @@ TEST_CASE(
   for (const auto& text : stack.dump_everything({"secrets/" + stack.ns() + "/team-db"}))
     CHECK(scan.lines_in(text).empty());
 
+  // The controller lists and watches only opted-in Secrets, so it never caches the others.
+  int secret_reads = 0;
+  for (const auto& r : stack.server().requests()) {
+    const std::string verb = r.value("verb", "");
+    if (r.value("resource", "") != "secrets" || (verb != "list" && verb != "watch")) continue;
+    if (r.value("user", "") != "system:serviceaccount:berth-system:berth-controller") continue;
+    ++secret_reads;
+    CHECK(r.value("labelSelector", "") == "berth.dev/registry-credential=true");
+  }
+  CHECK(secret_reads > 0);
+
   // The control: once the Secret opts in, berth reads it and tries it, and the registry's log
   // shows that login (so its absence above means berth did not try).
   stack.kubectl_ok(
