@@ -404,7 +404,7 @@ TEST_CASE("refusals that need the user: a wrong first password, a missing Secret
 }
 
 TEST_CASE(
-    "a Secret serves as a registry password only with the opt-in label; a missing Secret, a "
+    "a Secret serves as a registry password only with the opt-in label, and a missing Secret, a "
     "missing key and an unlabelled Secret are refused alike",
     "[kube][intake][secretref][itest]") {
   BERTH_KUBE_CLUSTER(cluster);
