@@ -69,6 +69,7 @@ std::vector<Permission> required_permissions() {
   add({"get", "list", "watch", "create", "update", "patch", "delete"}, "", "secrets");
   add({"create", "patch"}, "events.k8s.io", "events");
   add({"get", "create", "update"}, "coordination.k8s.io", "leases", "", true);
+  add({"get", "list", "watch"}, "", "configmaps", "", true);  // the revocation list
   return out;
 }
 

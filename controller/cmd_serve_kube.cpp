@@ -42,6 +42,7 @@
 #include "kube/progress_writer.h"
 #include "kube/state_store.h"
 #include "kube/transport.h"
+#include "kube_revocations.h"
 #include "local_agent.h"
 #include "pki.h"
 #include "registry/digest_resolver.h"
@@ -392,6 +393,12 @@ int run_serve_kube(const ServeOptions& o) {
       link_options.renew_certificate = [ca = keys->ca, hosts = o.agent_hosts] {
         return issue_server_certificate(ca, hosts);
       };
+      // Revoked agents: the ConfigMap berth-revoked-agents beside the key Secret.
+      auto revocations = KubeRevocations::start(*transport, keys_namespace);
+      if (!revocations) return revocations.error();
+      link_options.refusal_reason =
+          [list = std::shared_ptr<KubeRevocations>(std::move(revocations).value())](
+              const agentlink::AgentIdentity& id) { return list->reason(id.name, id.fingerprint); };
       route_link_events(link_options, reconciler, store, system_now);
       link = std::make_unique<agentlink::Server>(std::move(link_options));
       if (Status st = link->start(); !st.ok()) return st;
