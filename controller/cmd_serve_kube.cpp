@@ -272,6 +272,9 @@ int run_serve_kube(const ServeOptions& o) {
     kube::InformerOptions io;
     io.namespace_ = ns;
     app_informers.push_back(std::make_unique<kube::Informer>(app_client, io, app_handlers));
+    // Only Secrets that opted in as registry passwords: no other Secret's data is cached, and
+    // removing the label reaches on_secret as a delete (the object leaves the selector).
+    io.label_selector = kube::kRegistryCredentialSelector;
     secret_informers.push_back(
         std::make_unique<kube::Informer>(secret_client, io, secret_handlers));
   }

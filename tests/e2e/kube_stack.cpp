@@ -354,12 +354,13 @@ void KubeStack::apply(const std::string& yaml) {
 }
 
 void KubeStack::apply_password_secret(const std::string& name, const std::string& password,
-                                      const std::string& key) {
-  const json secret = {{"apiVersion", "v1"},
-                       {"kind", "Secret"},
-                       {"metadata", {{"name", name}, {"namespace", ns_}}},
-                       {"type", "Opaque"},
-                       {"data", {{key, base64::encode(password)}}}};
+                                      const std::string& key, bool opted_in) {
+  json secret = {{"apiVersion", "v1"},
+                 {"kind", "Secret"},
+                 {"metadata", {{"name", name}, {"namespace", ns_}}},
+                 {"type", "Opaque"},
+                 {"data", {{key, base64::encode(password)}}}};
+  if (opted_in) secret["metadata"]["labels"] = {{"berth.dev/registry-credential", "true"}};
   apply(secret.dump());  // JSON is YAML
 }
 

@@ -404,6 +404,8 @@ class Handler(BaseHTTPRequestHandler):
         self.query = {k: v[-1] for k, v in
                       urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         path = url.path
+        if "labelSelector" in self.query:  # what a list or watch asked for, for tests to check
+            self.info["labelSelector"] = self.query["labelSelector"]
         try:
             raw = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
             self.user, self.groups = self._authenticate(path)
