@@ -445,7 +445,6 @@ TEST_CASE("200 API clients mixing reads and PATCHes for a minute lose no update 
     }
     std::printf("load/api_clients: answers per second:%s\n", timeline.c_str());
   }
-    for (const auto& x : c.slow) std::printf("SLOW %s\n", x.c_str());
   for (const auto& e : errors) std::printf("load/api_clients: transport error: %s\n", e.c_str());
   for (const auto& p : problems) std::printf("load/api_clients: problem: %s\n", p.c_str());
 
