@@ -242,6 +242,14 @@ std::optional<std::string> SqliteStore::write_blocked() const {
   return impl_->write_blocked;
 }
 
+Status SqliteStore::probe_write() {
+  return impl_->transaction(internal::Context{}, [](SQLite::Database& db) -> Status {
+    const int version = db.execAndGet("PRAGMA user_version").getInt();
+    db.exec("PRAGMA user_version = " + std::to_string(version));
+    return Status::Ok();
+  });
+}
+
 void SqliteStore::Impl::note_write(const Error* failure) {
   // Only failures that say the database cannot take writes at all; a conflict, a busy lock or
   // a bad row says nothing about the next write.

@@ -121,6 +121,10 @@ class SqliteStore final : public core::StateStore {
   // is read-only), until a write commits again; nullopt while writes succeed. Cheap (no I/O):
   // readiness checks call it on every /readyz.
   std::optional<std::string> write_blocked() const;
+  // A real write that changes nothing (the header's user_version set to its own value, one
+  // committed transaction): while write_blocked() is set and nothing else writes (an idle
+  // controller), this is what notices that space came back, and clears it when it commits.
+  Status probe_write();
 
  private:
   struct Impl;
