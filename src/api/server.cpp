@@ -325,7 +325,8 @@ asio::awaitable<void> ApiServer::Impl::accept_loop() {
       continue;
     }
     admit(std::move(socket));
-    for (;;) {
+    // Bounded, so a flood of connection attempts cannot hold this thread for long.
+    for (std::size_t taken = 0; taken < opts.max_connections; ++taken) {
       tcp::socket next(asio::make_strand(ioc));
       beast::error_code aec;
       acceptor.accept(next, aec);

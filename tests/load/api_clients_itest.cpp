@@ -11,11 +11,12 @@
 //
 // Asserted: no 5xx; no transport error (a refused, reset or timed-out request); 429/503
 // backpressure is counted and retried after its Retry-After; account isolation (a list holds
-// only the account's apps, another account's id is 404 for GET and PATCH); no lost update (every
-// PATCH answered 200 is in the app's revision history exactly once, a PATCH answered otherwise
-// is not in it, revisions are 1..N without gaps, an acknowledgement that preceded another PATCH
-// being sent has the lower revision, the app's final config is its newest revision's, and every
-// GET shows a revision no older than the newest one acknowledged before it was sent).
+// only the account's apps, another account's id is 404 for GET and PATCH); no lost update (each
+// PATCH answered 200 stored exactly one revision: the revision numbers the controller logged as
+// accepted are 2..1+K for K acknowledgements, the history's newest is 1+K, every revision still
+// kept (berth prunes old ones) holds one acknowledged value and none answered otherwise, kept
+// revisions are ordered as their acknowledgements, the app's config is its newest revision's,
+// and every GET shows a revision no older than the newest one acknowledged before it was sent).
 // Printed: requests/s, p50/p90/p99/max per operation, counts by status code.
 #include <algorithm>
 #include <atomic>
