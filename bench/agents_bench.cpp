@@ -54,7 +54,7 @@
 #include "common/subprocess.h"
 #include "crypto/certs.h"
 #include "sim_agent.h"
-#include "sim_peers.h"
+#include "sim_registry.h"
 #include "store/sqlite_store.h"
 
 using namespace berth;
@@ -70,7 +70,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// The in-bench registry and TLS helpers (sim_peers.h); the agents are berth::sim (sim_agent.h).
+// The in-bench registry and TLS helpers (sim_registry.h); the agents are berth::sim (sim_agent.h).
 using bench::sim::read_text;
 using bench::sim::serve_registry;
 using bench::sim::server_context;
@@ -104,7 +104,7 @@ void must(const Status& st, const char* what) {
 
 // --- TLS peers written with Asio directly: the fake registry and the echo baseline ------------
 
-// server_context, set_socket_deadline, TlsServer and serve_registry: sim_peers.h.
+// server_context, set_socket_deadline, TlsServer and serve_registry: sim_registry.h.
 
 // Echo of length-prefixed frames: the floor under one controller -> agent message.
 void serve_echo(ssl::stream<tcp::socket>& s) {
