@@ -4,7 +4,6 @@
 // "pulling: ..." lines; once the app is Running the progress is gone. The registry password
 // never reaches a log line or a response.
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +13,7 @@
 #include "e2e/stack.h"
 #include "support/oci_layout.h"
 #include "support/skip.h"
+#include "support/temp_dir.h"
 #include "support/testenv.h"
 #include "support/wait.h"
 
@@ -40,15 +40,6 @@ void push_layout(testenv::Registry& registry, const std::string& dir) {
   REQUIRE(rc == 0);
 }
 
-// Removes a test's own temp dir however the test ends (a REQUIRE throws).
-struct TempDirGuard {
-  std::string path;
-  ~TempDirGuard() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
 bool message_starts(const json& deployment, const std::string& prefix) {
   for (const auto& entry : deployment.value("deploy_logs", json::array())) {
     if (entry.value("step", "") == "pull" && entry.value("message", "").rfind(prefix, 0) == 0)
@@ -63,8 +54,8 @@ TEST_CASE("A deploy shows pull progress in the app's status and the revision's d
           "[e2e][progress]") {
   BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   e2e::Stack stack;  // serve --local-agent: agent lines land in the controller log too
-  const std::string dir = testenv::make_temp_dir("e2e-progress");
-  const TempDirGuard guard{dir};
+  const berth::testing::ScratchDir scratch("berth-e2e-progress");  // removed however it ends
+  const std::string dir = scratch.path.string();
   // The sample app's files (busybox httpd on 8080 serving "progress\n", so the health check
   // passes) under 4 layers of 16 MiB of random bytes, so the pull takes long enough for
   // several reports.
