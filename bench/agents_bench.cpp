@@ -61,22 +61,11 @@ using namespace berth;
 using bench::Figures;
 using bench::Samples;
 using bench::Unit;
-namespace fs = std::filesystem;
-namespace asio = boost::asio;
-namespace ssl = boost::asio::ssl;
-namespace http = boost::beast::http;
-using tcp = asio::ip::tcp;
-using namespace std::chrono_literals;
+// The in-bench registry, the TLS helpers and their namespace aliases (fs, asio, ssl, http, tcp):
+// sim_registry.h. The agents are berth::sim (sim_agent.h).
+using namespace bench::sim;
 
 namespace {
-
-// The in-bench registry and TLS helpers (sim_registry.h); the agents are berth::sim (sim_agent.h).
-using bench::sim::read_text;
-using bench::sim::serve_registry;
-using bench::sim::server_context;
-using bench::sim::set_socket_deadline;
-using bench::sim::TlsServer;
-using bench::sim::wait_for;
 
 struct Options {
   int services = 10'000;
