@@ -54,29 +54,18 @@
 #include "common/subprocess.h"
 #include "crypto/certs.h"
 #include "sim_agent.h"
-#include "sim_peers.h"
+#include "sim_registry.h"
 #include "store/sqlite_store.h"
 
 using namespace berth;
 using bench::Figures;
 using bench::Samples;
 using bench::Unit;
-namespace fs = std::filesystem;
-namespace asio = boost::asio;
-namespace ssl = boost::asio::ssl;
-namespace http = boost::beast::http;
-using tcp = asio::ip::tcp;
-using namespace std::chrono_literals;
+// The in-bench registry, the TLS helpers and their namespace aliases (fs, asio, ssl, http, tcp):
+// sim_registry.h. The agents are berth::sim (sim_agent.h).
+using namespace bench::sim;
 
 namespace {
-
-// The in-bench registry and TLS helpers (sim_peers.h); the agents are berth::sim (sim_agent.h).
-using bench::sim::read_text;
-using bench::sim::serve_registry;
-using bench::sim::server_context;
-using bench::sim::set_socket_deadline;
-using bench::sim::TlsServer;
-using bench::sim::wait_for;
 
 struct Options {
   int services = 10'000;
@@ -104,7 +93,7 @@ void must(const Status& st, const char* what) {
 
 // --- TLS peers written with Asio directly: the fake registry and the echo baseline ------------
 
-// server_context, set_socket_deadline, TlsServer and serve_registry: sim_peers.h.
+// server_context, set_socket_deadline, TlsServer and serve_registry: sim_registry.h.
 
 // Echo of length-prefixed frames: the floor under one controller -> agent message.
 void serve_echo(ssl::stream<tcp::socket>& s) {

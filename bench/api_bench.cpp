@@ -172,6 +172,44 @@ Load run_wrk(const Options& o, const std::string& url, const fs::path& script) {
   l.requests = std::strtod(output.c_str() + (start == std::string::npos ? 0 : start + 1), nullptr);
   return l;
 }
+// The API under test over a fresh SqliteStore in `dir`/data: account "bench" with a random
+// password, one service, and the ApiServer (2 threads on loopback, a fixed clock) started. The
+// server is declared after the store, so it stops first.
+struct ApiUnderTest {
+  std::unique_ptr<store::SqliteStore> store;
+  std::string password;
+  std::string account;
+  std::string id;  // the service
+  std::unique_ptr<api::ApiServer> server;
+  std::string base;  // http://127.0.0.1:PORT
+
+  std::string basic() const { return "Basic " + base64::encode("bench:" + password); }
+};
+
+ApiUnderTest start_api(const fs::path& dir) {
+  ApiUnderTest a;
+  a.store = must(store::SqliteStore::open(dir / "data"), "SqliteStore::open");
+  a.password = "bench-password-" + crypto::random_hex(8);
+  a.account = must(a.store->add_account("bench", Secret(a.password)), "add_account");
+  a.id = add_service(*a.store, a.account);
+  api::ApiOptions opts;
+  opts.listen_host = "127.0.0.1";
+  opts.threads = 2;
+  opts.new_id = [] { return crypto::random_uuid(); };
+  a.server = std::make_unique<api::ApiServer>(
+      opts, *a.store, [] { return core::UnixMillis{1'700'000'000'000}; },
+      [](const std::string&) {});
+  if (auto s = a.server->start(); !s.ok()) bench::die("ApiServer::start", s.error().message);
+  a.base = "http://" + a.server->bound_address();
+  return a;
+}
+
+// A run of one second, not counted: the first Basic request pays scrypt once (then the
+// verified-header cache answers), and the server faults its pages in.
+void warm_up(Options o, const std::string& url, const fs::path& script) {
+  o.seconds = 1;
+  run_wrk(o, url, script);
+}
 
 std::string find_nginx() {
   if (bench::on_path("nginx")) return "nginx";
@@ -323,14 +361,12 @@ int reads(const Options& o) {
   Load nginx, healthz, basic, bearer;
   std::size_t body_size = 0;
   {
-    auto st = must(store::SqliteStore::open(dir / "data"), "SqliteStore::open");
-    const std::string password = "bench-password-" + crypto::random_hex(8);
-    const std::string account = must(st->add_account("bench", Secret(password)), "add_account");
-    const Secret token = must(st->create_token("bench", "bench"), "create_token");
-    const std::string id = add_service(*st, account);
+    ApiUnderTest served = start_api(dir);
+    const Secret token = must(served.store->create_token("bench", "bench"), "create_token");
 
     // The static file: exactly the bytes GET /app-services/{id} answers (the handler's encoding).
-    const core::AppService stored = must(st->get_service(account, id), "get_service");
+    const core::AppService stored =
+        must(served.store->get_service(served.account, served.id), "get_service");
     const std::string body =
         core::to_json(stored).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     body_size = body.size();
@@ -350,38 +386,26 @@ int reads(const Options& o) {
     }
     const std::string nginx_url = "http://127.0.0.1:" + std::to_string(nginx_port) + "/app.json";
 
-    api::ApiOptions opts;
-    opts.listen_host = "127.0.0.1";
-    opts.threads = 2;
-    opts.new_id = [] { return crypto::random_uuid(); };
-    api::ApiServer server(
-        opts, *st, [] { return core::UnixMillis{1'700'000'000'000}; }, [](const std::string&) {});
-    if (auto s = server.start(); !s.ok()) bench::die("ApiServer::start", s.error().message);
-    const std::string base = "http://" + server.bound_address();
-    const fs::path basic_lua =
-        header_script(dir, "basic", "Basic " + base64::encode("bench:" + password));
+    const std::string app_url = served.base + "/app-services/" + served.id;
+    const fs::path basic_lua = header_script(dir, "basic", served.basic());
     const fs::path bearer_lua =
         header_script(dir, "bearer", "Bearer " + std::string(token.reveal()));
 
     bench::progress("wrk: " + std::to_string(o.rounds) + " rounds of 4 x " +
                     std::to_string(o.seconds) + " s, 2 threads, " + std::to_string(o.connections) +
                     " connections");
-    // Warm-up, not counted: the first Basic request pays scrypt once (then the verified-header
-    // cache answers), and both servers fault their pages in.
     if (!o.smoke) {
-      Options warm = o;
-      warm.seconds = 1;
-      run_wrk(warm, nginx_url, {});
-      run_wrk(warm, base + "/app-services/" + id, basic_lua);
-      run_wrk(warm, base + "/app-services/" + id, bearer_lua);
+      warm_up(o, nginx_url, {});
+      warm_up(o, app_url, basic_lua);
+      warm_up(o, app_url, bearer_lua);
     }
     for (int r = 0; r < o.rounds; ++r) {
       nginx += run_wrk(o, nginx_url, {});
-      healthz += run_wrk(o, base + "/healthz", {});
-      basic += run_wrk(o, base + "/app-services/" + id, basic_lua);
-      bearer += run_wrk(o, base + "/app-services/" + id, bearer_lua);
+      healthz += run_wrk(o, served.base + "/healthz", {});
+      basic += run_wrk(o, app_url, basic_lua);
+      bearer += run_wrk(o, app_url, bearer_lua);
     }
-    server.stop();
+    served.server->stop();
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
@@ -444,33 +468,18 @@ WriteFigures writes_on(const Options& o, const fs::path& base) {
   const fs::path dir = make_temp_dir(base);
   WriteFigures f;
   {
-    auto st = must(store::SqliteStore::open(dir / "data"), "SqliteStore::open");
-    const std::string password = "bench-password-" + crypto::random_hex(8);
-    const std::string account = must(st->add_account("bench", Secret(password)), "add_account");
-    const std::string id = add_service(*st, account);
-    api::ApiOptions opts;
-    opts.listen_host = "127.0.0.1";
-    opts.threads = 2;
-    opts.new_id = [] { return crypto::random_uuid(); };
-    api::ApiServer server(
-        opts, *st, [] { return core::UnixMillis{1'700'000'000'000}; }, [](const std::string&) {});
-    if (auto s = server.start(); !s.ok()) bench::die("ApiServer::start", s.error().message);
-    const fs::path lua = patch_script(dir, "Basic " + base64::encode("bench:" + password));
+    ApiUnderTest served = start_api(dir);
+    const std::string app_url = served.base + "/app-services/" + served.id;
+    const fs::path lua = patch_script(dir, served.basic());
     Options w = o;
     w.threads = 1;
     w.connections = 1;
-    // Not counted: the first Basic request pays scrypt once (then the verified-header cache).
-    {
-      Options warm = w;
-      warm.seconds = 1;
-      run_wrk(warm, "http://" + server.bound_address() + "/app-services/" + id,
-              header_script(dir, "warm", "Basic " + base64::encode("bench:" + password)));
-    }
-    const Load l = run_wrk(w, "http://" + server.bound_address() + "/app-services/" + id, lua);
-    server.stop();
+    warm_up(w, app_url, header_script(dir, "warm", served.basic()));
+    const Load l = run_wrk(w, app_url, lua);
+    served.server->stop();
     // Every counted answer was a committed redeploy (a response can be cut off at the end, so
     // one more revision than counted is fine).
-    const auto revisions = must(st->list_revisions(id, true), "list_revisions");
+    const auto revisions = must(served.store->list_revisions(served.id, true), "list_revisions");
     const double made = static_cast<double>(revisions.size()) - 1;
     if (made < l.requests || made > l.requests + 2) {
       bench::die("writes", "wrk counted " + std::to_string(l.requests) +

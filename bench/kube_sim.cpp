@@ -14,7 +14,8 @@
 #include "crypto/certs.h"
 #include "kube/config.h"
 #include "kube/types.h"
-#include "sim_peers.h"
+#include "sim_agent.h"
+#include "sim_registry.h"
 
 namespace berth::bench::sim {
 namespace {
@@ -166,17 +167,21 @@ Status KubeSim::start() {
   if (Status st = enrol_agents(); !st.ok()) return st;
   if (Status st = start_controller(); !st.ok()) return st;
 
-  arrivals_ = std::make_unique<Arrivals>();
+  std::vector<berth::sim::AgentCredentials> creds;
   for (int i = 0; i < options_.agents; ++i) {
     const fs::path d = agent_dirs_[static_cast<std::size_t>(i)];
     auto pair = crypto::read_pem_files(d, "agent");
     if (!pair) return pair.error();
-    agents_.push_back(
-        std::make_unique<SimAgent>(Credentials{agent_name(i), read_file_or_empty(d / "ca.crt"),
-                                               pair->cert_pem, std::move(pair->key_pem)},
-                                   "wss://127.0.0.1:" + std::to_string(agent_port_), *arrivals_));
-    if (Status st = agents_.back()->start(); !st.ok()) return st;
+    creds.push_back({berth::sim::agent_name(i), read_file_or_empty(d / "ca.crt"), pair->cert_pem,
+                     std::move(pair->key_pem)});
   }
+  arrivals_ = std::make_unique<berth::sim::Arrivals>();
+  berth::sim::SimAgentOptions agent_options;
+  agent_options.fallback_digest = fixed_digest();
+  auto agents = berth::sim::start_agents(creds, "wss://127.0.0.1:" + std::to_string(agent_port_),
+                                         *arrivals_, agent_options);
+  if (!agents) return agents.error();
+  agents_ = std::move(agents).value();
   const bool connected = wait_for(
       [&] {
         for (const auto& a : agents_)
@@ -216,10 +221,10 @@ Status KubeSim::write_key_secret() {
 
 Status KubeSim::enrol_agents() {
   for (int i = 0; i < options_.agents; ++i) {
-    const fs::path out = options_.dir / "agents" / agent_name(i);
+    const fs::path out = options_.dir / "agents" / berth::sim::agent_name(i);
     auto r = run_process({options_.controller.string(), "agent-credentials", "--data-dir",
-                          (options_.dir / "agent-ca").string(), "--name", agent_name(i), "--zone",
-                          "local", "--out", out.string()},
+                          (options_.dir / "agent-ca").string(), "--name", berth::sim::agent_name(i),
+                          "--zone", "local", "--out", out.string()},
                          60s);
     if (!r) return r.error();
     if (r->exit_code != 0)

@@ -2,10 +2,10 @@
 // Kubernetes mode without podman, for berth-bench-kube and the load suite
 // (tests/load/kube_mass_change_itest.cpp): a real `berth-controller serve --kubernetes` against
 // a running test API server (hack/testenv/kubeapi), M simulated agents speaking the real agent
-// link (sim_peers.h: acknowledge and report success at once) and the anonymous TLS registry every
-// image resolves at. The caller starts the API server (testenv::KubeApiServer) and hands its
-// address, CA, admin kubeconfig (the controller's) and client certificate (the harness's own
-// client, user "berth-test", so the server's request log tells the two apart).
+// link (sim_agent.h: acknowledge and report success at once) and the anonymous TLS registry every
+// image resolves at (sim_registry.h). The caller starts the API server (testenv::KubeApiServer) and
+// hands its address, CA, admin kubeconfig (the controller's) and client certificate (the harness's
+// own client, user "berth-test", so the server's request log tells the two apart).
 //
 //   KubeSim sim(options);
 //   if (Status st = sim.start(); !st.ok()) ...     // key Secret, agents enrolled, controller up
@@ -42,11 +42,14 @@
 #include "kube/resource_client.h"
 #include "kube/transport.h"
 
+namespace berth::sim {
+class SimAgent;
+struct Arrivals;
+}  // namespace berth::sim
+
 namespace berth::bench::sim {
 
 class TlsServer;
-class SimAgent;
-struct Arrivals;
 
 struct KubeSimOptions {
   std::string server;  // https://127.0.0.1:PORT
@@ -115,8 +118,8 @@ class KubeSim {
   std::atomic<std::uint64_t> registry_heads_{0};
   std::string registry_host_;
   std::string registry_ca_file_;
-  std::unique_ptr<Arrivals> arrivals_;
-  std::vector<std::unique_ptr<SimAgent>> agents_;
+  std::unique_ptr<berth::sim::Arrivals> arrivals_;
+  std::vector<std::unique_ptr<berth::sim::SimAgent>> agents_;
   std::vector<std::string> agent_dirs_;
   std::uint16_t agent_port_ = 0;
   std::uint16_t health_port_ = 0;

@@ -10,6 +10,7 @@
 
 #include "agent/podman_driver.h"
 #include "agent/pull_progress.h"
+#include "support/oci_layout.h"
 #include "support/skip.h"
 #include "support/testenv.h"
 
@@ -18,42 +19,6 @@ using namespace berth::agent;
 namespace fs = std::filesystem;
 
 namespace {
-
-// 4 layers of 8 MiB of random bytes; returns the layout dir. The manifest is the only one in
-// index.json.
-std::string build_layout(const std::string& dir) {
-  const std::string script = R"PY(
-import gzip, hashlib, io, json, os, sys, tarfile
-out = sys.argv[1]; blobs = os.path.join(out, "blobs", "sha256"); os.makedirs(blobs)
-def put(b):
-    d = hashlib.sha256(b).hexdigest(); open(os.path.join(blobs, d), "wb").write(b); return d
-layers, ids = [], []
-for i in range(4):
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as t:
-        data = os.urandom(8 * 1024 * 1024)
-        info = tarfile.TarInfo("data%d" % i); info.size = len(data); t.addfile(info, io.BytesIO(data))
-    tar = raw.getvalue(); gz = gzip.compress(tar, compresslevel=1, mtime=0)
-    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                   "digest": "sha256:" + put(gz), "size": len(gz)})
-    ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
-cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/x"]},
-                  "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
-m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": "sha256:" + put(cfg), "size": len(cfg)},
-                "layers": layers}).encode()
-json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-           "digest": "sha256:" + put(m), "size": len(m),
-           "annotations": {"org.opencontainers.image.ref.name": "big"}}]},
-          open(os.path.join(out, "index.json"), "w"))
-json.dump({"imageLayoutVersion": "1.0.0"}, open(os.path.join(out, "oci-layout"), "w"))
-)PY";
-  const std::string layout = dir + "/layout";
-  std::string out;
-  REQUIRE(testenv::run_command({"python3", "-c", script, layout}, &out, {}, 120) == 0);
-  return layout;
-}
 
 std::string read(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -72,7 +37,12 @@ TEST_CASE("a pull is measured while podman writes its blobs", "[agent][podman][p
   for (auto& ch : dir) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   dir += "-lc";
   REQUIRE(fs::create_directory(dir));
-  const std::string layout = build_layout(dir);
+  // 4 layers of 8 MiB of random bytes, tag "big".
+  testenv::OciLayoutOptions lo;
+  lo.tag = "big";
+  auto built = testenv::build_oci_layout(dir, lo);
+  if (!built.ok()) FAIL(built.error().message);
+  const std::string layout = built->path;
 
   // The totals, from the manifest as the registry would serve it.
   const auto index = nlohmann::json::parse(read(layout + "/index.json"));

@@ -22,6 +22,7 @@
 #include "agentlink/client.h"
 #include "common/log.h"
 #include "crypto/certs.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -50,17 +51,8 @@ std::string slurp(const fs::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-serve-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct TempDir : berth::testing::ScratchDir {
+  TempDir() : ScratchDir("berth-serve") {}
 };
 
 // berth-controller with stdout+stderr in `log`; killed and reaped on destruction.

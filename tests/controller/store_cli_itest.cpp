@@ -13,6 +13,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/temp_dir.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -70,17 +72,8 @@ Run controller(std::vector<std::string> args, const std::string& input = "") {
   return r;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-cli-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct TempDir : berth::testing::ScratchDir {
+  TempDir() : ScratchDir("berth-cli") {}
 };
 
 bool any_file_contains(const fs::path& dir, const std::string& needle) {

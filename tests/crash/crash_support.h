@@ -16,11 +16,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -29,6 +31,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "e2e/stack.h"
 #include "support/skip.h"
 #include "support/testenv.h"
 #include "support/wait.h"
@@ -316,6 +319,171 @@ inline void announce(const std::string& mode, std::uint64_t s, const std::vector
             << "), " << kills.size() << " rollouts:";
   for (const auto& k : kills) std::cout << " " << k.point << "/" << name_of(k.victim);
   std::cout << std::endl;
+}
+
+// A revision as both modes show it: a deployment of the REST API (standalone) or a
+// ControllerRevision (Kubernetes mode).
+struct Revision {
+  int number = 0;
+  std::string marker;  // the rollout number the change carried in its env
+  std::string state;   // pending, succeeded, ...
+  std::string id;      // the deployment's id, the ControllerRevision's uid
+};
+
+// What differs between the modes in a run of rollouts; run_rollouts drives the rest. Every
+// callback runs on the test thread.
+struct Mode {
+  std::string title;  // in the coverage table: "standalone", "Kubernetes mode"
+  const testenv::PodmanEnv* podman = nullptr;
+  std::string container_label;  // the app's containers, for the sampler
+  std::string url;              // where the app serves; every crash must keep it
+  std::string first_tag = "v1";
+  std::string controller_log_path, agent_log_path;
+  std::string controller_data, agent_data;
+  // Standalone keeps its state in SQLite; in Kubernetes mode the data dir may hold none.
+  bool controller_has_database = true;
+  // Sends rollout n's change (image `tag`, env marker n). May return before it is answered.
+  std::function<void(int n, const std::string& tag)> change;
+  // Once the held process is at its point, before the kill (may wait for the change's answer).
+  std::function<void(const Kill&)> before_kill;
+  std::function<void(Victim)> kill;
+  // After the kill and the database checks, before the restart: whether the change was
+  // acknowledged (the driver then holds its revision to exactly once and succeeded).
+  std::function<bool(const Kill&)> acknowledged;
+  std::function<void(Victim)> restart;
+  // Rollout n's revisions (waiting for one to appear, where the mode needs it), and all of them.
+  std::function<std::vector<Revision>(int n)> revisions_of;
+  std::function<std::vector<Revision>()> revisions;
+  // Waits until the app runs revision `number`; its endpoint.
+  std::function<std::string(int number)> wait_running;
+  std::function<std::size_t(bool all)> containers;
+  std::function<std::string()> logs;  // for a failure message
+};
+
+inline std::vector<Revision> with_marker(const std::vector<Revision>& revisions, int n) {
+  std::vector<Revision> out;
+  for (const auto& r : revisions) {
+    if (r.marker == std::to_string(n)) out.push_back(r);
+  }
+  return out;
+}
+
+// The seed and the kills of a run, announced before the stack starts.
+struct Run {
+  std::uint64_t seed = 0;
+  std::vector<Kill> kills;
+};
+
+inline Run begin(const std::string& mode, int default_rollouts) {
+  Run run;
+  run.seed = seed();
+  run.kills = plan(run.seed, rollouts(default_rollouts));
+  announce(mode, run.seed, run.kills);
+  return run;
+}
+
+// The rounds of a run, the app serving mode.first_tag at mode.url: each rollout changes the
+// image (alternating tags), holds the process of its kill point there, SIGKILLs the victim,
+// checks the dead process's databases, restarts it, and then checks that the change is in
+// exactly one revision that runs at the same endpoint, that one container and no auth file is
+// left, that no revision is doubled or pending and every acknowledged one of the recent
+// rollouts succeeded, and that the app never had no running container. Prints the coverage.
+inline void run_rollouts(const Run& run, PauseFile& pause, const Mode& mode) {
+  INFO("seed " << run.seed << " (replay: BERTH_CRASH_SEED=" << run.seed << ")");
+  ContainerSampler sampler(mode.podman->env(), mode.container_label);
+  sampler.expect_serving(true);  // the app serves: from now on it never has no container
+  Coverage coverage;
+  std::map<int, std::string> acknowledged;  // rollout -> revision id
+  std::string serving_tag = mode.first_tag;
+  const auto started = e2e::Clock::now();
+
+  for (int n = 1; n <= static_cast<int>(run.kills.size()); ++n) {
+    const Kill& kill = run.kills[static_cast<std::size_t>(n - 1)];
+    INFO("rollout " << n << ": kill the " << name_of(kill.victim) << " at " << kill.point);
+    sampler.set_rollout(n);
+    const std::string tag = serving_tag == "v1" ? "v2" : "v1";
+    const Victim held = held_by(kill.point);
+    const std::string held_log =
+        held == Victim::kController ? mode.controller_log_path : mode.agent_log_path;
+    const int holds_before = count_in(e2e::read_file(held_log), kPauseLine);
+
+    if (kill.point == "pull") forget_unused_images(*mode.podman);
+    pause.arm(kill.point);
+    mode.change(n, tag);
+    const bool held_there = berth::testing::wait_until(
+        [&] { return count_in(e2e::read_file(held_log), kPauseLine) > holds_before; }, 60s, 20ms);
+    if (!held_there) {
+      pause.release();
+      FAIL("the " << name_of(held) << " never reached " << kill.point << "\n" << mode.logs());
+    }
+    mode.before_kill(kill);
+    mode.kill(kill.victim);
+    pause.release();
+    coverage.add(kill);
+
+    // The dead process's databases, as the crash left them.
+    if (kill.victim == Victim::kController) {
+      const int dbs = check_databases(mode.controller_data, "controller");
+      if (mode.controller_has_database) CHECK(dbs >= 1);
+    } else {
+      CHECK(check_databases(mode.agent_data, "agent") >= 1);
+      // Held at pull, the agent had written the registry login to disk: the restart wipes it.
+      if (kill.point == "pull") CHECK_FALSE(auth_files(mode.agent_data).empty());
+    }
+    const bool acked = mode.acknowledged(kill);
+    mode.restart(kill.victim);
+
+    // The revision of this rollout, exactly once: acknowledged, or (a crash before the intake
+    // committed it) stored after the restart, so durable either way and never stored twice.
+    const auto mine = mode.revisions_of(n);
+    REQUIRE(mine.size() == 1);
+    CHECK(mode.wait_running(mine[0].number) == mode.url);  // the stable endpoint survives
+    serving_tag = tag;
+    if (acked) acknowledged[n] = mine[0].id;
+    e2e::Stack::wait_page(mode.url, serving_tag + "\n", 30s);
+
+    // At the end, one container: blue is removed by the rollout or by the restart.
+    std::size_t left = 0;
+    berth::testing::wait_until([&] { return (left = mode.containers(true)) == 1; }, 30s, 250ms);
+    CHECK(left == 1);
+    CHECK(mode.containers(false) == 1);
+    std::vector<std::string> auth;
+    berth::testing::wait_until([&] { return (auth = auth_files(mode.agent_data)).empty(); }, 10s,
+                               100ms);
+    CHECK(auth.empty());
+
+    // No duplicate and nothing lost: every revision kept is there once, and every acknowledged
+    // one of the recent rollouts (older succeeded ones are pruned by design) is among them,
+    // succeeded.
+    const auto revisions = mode.revisions();
+    std::set<int> numbers;
+    std::set<std::string> markers;
+    for (const auto& r : revisions) {
+      CHECK(numbers.insert(r.number).second);
+      CHECK(markers.insert(r.marker).second);
+      CHECK(r.state != "pending");
+    }
+    for (auto it = acknowledged.lower_bound(n - 9); it != acknowledged.end(); ++it) {
+      const auto found = with_marker(revisions, it->first);
+      INFO("acknowledged rollout " << it->first << " (revision id " << it->second << ")");
+      REQUIRE(found.size() == 1);
+      CHECK(found[0].id == it->second);
+      CHECK(found[0].state == "succeeded");
+    }
+    const auto violations = sampler.violations();
+    INFO("container samples: " << sampler.samples());
+    INFO("first violation: " << (violations.empty() ? "" : violations.front()));
+    REQUIRE(violations.empty());
+  }
+  sampler.stop();
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(e2e::Clock::now() - started).count();
+  std::cout << coverage.table("crash kill points (" + mode.title + ", seed " +
+                              std::to_string(run.seed) + ", " + std::to_string(run.kills.size()) +
+                              " rollouts in " + std::to_string(seconds) + " s, " +
+                              std::to_string(sampler.samples()) + " container samples):")
+            << std::flush;
+  CHECK(sampler.violations().empty());
 }
 
 }  // namespace berth::crash

@@ -6,9 +6,6 @@
 // app is Running at it through the CR status, one container is left, no auth file remains, and
 // the dead agent's SQLite database passes `PRAGMA integrity_check`; all along, the app never
 // has no running container.
-#include <map>
-#include <set>
-
 #include <catch2/catch.hpp>
 
 #include "crash/crash_support.h"
@@ -27,23 +24,19 @@ const json kFastProbe = {{"intervalSeconds", 1}, {"timeoutSeconds", 1}, {"health
 
 constexpr const char* kMarker = "BERTH_CRASH_ROLLOUT";
 
-std::string marker_of(const json& revision) {
-  return revision.value("data", json::object())
-      .value("spec", json::object())
-      .value("env", json::object())
-      .value(kMarker, "");
-}
-
-json with_marker(const json& revisions, int n) {
-  json out = json::array();
+std::vector<crash::Revision> revisions_of(const json& revisions) {
+  std::vector<crash::Revision> out;
   for (const auto& r : revisions) {
-    if (marker_of(r) == std::to_string(n)) out.push_back(r);
+    const json meta = r.value("metadata", json::object());
+    out.push_back({r.value("revision", 0),
+                   r.value("data", json::object())
+                       .value("spec", json::object())
+                       .value("env", json::object())
+                       .value(kMarker, ""),
+                   meta.value("annotations", json::object()).value("berth.dev/state", ""),
+                   meta.value("uid", "")});
   }
   return out;
-}
-
-std::string state_of(const json& revision) {
-  return revision["metadata"].value("annotations", json::object()).value("berth.dev/state", "");
 }
 
 }  // namespace
@@ -54,16 +47,11 @@ TEST_CASE(
     "[crash][kube]") {
   BERTH_REQUIRE_KUBE_E2E_PEERS();
   BERTH_REQUIRE_SQLITE3();
-  const std::uint64_t seed = crash::seed();
-  const auto kills = crash::plan(seed, crash::rollouts(20));
-  crash::announce("kubernetes", seed, kills);
-  INFO("seed " << seed << " (replay: BERTH_CRASH_SEED=" << seed << ")");
+  const crash::Run run = crash::begin("kubernetes", 20);
 
   crash::PauseFile pause;  // before the stack: its processes inherit the variable
   KubeStack stack({.separate_agent = true, .stop_grace_seconds = 0});
   stack.start();
-  const std::string controller_data = stack.dir() + "/data-0";
-  const std::string agent_data = stack.dir() + "/agent-data";
   const std::string name = "crash";
   stack.apply_password_secret("creds", stack.registry().password());
   stack.apply(stack.app_yaml(name, "v1", "creds",
@@ -72,109 +60,58 @@ TEST_CASE(
   const std::string url = first["status"]["endpoint"];
   KubeStack::wait_page(url, "v1\n", 30s);
 
-  crash::ContainerSampler sampler(stack.podman().env(), "berth.service");
-  sampler.expect_serving(true);  // v1 serves: from now on the app never has no container
-  crash::Coverage coverage;
-  std::map<int, std::string> acknowledged;  // rollout -> ControllerRevision uid
-  std::string serving_tag = "v1";
-  const auto started = e2e::Clock::now();
-
-  for (int n = 1; n <= static_cast<int>(kills.size()); ++n) {
-    const crash::Kill& kill = kills[static_cast<std::size_t>(n - 1)];
-    INFO("rollout " << n << ": kill the " << crash::name_of(kill.victim) << " at " << kill.point);
-    sampler.set_rollout(n);
-    const std::string tag = serving_tag == "v1" ? "v2" : "v1";
-    const crash::Victim held = crash::held_by(kill.point);
-    const std::string held_log =
-        held == crash::Victim::kController ? stack.replica_log_path(0) : stack.agent_log_path();
-    const int holds_before = crash::count_in(e2e::read_file(held_log), crash::kPauseLine);
-
-    if (kill.point == "pull") crash::forget_unused_images(stack.podman());
-    pause.arm(kill.point);
-    // The API server acknowledges the change; berth must turn it into exactly one revision.
+  crash::Mode mode;
+  mode.title = "Kubernetes mode";
+  mode.podman = &stack.podman();
+  mode.container_label = "berth.service";
+  mode.url = url;
+  mode.controller_log_path = stack.replica_log_path(0);
+  mode.agent_log_path = stack.agent_log_path();
+  mode.controller_data = stack.dir() + "/data-0";
+  mode.agent_data = stack.dir() + "/agent-data";
+  // The controller keeps its state in the API server; its data dir may hold no database.
+  mode.controller_has_database = false;
+  // The API server acknowledges the change (kubectl patch returns); berth must turn it into
+  // exactly one revision.
+  mode.change = [&](int n, const std::string& tag) {
     stack.patch(
         "appservice", name,
         {{"spec",
           {{"imageRef", stack.registry().image(tag)}, {"env", {{kMarker, std::to_string(n)}}}}}});
-    const bool held_there = berth::testing::wait_until(
-        [&] { return crash::count_in(e2e::read_file(held_log), crash::kPauseLine) > holds_before; },
-        60s, 20ms);
-    if (!held_there) {
-      pause.release();
-      FAIL("the " << crash::name_of(held) << " never reached " << kill.point << "\n"
-                  << stack.all_logs());
-    }
-    if (kill.victim == crash::Victim::kController) {
+  };
+  mode.before_kill = [](const crash::Kill&) {};
+  mode.kill = [&](crash::Victim v) {
+    if (v == crash::Victim::kController) {
       stack.kill_replica(0);
     } else {
       stack.kill_agent();
     }
-    pause.release();
-    coverage.add(kill);
-
-    // The dead process's databases, as the crash left them (the controller keeps its state in
-    // the API server; its data dir may hold none).
-    if (kill.victim == crash::Victim::kController) {
-      crash::check_databases(controller_data, "controller");
+  };
+  mode.acknowledged = [](const crash::Kill&) { return true; };
+  mode.restart = [&](crash::Victim v) {
+    if (v == crash::Victim::kController) {
       stack.start_replica(0);
     } else {
-      CHECK(crash::check_databases(agent_data, "agent") >= 1);
-      if (kill.point == "pull") CHECK_FALSE(crash::auth_files(agent_data).empty());
       stack.start_agent();
     }
-
-    // Exactly one revision for the acknowledged change (a crash before the intake committed it
-    // only delays it), and the app runs it.
-    json mine;
+  };
+  // A crash before the intake committed the change only delays its revision.
+  mode.revisions_of = [&](int n) {
+    std::vector<crash::Revision> mine;
     berth::testing::wait_until(
-        [&] { return !(mine = with_marker(stack.revisions(name), n)).empty(); }, 60s, 300ms);
-    REQUIRE(mine.size() == 1);
-    const int number = mine[0].value("revision", 0);
+        [&] {
+          return !(mine = crash::with_marker(revisions_of(stack.revisions(name)), n)).empty();
+        },
+        60s, 300ms);
+    return mine;
+  };
+  mode.revisions = [&] { return revisions_of(stack.revisions(name)); };
+  mode.wait_running = [&](int number) {
     const json running = stack.wait_for(name, KubeStack::running_at(number),
                                         "Running at revision " + std::to_string(number), 120s);
-    CHECK(running["status"].value("endpoint", "") == url);
-    serving_tag = tag;
-    acknowledged[n] = mine[0]["metadata"].value("uid", "");
-    KubeStack::wait_page(url, serving_tag + "\n", 30s);
-
-    std::size_t left = 0;
-    berth::testing::wait_until([&] { return (left = stack.containers(true).size()) == 1; }, 30s,
-                               250ms);
-    CHECK(left == 1);
-    CHECK(stack.containers().size() == 1);
-    std::vector<std::string> auth;
-    berth::testing::wait_until([&] { return (auth = crash::auth_files(agent_data)).empty(); }, 10s,
-                               100ms);
-    CHECK(auth.empty());
-
-    // No duplicate and nothing lost among the revisions the server keeps.
-    const json revisions = stack.revisions(name);
-    std::set<int> numbers;
-    std::set<std::string> markers;
-    for (const auto& r : revisions) {
-      CHECK(numbers.insert(r.value("revision", 0)).second);
-      CHECK(markers.insert(marker_of(r)).second);
-      CHECK(state_of(r) != "pending");
-    }
-    for (auto it = acknowledged.lower_bound(n - 9); it != acknowledged.end(); ++it) {
-      const json found = with_marker(revisions, it->first);
-      INFO("acknowledged rollout " << it->first);
-      REQUIRE(found.size() == 1);
-      CHECK(found[0]["metadata"].value("uid", "") == it->second);
-      CHECK(state_of(found[0]) == "succeeded");
-    }
-    const auto violations = sampler.violations();
-    INFO("container samples: " << sampler.samples());
-    INFO("first violation: " << (violations.empty() ? "" : violations.front()));
-    REQUIRE(violations.empty());
-  }
-  sampler.stop();
-  const auto seconds =
-      std::chrono::duration_cast<std::chrono::seconds>(e2e::Clock::now() - started).count();
-  std::cout << coverage.table("crash kill points (Kubernetes mode, seed " + std::to_string(seed) +
-                              ", " + std::to_string(kills.size()) + " rollouts in " +
-                              std::to_string(seconds) + " s, " + std::to_string(sampler.samples()) +
-                              " container samples):")
-            << std::flush;
-  CHECK(sampler.violations().empty());
+    return running["status"].value("endpoint", "");
+  };
+  mode.containers = [&](bool all) { return stack.containers(all).size(); };
+  mode.logs = [&] { return stack.all_logs(); };
+  crash::run_rollouts(run, pause, mode);
 }

@@ -9,11 +9,15 @@
 #include <sys/wait.h>
 
 #include "crypto/certs.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 using berth::ErrorCode;
 using namespace berth::crypto;
-using berth::testing::TempDir;
+
+// A scratch directory named after this suite.
+struct TempDir : berth::testing::ScratchDir {
+  TempDir() : ScratchDir("berth-crypto") {}
+};
 namespace fs = std::filesystem;
 
 namespace {
@@ -62,7 +66,7 @@ TEST_CASE("PEM files are written with a 0600 key in a new 0700 directory and rea
   TempDir tmp;
   auto ca = create_ca("berth CA", 3600);
   REQUIRE(ca.ok());
-  const fs::path dir = tmp.path() / "pki";
+  const fs::path dir = tmp.path / "pki";
   REQUIRE(write_pem_files(dir, "ca", *ca).ok());
   CHECK(mode_of(dir) == 0700);
   CHECK(mode_of(dir / "ca.key") == 0600);
@@ -89,32 +93,32 @@ TEST_CASE("read_pem_files refuses a group-readable key, a missing file and a mis
   TempDir tmp;
   auto ca = create_ca("berth CA", 3600);
   REQUIRE(ca.ok());
-  REQUIRE(write_pem_files(tmp.path(), "ca", *ca).ok());
+  REQUIRE(write_pem_files(tmp.path, "ca", *ca).ok());
 
   SECTION("group-readable key") {
-    fs::permissions(tmp.path() / "ca.key", fs::perms::group_read, fs::perm_options::add);
-    auto r = read_pem_files(tmp.path(), "ca");
+    fs::permissions(tmp.path / "ca.key", fs::perms::group_read, fs::perm_options::add);
+    auto r = read_pem_files(tmp.path, "ca");
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == ErrorCode::kFailedPrecondition);
   }
   SECTION("missing") {
-    auto r = read_pem_files(tmp.path(), "server");
+    auto r = read_pem_files(tmp.path, "server");
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == ErrorCode::kNotFound);
   }
   SECTION("key of another certificate") {
     auto other = create_ca("other", 3600);
     REQUIRE(other.ok());
-    REQUIRE(write_pem_files(tmp.path(), "other", *other).ok());
-    fs::copy_file(tmp.path() / "other.key", tmp.path() / "ca.key",
+    REQUIRE(write_pem_files(tmp.path, "other", *other).ok());
+    fs::copy_file(tmp.path / "other.key", tmp.path / "ca.key",
                   fs::copy_options::overwrite_existing);
-    auto r = read_pem_files(tmp.path(), "ca");
+    auto r = read_pem_files(tmp.path, "ca");
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == ErrorCode::kDataLoss);
   }
   SECTION("a name that escapes the directory") {
-    CHECK_FALSE(write_pem_files(tmp.path(), "../ca", *ca).ok());
-    CHECK_FALSE(read_pem_files(tmp.path(), "../ca").ok());
+    CHECK_FALSE(write_pem_files(tmp.path, "../ca", *ca).ok());
+    CHECK_FALSE(read_pem_files(tmp.path, "../ca").ok());
   }
 }
 
@@ -123,7 +127,7 @@ TEST_CASE("The openssl CLI verifies written certificates against the written CA"
   TempDir tmp;
   auto ca = create_ca("berth CA", 3600);
   REQUIRE(ca.ok());
-  const fs::path dir = tmp.path();
+  const fs::path dir = tmp.path;
   REQUIRE(write_pem_files(dir, "ca", *ca).ok());
   REQUIRE(write_pem_files(dir, "server", issue(*ca, true)).ok());
   REQUIRE(write_pem_files(dir, "agent", issue(*ca, false)).ok());

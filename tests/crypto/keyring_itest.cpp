@@ -7,14 +7,18 @@
 #include <sys/stat.h>
 
 #include "crypto/sealer.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 using berth::ErrorCode;
 using berth::Secret;
 using berth::crypto::credential_aad;
 using berth::crypto::Keyring;
 using berth::crypto::SealedBlob;
-using berth::testing::TempDir;
+
+// A scratch directory named after this suite.
+struct TempDir : berth::testing::ScratchDir {
+  TempDir() : ScratchDir("berth-crypto") {}
+};
 namespace fs = std::filesystem;
 
 namespace {
@@ -57,7 +61,7 @@ std::string open(const Keyring& ring, const SealedBlob& blob) {
 TEST_CASE("load_or_create makes a 0600 32-byte key in a new 0700 directory and reloads it",
           "[keyring]") {
   TempDir tmp;
-  const fs::path key = tmp.path() / "data" / "master.key";
+  const fs::path key = tmp.path / "data" / "master.key";
   auto ring = Keyring::load_or_create(key);
   REQUIRE(ring.ok());
   CHECK(mode_of(key) == 0600);
@@ -79,16 +83,16 @@ TEST_CASE("load_or_create makes a 0600 32-byte key in a new 0700 directory and r
 
 TEST_CASE("load refuses a missing key file instead of creating one", "[keyring]") {
   TempDir tmp;
-  auto r = Keyring::load(tmp.path() / "master.key");
+  auto r = Keyring::load(tmp.path / "master.key");
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == ErrorCode::kFailedPrecondition);
   CHECK(r.error().message.find("does not exist") != std::string::npos);
-  CHECK_FALSE(fs::exists(tmp.path() / "master.key"));
+  CHECK_FALSE(fs::exists(tmp.path / "master.key"));
 }
 
 TEST_CASE("A group- or world-readable key file is refused", "[keyring]") {
   TempDir tmp;
-  const fs::path key = tmp.path() / "master.key";
+  const fs::path key = tmp.path / "master.key";
   REQUIRE(Keyring::load_or_create(key).ok());
   for (auto perms : {fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read,
                      fs::perms::owner_read | fs::perms::others_read}) {
@@ -103,7 +107,7 @@ TEST_CASE("A group- or world-readable key file is refused", "[keyring]") {
 
 TEST_CASE("A truncated or oversized key file is refused as corrupt", "[keyring]") {
   TempDir tmp;
-  const fs::path key = tmp.path() / "master.key";
+  const fs::path key = tmp.path / "master.key";
   const auto owner_rw = fs::perms::owner_read | fs::perms::owner_write;
   SECTION("truncated") {
     write_raw(key, std::string(31, 'k'), owner_rw);
@@ -129,8 +133,8 @@ TEST_CASE("A truncated or oversized key file is refused as corrupt", "[keyring]"
 
 TEST_CASE("A directory in place of the key file is refused", "[keyring]") {
   TempDir tmp;
-  fs::create_directory(tmp.path() / "master.key");
-  auto r = Keyring::load_or_create(tmp.path() / "master.key");
+  fs::create_directory(tmp.path / "master.key");
+  auto r = Keyring::load_or_create(tmp.path / "master.key");
   REQUIRE_FALSE(r.ok());
 }
 
@@ -138,8 +142,8 @@ TEST_CASE(
     "Rotation keeps old ciphertexts readable until finish, and a reload sees only the new key",
     "[keyring][rotation]") {
   TempDir tmp;
-  const fs::path key = tmp.path() / "master.key";
-  const fs::path next = tmp.path() / "master.key.next";
+  const fs::path key = tmp.path / "master.key";
+  const fs::path next = tmp.path / "master.key.next";
   auto ring = Keyring::load_or_create(key);
   REQUIRE(ring.ok());
   const std::string old_id = ring->current_key_id();
@@ -183,7 +187,7 @@ TEST_CASE(
 TEST_CASE("A crash between begin_rotation and finish_rotation loses nothing",
           "[keyring][rotation]") {
   TempDir tmp;
-  const fs::path key = tmp.path() / "master.key";
+  const fs::path key = tmp.path / "master.key";
   SealedBlob old_blob, new_blob;
   std::string old_id, new_id;
   {
@@ -218,7 +222,7 @@ TEST_CASE("A crash between begin_rotation and finish_rotation loses nothing",
 
 TEST_CASE("finish_rotation without a rotation in progress is refused", "[keyring][rotation]") {
   TempDir tmp;
-  const fs::path key = tmp.path() / "master.key";
+  const fs::path key = tmp.path / "master.key";
   auto a = Keyring::load_or_create(key);
   REQUIRE(a.ok());
   // Another process replaced the key file: this keyring's current key is no longer on disk.
@@ -234,7 +238,7 @@ TEST_CASE("finish_rotation without a rotation in progress is refused", "[keyring
 TEST_CASE("A lost key file next to a pending .next key is not silently replaced",
           "[keyring][rotation]") {
   TempDir tmp;
-  const fs::path key = tmp.path() / "master.key";
+  const fs::path key = tmp.path / "master.key";
   auto ring = Keyring::load_or_create(key);
   REQUIRE(ring.ok());
   REQUIRE(ring->begin_rotation().ok());
@@ -247,7 +251,7 @@ TEST_CASE("A lost key file next to a pending .next key is not silently replaced"
 
 TEST_CASE("A group-readable .next key file is refused too", "[keyring][rotation]") {
   TempDir tmp;
-  const fs::path key = tmp.path() / "master.key";
+  const fs::path key = tmp.path / "master.key";
   auto ring = Keyring::load_or_create(key);
   REQUIRE(ring.ok());
   REQUIRE(ring->begin_rotation().ok());

@@ -4,7 +4,6 @@
 // "pulling: ..." lines; once the app is Running the progress is gone. The registry password
 // never reaches a log line or a response.
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,7 +11,9 @@
 #include <catch2/catch.hpp>
 
 #include "e2e/stack.h"
+#include "support/oci_layout.h"
 #include "support/skip.h"
+#include "support/temp_dir.h"
 #include "support/testenv.h"
 #include "support/wait.h"
 
@@ -24,62 +25,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr int kRandomLayers = 4;
-
-// An OCI layout in `dir`/layout, tag "progress": the sample image's files (busybox httpd on 8080
-// serving /www/index.html = "progress\n", so the health check passes) plus kRandomLayers layers
-// of 16 MiB of random, incompressible bytes, so the pull takes long enough for several reports.
-// Prints the layer count and the sum of the compressed layer sizes (what the manifest says).
-std::pair<int, std::int64_t> build_layout(const std::string& dir) {
-  const std::string script = R"PY(
-import gzip, hashlib, io, json, os, sys, tarfile
-out, random_layers = sys.argv[1], int(sys.argv[2])
-blobs = os.path.join(out, "blobs", "sha256"); os.makedirs(blobs)
-def put(b):
-    d = hashlib.sha256(b).hexdigest(); open(os.path.join(blobs, d), "wb").write(b); return d
-layers, ids = [], []
-def layer(entries, level):
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for path, data, mode in entries:
-            info = tarfile.TarInfo(path); info.mode = mode
-            if data is None:
-                info.type = tarfile.DIRTYPE; t.addfile(info)
-            else:
-                info.size = len(data); t.addfile(info, io.BytesIO(data))
-    tar = raw.getvalue(); gz = gzip.compress(tar, compresslevel=level, mtime=0)
-    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                   "digest": "sha256:" + put(gz), "size": len(gz)})
-    ids.append("sha256:" + hashlib.sha256(tar).hexdigest())
-layer([("bin", None, 0o755), ("bin/busybox", open("/bin/busybox", "rb").read(), 0o755),
-       ("tmp", None, 0o1777)], 6)
-layer([("www", None, 0o755), ("www/index.html", b"progress\n", 0o644)], 6)
-for i in range(random_layers):
-    layer([("data%d" % i, os.urandom(16 * 1024 * 1024), 0o644)], 1)
-cfg = json.dumps({"architecture": "amd64", "os": "linux",
-                  "config": {"Cmd": ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"],
-                             "ExposedPorts": {"8080/tcp": {}}, "WorkingDir": "/"},
-                  "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
-m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": "sha256:" + put(cfg), "size": len(cfg)},
-                "layers": layers}).encode()
-json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-           "digest": "sha256:" + put(m), "size": len(m),
-           "annotations": {"org.opencontainers.image.ref.name": "progress"}}]},
-          open(os.path.join(out, "index.json"), "w"))
-json.dump({"imageLayoutVersion": "1.0.0"}, open(os.path.join(out, "oci-layout"), "w"))
-print(len(layers), sum(l["size"] for l in layers))
-)PY";
-  std::string out;
-  const int rc = testenv::run_command(
-      {"python3", "-c", script, dir + "/layout", std::to_string(kRandomLayers)}, &out, {}, 120);
-  INFO(out);
-  REQUIRE(rc == 0);
-  int count = 0;
-  long long total = 0;
-  REQUIRE(std::sscanf(out.c_str(), "%d %lld", &count, &total) == 2);
-  return {count, static_cast<std::int64_t>(total)};
-}
 
 // Pushes the layout as REGISTRY/berth/sample:progress with the registry's credentials.
 void push_layout(testenv::Registry& registry, const std::string& dir) {
@@ -95,15 +40,6 @@ void push_layout(testenv::Registry& registry, const std::string& dir) {
   REQUIRE(rc == 0);
 }
 
-// Removes a test's own temp dir however the test ends (a REQUIRE throws).
-struct TempDirGuard {
-  std::string path;
-  ~TempDirGuard() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
 bool message_starts(const json& deployment, const std::string& prefix) {
   for (const auto& entry : deployment.value("deploy_logs", json::array())) {
     if (entry.value("step", "") == "pull" && entry.value("message", "").rfind(prefix, 0) == 0)
@@ -118,9 +54,20 @@ TEST_CASE("A deploy shows pull progress in the app's status and the revision's d
           "[e2e][progress]") {
   BERTH_REQUIRE_PEERS(testenv::Peer::kPodman, testenv::Peer::kRegistry);
   e2e::Stack stack;  // serve --local-agent: agent lines land in the controller log too
-  const std::string dir = testenv::make_temp_dir("e2e-progress");
-  const TempDirGuard guard{dir};
-  const auto [layers, bytes] = build_layout(dir);
+  const berth::testing::ScratchDir scratch("berth-e2e-progress");  // removed however it ends
+  const std::string dir = scratch.path.string();
+  // The sample app's files (busybox httpd on 8080 serving "progress\n", so the health check
+  // passes) under 4 layers of 16 MiB of random bytes, so the pull takes long enough for
+  // several reports.
+  testenv::OciLayoutOptions lo;
+  lo.tag = "progress";
+  lo.random_layers = kRandomLayers;
+  lo.random_layer_mib = 16;
+  lo.app_page = "progress\n";
+  auto built = testenv::build_oci_layout(dir, lo);
+  if (!built.ok()) FAIL(built.error().message);
+  const int layers = built->layers;
+  const std::int64_t bytes = built->layer_bytes;
   push_layout(stack.registry(), dir);
   stack.start();
 

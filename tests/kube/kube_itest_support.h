@@ -12,27 +12,17 @@
 #include "common/log.h"
 #include "support/kube_testenv.h"
 #include "support/skip.h"
+#include "support/temp_dir.h"
 #include "support/testenv.h"
 
 namespace berth::kube::testing {
 
 // A fresh directory under /tmp, removed with its contents afterwards.
-struct TempDir {
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "berth-kube-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+struct TempDir : berth::testing::ScratchDir {
+  TempDir() : ScratchDir("berth-kube") {}
   void write(const std::string& name, const std::string& text) const {
     std::ofstream(path / name, std::ios::trunc) << text;
   }
-  std::filesystem::path path;
 };
 
 // Every log line written while it lives, at debug level; the previous sink and level come back

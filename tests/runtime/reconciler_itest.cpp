@@ -10,6 +10,7 @@
 #include "runtime/controller.h"
 #include "runtime/reconciler.h"
 #include "store/sqlite_store.h"
+#include "support/temp_dir.h"
 
 using namespace berth;
 using namespace berth::runtime;
@@ -17,16 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-runtime-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct TempDir : berth::testing::ScratchDir {
+  TempDir() : ScratchDir("berth-runtime") {}
 };
 
 struct Stack {

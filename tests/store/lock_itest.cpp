@@ -6,18 +6,15 @@
 
 #include "common/secret.h"
 #include "store/sqlite_store.h"
+#include "support/temp_dir.h"
 #include "support/testenv.h"
 
 using namespace berth;
 
 namespace {
 
-struct TempDir {
-  std::filesystem::path path = testenv::make_temp_dir("berth-lock");
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
+struct TempDir : berth::testing::ScratchDir {
+  TempDir() : ScratchDir("berth-lock") {}
 };
 
 }  // namespace

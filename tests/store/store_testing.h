@@ -11,6 +11,7 @@
 #include "core/ports.h"
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
+#include "support/temp_dir.h"
 
 namespace berth::store_testing {
 
@@ -29,17 +30,8 @@ inline berth::Result<berth::Secret> unseal(berth::core::StateStore& store, const
 
 inline constexpr const char* kCanary = "CANARY-pw-7f3a9c1e5d";
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-store-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct TempDir : berth::testing::ScratchDir {
+  TempDir() : ScratchDir("berth-store") {}
   fs::path data() const { return path / "data"; }
 };
 

@@ -1,13 +1,11 @@
 #pragma once
-// Simulated peers of the controller for the benchmarks (and the load suite): TLS servers written
-// with Asio directly (the anonymous registry every benchmark image resolves at), and agents that
-// speak the real agent link (agentlink::Client: TLS 1.3, client certificates, Hello, ack,
-// result) and acknowledge and report success at once, without podman.
+// The simulated registry of the benchmarks (and the load suite, through kube_sim.h): a blocking
+// TLS 1.3 server written with Asio directly and the anonymous registry every benchmark image
+// resolves at. The simulated agents are bench/sim_agent.h.
 //
-// Contract: bench code. A TLS context that cannot be built, or a credential file that cannot be
-// read, ends the process (bench::die); SimAgent::start returns its error.
-// Threading: TlsServer serves on its own threads; a SimAgent answers on its client's thread;
-// Arrivals is safe from any thread.
+// Contract: bench code. A TLS context that cannot be built, or a file that cannot be read, ends
+// the process (bench::die).
+// Threading: TlsServer serves on its own threads; serve_registry counts on an atomic.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,23 +15,17 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
-#include <condition_variable>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
-#include "agentlink/client.h"
 #include "bench_fixture.h"
 #include "bench_util.h"
-#include "common/secret.h"
 #include "crypto/certs.h"
 
 namespace berth::bench::sim {
@@ -152,15 +144,7 @@ inline void serve_registry(ssl::stream<tcp::socket>& s, std::atomic<std::uint64_
   }
 }
 
-// --- simulated agents ---------------------------------------------------------------------------
-
-struct Credentials {
-  std::string name;
-  std::string ca_pem;
-  std::string cert_pem;
-  Secret key_pem;
-};
-
+// A whole file; ends the benchmark when it cannot be read.
 inline std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   if (!in) bench::die("read", p.string());
@@ -169,93 +153,7 @@ inline std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-// When each service's latest DeployTask reached an agent (the dispatch-latency phase resets an
-// entry before it changes that service).
-struct Arrivals {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::unordered_map<std::string, bench::Clock::time_point> deploy_at;
-  std::atomic<std::uint64_t> deploys{0}, results{0};
-
-  void deployed(const std::string& service) {
-    const auto now = bench::Clock::now();
-    std::lock_guard lock(mu);
-    deploy_at.try_emplace(service, now);
-    ++deploys;
-    cv.notify_all();
-  }
-};
-
-// An agent that acknowledges every task and reports success at once: what berth-agent sends,
-// minus podman. Its hello reports no apps (a fresh machine).
-class SimAgent {
- public:
-  SimAgent(Credentials c, std::string url, Arrivals& arrivals) : arrivals_(arrivals) {
-    agentlink::ClientOptions o;
-    o.url = std::move(url);
-    o.ca_cert_pem = c.ca_pem;
-    o.cert_pem = c.cert_pem;
-    o.key_pem = std::move(c.key_pem);
-    o.hello = [name = c.name] { return agentlink::Hello{name, "local", "bench", {}}; };
-    o.on_message = [this](const agentlink::Message& m) { handle(m); };
-    // The controller may not listen yet: retry quickly so start-up is measured, not backoff.
-    o.backoff = agentlink::Backoff{20ms, 200ms, 0.0};
-    client_ = std::make_unique<agentlink::Client>(std::move(o));
-  }
-  Status start() { return client_->start(); }
-  void stop() { client_->stop(); }
-  bool connected() const { return client_->connected(); }
-
- private:
-  void handle(const agentlink::Message& m) {
-    agentlink::TaskResult r;
-    if (const auto* d = std::get_if<agentlink::DeployTask>(&m)) {
-      arrivals_.deployed(d->service_id);
-      r.task_id = d->task_id;
-      r.service_id = d->service_id;
-      r.revision_id = d->revision_id;
-      r.image_digest = d->image_digest.empty() ? bench::fixed_digest() : d->image_digest;
-      r.stable_port = port_++;
-      const core::UnixMillis now = bench::kEpoch;
-      r.logs.push_back(core::DeployLogEntry{"pull", "ok", "pulled", "", now, 0});
-      r.logs.push_back(core::DeployLogEntry{"switch", "ok", "switched", "", now, 0});
-    } else if (const auto* t = std::get_if<agentlink::RestartTask>(&m)) {
-      r.task_id = t->task_id;
-      r.service_id = t->service_id;
-    } else if (const auto* t2 = std::get_if<agentlink::RemoveTask>(&m)) {
-      r.task_id = t2->task_id;
-      r.service_id = t2->service_id;
-    } else {
-      return;
-    }
-    r.ok = true;
-    (void)client_->send(agentlink::Ack{r.task_id});
-    if (client_->send(r).ok()) ++arrivals_.results;
-  }
-
-  Arrivals& arrivals_;
-  std::unique_ptr<agentlink::Client> client_;
-  int port_ = 20000;
-};
-
-inline std::string agent_name(int i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "sim-%03d", i);
-  return buf;
-}
-
-inline std::vector<std::unique_ptr<SimAgent>> start_agents(const std::vector<Credentials>& creds,
-                                                           const std::string& url,
-                                                           Arrivals& arrivals) {
-  std::vector<std::unique_ptr<SimAgent>> agents;
-  for (const auto& c : creds) {
-    agents.push_back(std::make_unique<SimAgent>(
-        Credentials{c.name, c.ca_pem, c.cert_pem, Secret(c.key_pem.reveal())}, url, arrivals));
-    if (Status st = agents.back()->start(); !st.ok()) bench::die("agent start", st.error().message);
-  }
-  return agents;
-}
-
+// Polls pred every `step` until it holds (true) or `limit` has passed (false).
 template <class Pred>
 inline bool wait_for(Pred pred, std::chrono::milliseconds limit,
                      std::chrono::milliseconds step = 5ms) {
