@@ -35,6 +35,10 @@ SimAgent::SimAgent(AgentCredentials c, std::string url, Arrivals& arrivals, SimA
 }
 
 Status SimAgent::start() { return client_->start(); }
+SimAgent::~SimAgent() {
+  if (client_) client_->stop();
+}
+
 void SimAgent::stop() { client_->stop(); }
 bool SimAgent::connected() const { return client_->connected(); }
 

@@ -57,6 +57,10 @@ struct SimAgentOptions {
 class SimAgent {
  public:
   SimAgent(AgentCredentials c, std::string url, Arrivals& arrivals, SimAgentOptions options = {});
+  // Stops the client first: its threads call handle(), which uses the members below it.
+  ~SimAgent();
+  SimAgent(const SimAgent&) = delete;
+  SimAgent& operator=(const SimAgent&) = delete;
   Status start();
   void stop();
   bool connected() const;
