@@ -166,6 +166,24 @@ testing::SecretScan KubeStack::registry_secret_scan() const {
   return testing::SecretScan(registry_->password(), registry_->username());
 }
 
+std::vector<std::string> KubeStack::password_findings(
+    const std::vector<std::string>& user_secrets) {
+  const testing::SecretScan scan = registry_secret_scan();
+  std::vector<std::string> found;
+  for (const auto& hit : scan.files_under(dir_)) {
+    if (hit.rfind(dir_ + "/kubectl.out: ", 0) != 0) found.push_back(hit);
+  }
+  for (const auto& form : scan.find_in(all_logs())) found.push_back("logs: " + form);
+  std::vector<std::string> except;
+  for (const auto& name : user_secrets) except.push_back("secrets/" + ns_ + "/" + name);
+  const std::vector<std::string> objects = dump_everything(except);
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    for (const auto& form : scan.find_in(objects[i]))
+      found.push_back("server objects " + std::to_string(i) + ": " + form);
+  }
+  return found;
+}
+
 // --- processes ---------------------------------------------------------------------------------
 
 std::string KubeStack::replica_log_path(int i) const {

@@ -182,6 +182,11 @@ class KubeStack {
   // ("secrets/<ns>/<name>": the user's own Secrets, which hold the password by design) are
   // left out.
   std::vector<std::string> dump_everything(const std::vector<std::string>& except = {});
+  // Where the registry password must not be at the end of any flow (a crash, a fault): every
+  // file under dir() but kubectl.out (the harness's copy of the last kubectl stdout), the
+  // controllers' and the agent's logs, and every object the server holds but the user's own
+  // Secrets named in `user_secrets` (in ns()). "where: form" per finding; empty when clean.
+  std::vector<std::string> password_findings(const std::vector<std::string>& user_secrets);
 
   // --- the app
   // GET `url` (http://127.0.0.1:PORT) with a 5 s deadline: the body, or "<error ...>".

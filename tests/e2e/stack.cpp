@@ -242,6 +242,20 @@ testing::SecretScan Stack::registry_secret_scan() const {
   return testing::SecretScan(registry_->password(), registry_->username());
 }
 
+std::vector<std::string> Stack::password_findings() const {
+  const testing::SecretScan scan = registry_secret_scan();
+  std::vector<std::string> found = scan.files_under(dir_);
+  for (std::size_t i = 0; i < bodies_.size(); ++i) {
+    for (const auto& form : scan.find_in(bodies_[i]))
+      found.push_back("response body " + std::to_string(i) + ": " + form);
+  }
+  for (std::size_t i = 0; i < headers_.size(); ++i) {
+    for (const auto& form : scan.find_in(headers_[i]))
+      found.push_back("response headers " + std::to_string(i) + ": " + form);
+  }
+  return found;
+}
+
 void Stack::start() {
   start_controller();
   if (options_.separate_agent) {

@@ -129,6 +129,11 @@ class Stack {
   testenv::Registry& registry() { return *registry_; }
   // A scan for the registry password in every encoded form (support/secret_scan.h).
   testing::SecretScan registry_secret_scan() const;
+  // Where the registry password must not be at the end of any flow (a crash, a fault): every
+  // file under dir() (logs, databases with their WAL, the agents' data) and every API response
+  // body and header the test received. "where: form" per finding; empty when clean. The secrets
+  // suite (tests/secrets) looks in more places (/proc during pulls, cores, encodings in history).
+  std::vector<std::string> password_findings() const;
   const testenv::PodmanEnv& podman() const { return *podman_; }
   const std::string& dir() const { return dir_; }
   const std::string& data_dir() const { return data_dir_; }              // the controller's

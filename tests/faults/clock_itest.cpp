@@ -141,4 +141,6 @@ TEST_CASE(
   // The agent link stayed up through both jumps: one connect, no disconnect.
   const std::string log = stack.controller_log();
   CHECK(log.find("\"agent disconnected\"") == std::string::npos);
+  // Nothing of this flow, faults included, left the registry password anywhere.
+  CHECK(stack.password_findings() == std::vector<std::string>{});
 }

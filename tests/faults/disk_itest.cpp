@@ -138,4 +138,6 @@ TEST_CASE(
                           "HTTP " + std::to_string(while_full.status), faults::seconds_since(back));
   CHECK(next.value("id", "") == id);
   CHECK(stack.containers(id).size() == 1);
+  // Nothing of this flow, faults included, left the registry password anywhere.
+  CHECK(stack.password_findings() == std::vector<std::string>{});
 }

@@ -143,4 +143,7 @@ TEST_CASE(
   const auto ready = stack.health(0, "/readyz");
   INFO(ready.body);
   CHECK(ready.status == 200);
+  // Nothing of this flow, faults included, left the registry password anywhere (but the user's
+  // own Secret, which holds it by design).
+  CHECK(stack.password_findings({"creds"}) == std::vector<std::string>{});
 }

@@ -125,4 +125,6 @@ TEST_CASE(
   e2e::Stack::wait_page(url, "v1\n", 30s);
   CHECK(stack.containers(id).size() == 1);
   CHECK(done2.value("last_error", "") == "");
+  // Nothing of this flow, faults included, left the registry password anywhere.
+  CHECK(stack.password_findings() == std::vector<std::string>{});
 }

@@ -117,6 +117,8 @@ TEST_CASE(
     faults::report_recovery(fault.name + ", at resolve", condition, took);
   }
   CHECK(proxy->answered() > 0);  // the 500/429 answers were served, not a pass-through
+  // Nothing of this flow, faults included, left the registry password anywhere.
+  CHECK(stack.password_findings() == std::vector<std::string>{});
 }
 
 TEST_CASE(
@@ -174,4 +176,6 @@ TEST_CASE(
     faults::report_recovery(fault.name + " (redeploy)", condition, faults::seconds_since(back));
     CHECK(stack.containers(id).size() == 1);
   }
+  // Nothing of this flow, faults included, left the registry password anywhere.
+  CHECK(stack.password_findings() == std::vector<std::string>{});
 }
