@@ -23,13 +23,13 @@ std::vector<std::uint8_t> column_blob(const SQLite::Column& column) {
   return std::vector<std::uint8_t>(p, p + column.getBytes());
 }
 
-Status write_credential(SQLite::Database& db, const crypto::Keyring& keyring,
+Status write_credential(internal::Connection& db, const crypto::Keyring& keyring,
                         const std::string& service_id, const core::CredentialWrite& w) {
   switch (w.action) {
     case core::CredentialWrite::Action::kKeep:
       return Status::Ok();
     case core::CredentialWrite::Action::kRemove: {
-      SQLite::Statement del(db, "DELETE FROM credentials WHERE service_id = :service_id");
+      auto del = db.prepare("DELETE FROM credentials WHERE service_id = :service_id");
       del.bind(":service_id", service_id);
       del.exec();
       return Status::Ok();
@@ -41,16 +41,16 @@ Status write_credential(SQLite::Database& db, const crypto::Keyring& keyring,
       auto blob =
           keyring.seal(w.password, crypto::credential_aad(service_id, w.registry_host, w.username));
       if (!blob.ok()) return blob.take_error();
-      SQLite::Statement up(db,
-                           "INSERT INTO credentials (service_id, registry_host, username, "
-                           "key_id, nonce, ciphertext, set_at, expires_at) "
-                           "VALUES (:service_id, :registry_host, :username, :key_id, :nonce, "
-                           ":ciphertext, :set_at, :expires_at) "
-                           "ON CONFLICT(service_id) DO UPDATE SET "
-                           "registry_host = excluded.registry_host, "
-                           "username = excluded.username, key_id = excluded.key_id, "
-                           "nonce = excluded.nonce, ciphertext = excluded.ciphertext, "
-                           "set_at = excluded.set_at, expires_at = excluded.expires_at");
+      auto up = db.prepare(
+          "INSERT INTO credentials (service_id, registry_host, username, "
+          "key_id, nonce, ciphertext, set_at, expires_at) "
+          "VALUES (:service_id, :registry_host, :username, :key_id, :nonce, "
+          ":ciphertext, :set_at, :expires_at) "
+          "ON CONFLICT(service_id) DO UPDATE SET "
+          "registry_host = excluded.registry_host, "
+          "username = excluded.username, key_id = excluded.key_id, "
+          "nonce = excluded.nonce, ciphertext = excluded.ciphertext, "
+          "set_at = excluded.set_at, expires_at = excluded.expires_at");
       up.bind(":service_id", service_id);
       up.bind(":registry_host", w.registry_host);
       up.bind(":username", w.username);
@@ -75,10 +75,10 @@ Status write_credential(SQLite::Database& db, const crypto::Keyring& keyring,
 Result<std::optional<core::StoredCredential>> SqliteStore::get_credential(
     std::string_view service_id) {
   using Found = std::optional<core::StoredCredential>;
-  return impl_->locked(Context{}, [&](SQLite::Database& db) -> Result<Found> {
-    SQLite::Statement st(db,
-                         "SELECT registry_host, username, set_at, expires_at FROM credentials "
-                         "WHERE service_id = :service_id");
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<Found> {
+    auto st = db.prepare(
+        "SELECT registry_host, username, set_at, expires_at FROM credentials "
+        "WHERE service_id = :service_id");
     st.bind(":service_id", std::string(service_id));
     if (!st.executeStep()) return Found();
     core::StoredCredential c;
@@ -93,10 +93,10 @@ Result<std::optional<core::StoredCredential>> SqliteStore::get_credential(
 Result<Secret> SqliteStore::unseal_password(std::string_view service_id,
                                             std::string_view registry_host,
                                             std::string_view username) {
-  return impl_->locked(Context{}, [&](SQLite::Database& db) -> Result<Secret> {
-    SQLite::Statement st(db,
-                         "SELECT registry_host, username, key_id, nonce, ciphertext "
-                         "FROM credentials WHERE service_id = :service_id");
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<Secret> {
+    auto st = db.prepare(
+        "SELECT registry_host, username, key_id, nonce, ciphertext "
+        "FROM credentials WHERE service_id = :service_id");
     st.bind(":service_id", std::string(service_id));
     if (!st.executeStep()) {
       return make_error(ErrorCode::kNotFound, "the app service has no stored credential");
