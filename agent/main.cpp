@@ -51,7 +51,12 @@ bool read_file(const fs::path& path, std::string& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  berth::harden_process();
+  // Before anything reads a secret: a process that cannot turn core files off does not start.
+  if (const berth::Status hardened = berth::harden_process(); !hardened) {
+    berth::log::error("cannot harden the process, refusing to start",
+                      {{"error", hardened.error().message}});
+    return 1;
+  }
   CLI::App app{"berth-agent: runs berth's deploy tasks on this machine"};
   std::string controller, credentials, data_dir, zone, podman = "podman", level = "info";
   std::string metrics_listen;

@@ -122,7 +122,11 @@ std::string format(double value, Unit unit) {
         std::snprintf(buf, sizeof buf, "%.2f MiB", value / 1024 / 1024);
       break;
     case Unit::kCount:
-      std::snprintf(buf, sizeof buf, "%.0f", value);
+      // Averages (calls per reconcile) keep two decimals; whole counts print as they are.
+      if (value < 100 && value != static_cast<double>(static_cast<long long>(value)))
+        std::snprintf(buf, sizeof buf, "%.2f", value);
+      else
+        std::snprintf(buf, sizeof buf, "%.0f", value);
       break;
     case Unit::kPerSecond:
       std::snprintf(buf, sizeof buf, "%.0f /s", value);
@@ -184,6 +188,16 @@ bool on_path(const std::string& name) {
     start = end + 1;
   }
   return false;
+}
+
+std::string thousands(int n) {
+  const std::string digits = std::to_string(n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
 }
 
 }  // namespace berth::bench

@@ -68,6 +68,8 @@ void progress(std::string_view line);  // "bench: <line>" on stderr
 // ("scales: ratio 1.10 (<= 3 expected)" or "CHECK: ratio 7.20 (> 3 expected)").
 enum class Unit { kNanos, kBytes, kCount, kPerSecond };
 std::string format(double value, Unit unit);
+// n with thousands separators: 12345 -> "12,345" (counts in section titles).
+std::string thousands(int n);
 
 struct Table {
   std::string title;

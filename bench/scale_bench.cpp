@@ -561,23 +561,13 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-std::string count(int n) {
-  const std::string digits = std::to_string(n);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Options o = parse(argc, argv);
   log::set_level(log::Level::kWarn);
   log::set_sink([](std::string_view) {});  // the reconciler's info lines are not the figure
-  const std::string N = count(o.services), S = count(o.small);
+  const std::string N = bench::thousands(o.services), S = bench::thousands(o.small);
   bench::Table t;
 
   if (o.store) {
@@ -615,7 +605,7 @@ int main(int argc, char** argv) {
     const fs::path small_dir = populate(o, o.small);
     Figures s = bench::run_child(
         "reconciler small", [&](Figures& out) { reconciler_phase(o, small_dir, o.small, out); });
-    bench::progress("reconciler: " + count(o.mid) + " services (memory baseline)");
+    bench::progress("reconciler: " + bench::thousands(o.mid) + " services (memory baseline)");
     const fs::path mid_dir = populate(o, o.mid);
     Figures m = bench::run_child("reconciler mid",
                                  [&](Figures& out) { reconciler_phase(o, mid_dir, o.mid, out); });
@@ -636,8 +626,9 @@ int main(int argc, char** argv) {
     t.figure("prime(), " + N + " services", l["prime_ns"], Unit::kNanos);
     t.ratio("prime() per service, " + N + " vs " + S, l["prime_ns"] / ns, s["prime_ns"] / ss,
             Unit::kNanos, 3);
-    t.figure("drive " + N + " services to Running", l["drive_ns"], Unit::kNanos,
-             count(static_cast<int>(l["reconciles"])) + " reconciles + " + N + " results");
+    t.figure(
+        "drive " + N + " services to Running", l["drive_ns"], Unit::kNanos,
+        bench::thousands(static_cast<int>(l["reconciles"])) + " reconciles + " + N + " results");
     t.ratio("drive per service, " + N + " vs " + S, l["drive_ns"] / ns, s["drive_ns"] / ss,
             Unit::kNanos, 3);
     t.ratio("reconcile while deploying (p50), " + N + " vs " + S, l["drive_reconcile.p50"],
@@ -650,18 +641,18 @@ int main(int argc, char** argv) {
             c["small.converged.p50"], Unit::kNanos, 3);
     t.ratio("converged reconcile p99, " + N + " vs " + S, c["large.converged.p99"],
             c["small.converged.p99"], Unit::kNanos, 5);
-    t.ratio("converged reconcile p50, " + count(o.more_agents) + " vs " + std::to_string(o.agents) +
-                " agents (" + N + ")",
+    t.ratio("converged reconcile p50, " + bench::thousands(o.more_agents) + " vs " +
+                std::to_string(o.agents) + " agents (" + N + ")",
             c["agents_more.p50"], c["agents_base.p50"], Unit::kNanos, 1.2);
     t.ratio("agent_connected, idle agent (p50), " + N + " vs " + S, c["large.connect_idle.p50"],
             c["small.connect_idle.p50"], Unit::kNanos, 3);
     t.ratio("agent_connected per reported app (p50), " + N + " vs " + S,
             c["large.connect_per_app.p50"], c["small.connect_per_app.p50"], Unit::kNanos, 3);
     t.figure("resident memory per service (RSS delta), " + N, l["rss_per_service"], Unit::kBytes);
-    t.ratio("RSS delta per service, " + N + " vs " + count(o.mid), l["rss_per_service"],
+    t.ratio("RSS delta per service, " + N + " vs " + bench::thousands(o.mid), l["rss_per_service"],
             m["rss_per_service"], Unit::kBytes, 2);
     t.figure("maxrss delta per service, " + N, l["maxrss_per_service"], Unit::kBytes,
-             count(o.mid) + ": " + bench::format(m["maxrss_per_service"], Unit::kBytes));
+             bench::thousands(o.mid) + ": " + bench::format(m["maxrss_per_service"], Unit::kBytes));
   }
   return 0;
 }

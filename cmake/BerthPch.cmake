@@ -40,7 +40,8 @@ function(berth_pch_test_owner)
   endif()
   add_library(berth_pch_test OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch/anchor.cpp)
   target_link_libraries(berth_pch_test PRIVATE nlohmann_json::nlohmann_json Catch2::Catch2)
-  target_compile_options(berth_pch_test PRIVATE ${BERTH_WARNINGS})
+  # The same flags as the test code that reuses it (cmake/BerthModule.cmake: BERTH_TEST_OPT).
+  target_compile_options(berth_pch_test PRIVATE ${BERTH_WARNINGS} ${BERTH_TEST_OPT_FLAGS})
   target_precompile_headers(berth_pch_test PRIVATE ${BERTH_PCH_STD_HEADERS} <catch2/catch.hpp>)
 endfunction()
 

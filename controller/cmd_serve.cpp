@@ -22,6 +22,7 @@
 #include "agentlink/server.h"
 #include "api/server.h"
 #include "command.h"
+#include "common/clock.h"
 #include "common/dir_lock.h"
 #include "common/log.h"
 #include "crypto/password.h"
@@ -97,10 +98,10 @@ int run_serve(const ServeOptions& o) {
                                     std::chrono::seconds(o.backoff_cap_seconds), 0.1});
   registry::RegistryDigestResolver resolver(registry_options);
   AgentGateway gateway;
-  runtime::Reconciler reconciler(
-      *store, gateway, resolver, queue,
-      runtime::ReconcilerOptions{o.history, system_now, [] { return crypto::random_uuid(); },
-                                 "127.0.0.1"});
+  runtime::ReconcilerOptions reconciler_options{o.history, system_now,
+                                                [] { return crypto::random_uuid(); }, "127.0.0.1"};
+  reconciler_options.steady_now = steady_now_ms;  // memory-only timers ignore wall-clock steps
+  runtime::Reconciler reconciler(*store, gateway, resolver, queue, std::move(reconciler_options));
   runtime::ControllerOptions controller_options;
   controller_options.workers = o.workers;
   controller_options.resync_period = std::chrono::seconds(o.resync_seconds);

@@ -29,6 +29,7 @@
 #include "agentlink/server.h"
 #include "api/server.h"
 #include "common/base64.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "crypto/password.h"
@@ -38,6 +39,7 @@
 #include "kube/event_recorder.h"
 #include "kube/informer.h"
 #include "kube/leader_election.h"
+#include "kube/progress_writer.h"
 #include "kube/state_store.h"
 #include "kube/transport.h"
 #include "local_agent.h"
@@ -209,30 +211,24 @@ int run_serve_kube(const ServeOptions& o) {
       clock, runtime::BackoffPolicy{std::chrono::milliseconds(5),
                                     std::chrono::seconds(o.backoff_cap_seconds), 0.1});
   AgentGateway gateway;
-  runtime::Reconciler reconciler(
-      store, gateway, resolver, queue,
-      runtime::ReconcilerOptions{o.history, system_now, [] { return crypto::random_uuid(); },
-                                 "127.0.0.1"});
+  runtime::ReconcilerOptions reconciler_options{o.history, system_now,
+                                                [] { return crypto::random_uuid(); }, "127.0.0.1"};
+  reconciler_options.steady_now = steady_now_ms;  // memory-only timers ignore wall-clock steps
+  runtime::Reconciler reconciler(store, gateway, resolver, queue, std::move(reconciler_options));
   // Rollout progress goes to status.progress at most every 3 s per app (each write is an API
-  // server request; the reports themselves stay in memory), and is removed when it ends.
-  std::mutex progress_mu;
-  std::unordered_map<std::string, core::UnixMillis> progress_written;  // app -> last write
-  reconciler.set_progress_listener([&store, &progress_mu, &progress_written](
-                                       const std::string& id,
-                                       const std::optional<core::RolloutProgress>& p) {
-    {
-      std::lock_guard lock(progress_mu);
-      if (p) {
-        auto& last = progress_written[id];
-        if (last != 0 && p->updated_at - last < 3000) return;
-        last = p->updated_at;
-      } else if (progress_written.erase(id) == 0) {
-        return;  // nothing was written for it
-      }
-    }
-    if (Status st = store.write_progress(id, p); !st.ok())
-      log::info("writing rollout progress failed", {{"app", id}, {"error", st.error().message}});
-  });
+  // server request; the reports themselves stay in memory) and is removed when the rollout
+  // ends, by one worker so the agent link's thread never waits on the API server.
+  kube::ProgressWriterOptions progress_options;
+  progress_options.now = system_now;
+  kube::ProgressWriter progress(
+      [&store](const std::string& id, const std::optional<core::RolloutProgress>& p) {
+        return store.write_progress(id, p);
+      },
+      progress_options);
+  reconciler.set_progress_listener(
+      [&progress](const std::string& id, const std::optional<core::RolloutProgress>& p) {
+        progress.report(id, p);
+      });
 
   // --- informers: AppServices (the desired state) and Secrets (only as a trigger) ---
   const std::vector<std::string> namespaces =
@@ -409,6 +405,7 @@ int run_serve_kube(const ServeOptions& o) {
       }
     }
     if (Status st = reconciler.prime(); !st.ok()) return st;
+    progress.start();
     controller.start();
     leading = true;
     leader_gauge.set(1);
@@ -468,6 +465,7 @@ int run_serve_kube(const ServeOptions& o) {
   if (leading) controller.stop();
   if (local) local->stop();
   if (link) link->stop();
+  progress.stop();
   // Released last: nothing of this replica runs any more when the next one takes over.
   if (elector) elector->stop();
   for (auto& i : app_informers) i->stop();

@@ -25,7 +25,12 @@ void apply_registrations(CLI::App& root, Runner& run) {
 }  // namespace berth::controller
 
 int main(int argc, char** argv) {
-  berth::harden_process();
+  // Before anything reads a secret: a process that cannot turn core files off does not start.
+  if (const berth::Status hardened = berth::harden_process(); !hardened) {
+    berth::log::error("cannot harden the process, refusing to start",
+                      {{"error", hardened.error().message}});
+    return 1;
+  }
   CLI::App app{"berth-controller: deploys container images onto VMs through agents"};
   app.require_subcommand(1);
   std::string log_format;

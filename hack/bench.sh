@@ -33,6 +33,8 @@ fi
 targets=(berth-bench-micro berth-bench-scale berth-bench-api berth-bench-sqlite berth-bench-agent)
 # The real-protocol scale run (docs/benchmarks.md) needs the controller binary beside it.
 [ -f bench/agents_bench.cpp ] && targets+=(berth-bench-agents berth-controller)
+# Kubernetes mode (hack/bench-kube.sh runs it from the same tree, below).
+[ -f bench/kube_bench.cpp ] && targets+=(berth-bench-kube berth-controller)
 cmake --build "$dir" -j "${BERTH_JOBS:-2}" --target "${targets[@]}"
 
 out="$dir/bench-results.txt"
@@ -49,7 +51,10 @@ out="$dir/bench-results.txt"
     # shellcheck disable=SC2086 # word splitting of the extra arguments is intended
     "$dir/bin/berth-bench-agents" --tmpfs ${BERTH_BENCH_AGENTS_ARGS:-}
   fi
-  if [ -x hack/bench-kube.sh ]; then hack/bench-kube.sh; fi
+  # Its table is part of the results (and of --write-docs); exit 77 (no python3) skips it.
+  if [ -x hack/bench-kube.sh ]; then
+    BERTH_BENCH_DIR="$dir" hack/bench-kube.sh || { rc=$?; [ "$rc" = 77 ] || exit "$rc"; }
+  fi
   echo
   echo "load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out"

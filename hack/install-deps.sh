@@ -12,6 +12,7 @@ packages=(
   podman runc netavark aardvark-dns iptables catatonit skopeo docker-registry apache2-utils busybox-static
   iproute2 procps wrk nginx-light linux-perf
   python3-kubernetes python3-yaml lua5.1 python3-prometheus-client
+  faketime libfaketime
   chromium
 )
 

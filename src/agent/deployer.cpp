@@ -18,6 +18,7 @@
 #include "agent/deployer_internal.h"
 #include "agent/step_log.h"
 #include "common/log.h"
+#include "common/pause_point.h"
 #include "core/image_ref.h"
 
 namespace berth::agent {
@@ -27,16 +28,21 @@ namespace {
 
 // Removes the green container unless the rollout committed to it: every failure path, early
 // return and exception leaves blue alone and green gone.
+// A green that cannot be removed is handed to `on_leftover`, so a later cleanup retries it.
 class GreenGuard {
  public:
-  GreenGuard(RuntimeDriver& d, std::string name) : d_(d), name_(std::move(name)) {}
+  GreenGuard(RuntimeDriver& d, std::string name,
+             std::function<void(const std::string&)> on_leftover)
+      : d_(d), name_(std::move(name)), on_leftover_(std::move(on_leftover)) {}
   GreenGuard(const GreenGuard&) = delete;
   GreenGuard& operator=(const GreenGuard&) = delete;
   ~GreenGuard() {
     if (armed_) {
-      if (auto st = d_.remove(name_); !st.ok())
+      if (auto st = d_.remove(name_); !st.ok()) {
         log::warn("could not remove a failed green container",
                   {{"container", name_}, {"error", st.error().message}});
+        on_leftover_(name_);
+      }
     }
   }
   void commit() { armed_ = false; }
@@ -44,6 +50,7 @@ class GreenGuard {
  private:
   RuntimeDriver& d_;
   std::string name_;
+  std::function<void(const std::string&)> on_leftover_;
   bool armed_ = true;
 };
 
@@ -264,6 +271,20 @@ Status Deployer::pull(Rollout& r) {
     r.steps.failed(step, why);
     return failed(std::move(why));
   };
+  // A digest names the bits: when local storage already holds repository@digest, that image is
+  // the one the task asks for, and a pull would only be a registry round trip (~265 ms warm,
+  // docs/benchmarks.md). Checked before the auth file exists, so none is written then. A tag
+  // (no digest pinned) is always pulled: the local copy may be stale.
+  if (!r.task.image_digest.empty()) {
+    auto local = deps_.driver->local_image(r.image);
+    if (local.ok() && local->has_value()) {
+      r.steps.ok(step, "Image " + r.image + " is already present; not pulled.", **local);
+      return Status::Ok();
+    }
+    if (!local.ok())
+      log::info("local image check failed; pulling",
+                {{"task_id", r.task.task_id}, {"error", local.error().message}});
+  }
   PullRequest request;
   request.image = r.image;
   auto cert_dir = cert_dir_for(r.registry_host);
@@ -272,6 +293,7 @@ Status Deployer::pull(Rollout& r) {
   auto auth = write_auth(r.tmp_dir, r.task.auth);
   if (!auth.ok()) return fail(auth.error().message);
   if (*auth) request.authfile = (*auth)->path();
+  pause_point("pull");  // the auth file is on disk (tests/crash)
 
   // Progress: totals from the manifest, bytes from the blob files podman writes into a fresh
   // directory of its own (docs/agent.md "Pull progress"). A manifest that cannot be read costs
@@ -329,7 +351,9 @@ Status Deployer::start_green(Rollout& r) {
   r.record.pending_container = r.green;
   if (auto st = deps_.state->put_app(r.record); !st.ok()) return fail(st.error().message);
   r.pending_written = true;
-  r.guard = std::make_unique<GreenGuard>(*deps_.driver, r.green);
+  r.guard = std::make_unique<GreenGuard>(
+      *deps_.driver, r.green,
+      [this, id = r.task.service_id](const std::string& name) { remember_leftover(id, name); });
 
   std::unique_ptr<EnvFile> env;
   if (!r.task.env.empty()) {
@@ -355,6 +379,7 @@ Status Deployer::start_green(Rollout& r) {
 
 Status Deployer::probe_green(Rollout& r) {
   auto step = r.steps.begin("probe");
+  pause_point("health-check");  // green runs, not yet probed (tests/crash)
   const ProbeOutcome outcome =
       deps_.prober->probe(probe_spec(r.task.health, r.green_port, options_.probe_deadline));
   if (!outcome.healthy) {
@@ -375,6 +400,7 @@ Status Deployer::switch_to_green(Rollout& r) {
     r.steps.failed(step, routed.error().message);
     return failed(routed.error().message);
   }
+  pause_point("cutover");  // the stable port serves green, not yet recorded (tests/crash)
   r.switched = true;
   r.guard->commit();
   AppRecord& a = r.record;
@@ -410,10 +436,10 @@ void Deployer::clean_up_blue(Rollout& r) {
                                                      {"container", r.blue->container},
                                                      {"error", st.error().message}});
   }
-  if (auto listed = deps_.driver->list_by_label(kLabelService, r.task.service_id); listed.ok())
-    for (const auto& c : *listed)
-      if (c.name != r.green && std::find(names.begin(), names.end(), c.name) == names.end())
-        names.push_back(c.name);
+  // No listing: what else may be left is known (leftovers_); reconcile() sweeps at start.
+  for (const auto& n : take_leftovers(r.task.service_id))
+    if (n != r.green && std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  pause_point("teardown");  // green recorded, blue stopped, not yet removed (tests/crash)
   std::string removed, failed_names;
   int count = 0;
   for (const auto& n : names) {
@@ -422,6 +448,7 @@ void Deployer::clean_up_blue(Rollout& r) {
       ++count;
     } else {
       failed_names += (failed_names.empty() ? "" : ", ") + n + " (" + st.error().message + ")";
+      remember_leftover(r.task.service_id, n);
     }
   }
   if (!failed_names.empty())
@@ -431,6 +458,20 @@ void Deployer::clean_up_blue(Rollout& r) {
     r.steps.ok(step, "No previous container to remove.");
   else
     r.steps.ok(step, "Removed " + std::to_string(count) + " previous container(s).", removed);
+}
+
+void Deployer::remember_leftover(const std::string& service_id, const std::string& name) {
+  std::lock_guard lock(mu_);
+  leftovers_[service_id].insert(name);
+}
+
+std::vector<std::string> Deployer::take_leftovers(const std::string& service_id) {
+  std::lock_guard lock(mu_);
+  auto it = leftovers_.find(service_id);
+  if (it == leftovers_.end()) return {};
+  std::vector<std::string> out(it->second.begin(), it->second.end());
+  leftovers_.erase(it);
+  return out;
 }
 
 }  // namespace berth::agent

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -136,6 +137,12 @@ class Deployer {
   std::map<std::string, std::shared_ptr<std::mutex>> app_mutexes_;  // guarded by mu_
   std::map<std::string, Watched> watched_;                          // guarded by mu_
   bool report_all_ = false;                                         // guarded by mu_
+  // Containers of an app whose removal failed while this process ran (a failed green, a blue
+  // that would not go): the next deploy's cleanup retries them, so cleanup needs no `podman
+  // ps` (~120 ms) to find strays. Strays from before a restart are removed by reconcile().
+  std::map<std::string, std::set<std::string>> leftovers_;  // guarded by mu_
+  void remember_leftover(const std::string& service_id, const std::string& name);
+  std::vector<std::string> take_leftovers(const std::string& service_id);
 };
 
 // Helpers exposed for tests.

@@ -112,6 +112,7 @@ agentlink::TaskResult Deployer::remove(const agentlink::RemoveTask& task,
   }
   for (const auto& c : *listed)
     if (std::find(names.begin(), names.end(), c.name) == names.end()) names.push_back(c.name);
+  (void)take_leftovers(task.service_id);  // listed above if they still exist
   std::string failed;
   for (const auto& n : names) {
     (void)deps_.driver->stop(n, options_.stop_grace_seconds);

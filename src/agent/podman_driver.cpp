@@ -116,6 +116,22 @@ Result<std::string> PodmanDriver::pull(const PullRequest& request) {
   return std::string(trim_ascii_whitespace(r->out));
 }
 
+Result<std::optional<std::string>> PodmanDriver::local_image(const std::string& image) {
+  auto r = run_process({options_.command, "image", "inspect", "--format", "{{.Id}}", image},
+                       options_.call_deadline);
+  if (!r.ok()) return r.take_error();
+  if (!r->timed_out && r->exit_code != 0 &&
+      (r->err.find("image not known") != std::string::npos ||
+       r->err.find("no such image") != std::string::npos)) {
+    return std::optional<std::string>{};
+  }
+  auto checked_r = checked(std::move(r), options_.call_deadline, "image inspect");
+  if (!checked_r.ok()) return checked_r.take_error();
+  const std::string id(trim_ascii_whitespace(checked_r->out));
+  if (id.empty()) return std::optional<std::string>{};
+  return std::optional<std::string>(id);
+}
+
 Result<std::string> PodmanDriver::run(const ContainerSpec& spec) {
   std::vector<std::string> args{
       "run", "-d",

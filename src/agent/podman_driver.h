@@ -23,6 +23,8 @@ class PodmanDriver final : public RuntimeDriver {
   explicit PodmanDriver(PodmanOptions options = {});
 
   Result<std::string> pull(const PullRequest& request) override;
+  // `podman image inspect --format {{.Id}} IMAGE`; podman's "image not known" is nullopt.
+  Result<std::optional<std::string>> local_image(const std::string& image) override;
   Result<std::string> run(const ContainerSpec& spec) override;
   Result<ContainerInfo> inspect(const std::string& name) override;
   Result<std::vector<ContainerInfo>> list_by_label(const std::string& key,

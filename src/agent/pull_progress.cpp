@@ -3,50 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
-#include <nlohmann/json.hpp>
-
 #include "core/image_ref.h"
 
 namespace berth::agent {
-
-using nlohmann::json;
-
-Result<ManifestLayers> parse_manifest_layers(std::string_view body, std::string_view arch) {
-  auto bad = [](const std::string& why) {
-    return make_error(ErrorCode::kInvalidArgument, "the image manifest " + why);
-  };
-  try {
-    const json j = json::parse(body);
-    if (!j.is_object()) return bad("is not a JSON object");
-    ManifestLayers out;
-    if (auto it = j.find("layers"); it != j.end()) {
-      if (!it->is_array()) return bad("has layers that are not an array");
-      for (const auto& l : *it) {
-        if (!l.is_object() || !l.contains("size") || !l["size"].is_number_integer())
-          return bad("has a layer without a size");
-        const auto size = l["size"].get<std::int64_t>();
-        if (size < 0) return bad("has a layer with a negative size");
-        out.sizes.push_back(size);
-      }
-      return out;
-    }
-    if (auto it = j.find("manifests"); it != j.end() && it->is_array()) {
-      for (const auto& m : *it) {
-        if (!m.is_object() || !m.contains("platform") || !m["platform"].is_object()) continue;
-        const auto& p = m["platform"];
-        if (p.value("os", "") == "linux" && p.value("architecture", "") == arch &&
-            m.contains("digest") && m["digest"].is_string()) {
-          out.child_digest = m["digest"].get<std::string>();
-          return out;
-        }
-      }
-      return bad("list has no entry for linux/" + std::string(arch));
-    }
-    return bad("has neither layers nor manifests");
-  } catch (const json::exception&) {
-    return bad("is not valid JSON");
-  }
-}
 
 std::string_view host_oci_arch() {
 #if defined(__x86_64__)

@@ -25,15 +25,10 @@
 
 namespace berth::agent {
 
-// What one manifest says: the layer sizes of an image manifest, or, for an index (manifest
-// list), the digest of the child manifest for linux/`arch` (sizes empty).
-struct ManifestLayers {
-  std::vector<std::int64_t> sizes;
-  std::string child_digest;
-};
-// Errors: kInvalidArgument when the body is not a manifest or index this understands (JSON with
-// "layers" of {size}, or "manifests" of {digest, platform}), or an index has no linux/`arch`.
-Result<ManifestLayers> parse_manifest_layers(std::string_view body, std::string_view arch);
+// Manifests are read by the registry protocol's parser (registry/protocol.h), which a fuzz
+// target feeds (tests/fuzz/manifest.cpp); these names stay for the agent's callers.
+using registry::ManifestLayers;
+using registry::parse_manifest_layers;
 // The architecture this agent runs images for, in OCI terms ("amd64", "arm64", ...).
 std::string_view host_oci_arch();
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,9 @@ class RuntimeDriver {
   virtual ~RuntimeDriver() = default;
   // Returns the image id.
   virtual Result<std::string> pull(const PullRequest& request) = 0;
+  // The id of `image` (repository@sha256:... or repository:tag) when local storage holds it;
+  // nullopt when it does not. Reads local storage only: no registry, no credentials.
+  virtual Result<std::optional<std::string>> local_image(const std::string& image) = 0;
   // Creates and starts a detached container, with an init process as PID 1 (so SIGTERM reaches
   // the app: a process that is PID 1 ignores signals it installed no handler for); returns its
   // id.

@@ -73,15 +73,17 @@ Result<std::string> verify(core::StateStore& store, const Credentials& credentia
 }
 
 Result<std::string> authenticate(core::StateStore& store, std::string_view authorization) {
-  auto credentials = parse_authorization(authorization);
   if (t_verified.active) {
-    // Under the server: its verdict is final, and nothing is hashed on this (I/O) thread.
+    // Under the server: its verdict is final, and nothing is hashed on this (I/O) thread. The
+    // verified header is not parsed again (every authenticated request comes this way).
     if (!t_verified.account_id.empty() && t_verified.authorization == authorization) {
       return std::string(t_verified.account_id);
     }
+    auto credentials = parse_authorization(authorization);
     if (!credentials) return credentials.take_error();
     return unauthenticated("the credentials were not verified");
   }
+  auto credentials = parse_authorization(authorization);
   if (!credentials) return credentials.take_error();
   return verify(store, *credentials);
 }

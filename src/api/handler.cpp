@@ -10,6 +10,7 @@
 #include "api/auth.h"
 #include "api/ui/ui.h"
 #include "common/log.h"
+#include "common/pause_point.h"
 #include "core/app_service.h"
 #include "core/change.h"
 #include "core/credentials.h"
@@ -555,6 +556,7 @@ class Call {
         core::redeploy_change(current, config, registry_host, std::move(reason),
                               std::move(image_digest), *number, std::move(credential), ids());
     if (auto s = store_.apply_change(change, current.generation); !s) return commit_error(s);
+    pause_point("accept");  // stored, not yet acknowledged (tests/crash)
     log::info("app service change accepted", {{"app", current.id},
                                               {"revision", change.revision->number},
                                               {"reason", change.revision->reason}});

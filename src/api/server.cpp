@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
@@ -30,6 +31,9 @@
 #include "api/ui/ui.h"
 #include "common/log.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 namespace berth::api {
 namespace {
 
@@ -41,6 +45,12 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+// The API's TLS 1.2 suites (OpenSSL names): ECDHE key exchange with an AEAD cipher only.
+constexpr const char* kApiTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 bool is_loopback(const asio::ip::address& a) {
   if (a.is_loopback()) return true;
@@ -72,6 +82,19 @@ bool needs_account(std::string_view path) {
 
 // An account name as a limiter key and log field: bounded, since it is whatever the client sent.
 std::string account_key(std::string_view name) { return std::string(name.substr(0, 128)); }
+
+// The id of a token shaped `berth_<16 lowercase hex>_<secret>` (docs/credentials.md), or "?"
+// for anything else, so every malformed token shares one budget. The id is not secret.
+std::string bearer_token_id(std::string_view token) {
+  constexpr std::string_view kPrefix = "berth_";
+  constexpr std::size_t kIdLength = 16;
+  if (token.size() <= kPrefix.size() + kIdLength || token.substr(0, kPrefix.size()) != kPrefix ||
+      token[kPrefix.size() + kIdLength] != '_')
+    return "?";
+  const std::string_view id = token.substr(kPrefix.size(), kIdLength);
+  if (id.find_first_not_of("0123456789abcdef") != std::string_view::npos) return "?";
+  return std::string(id);
+}
 
 HttpResponse unauthorized(const std::string& message) {
   HttpResponse r = json_error(401, message);
@@ -133,6 +156,17 @@ struct ApiServer::Impl {
   // scrypt runs here, never on the I/O threads; created by start(), joined by stop().
   std::optional<asio::thread_pool> hash_pool;
   std::atomic<std::size_t> hashing{0};  // verifications running or queued on hash_pool
+  // Basic verifications in flight, by the cache key of their header (an HMAC, never the header):
+  // requests with the same header that miss the cache while it is verified wait for that one
+  // verdict instead of each queueing a scrypt of its own. Without this, a client opening 16
+  // connections at once (or 16 requests just after the cache entry expired) ran scrypt 16
+  // times in a row on the one hash thread, stalling all of them for seconds
+  // (docs/benchmarks.md, limit 1).
+  struct Flight {
+    std::vector<std::function<void(Result<std::string>)>> waiters;
+  };
+  std::mutex flights_mu;
+  std::unordered_map<std::string, std::shared_ptr<Flight>> flights;  // guarded by flights_mu
   // The TLS context outlives the io_context, which may destroy unfinished sessions' streams.
   std::optional<ssl::context> tls;
   asio::io_context ioc;
@@ -159,6 +193,19 @@ struct ApiServer::Impl {
   HttpResponse dispatch(http::request<http::string_body>& req, const std::string& account_id);
   asio::awaitable<AuthVerdict> authorize(const std::string& path, const std::string& authorization,
                                          const std::string& client);
+  // 429 with Retry-After while `client` or `key` (an account name, or "token:<id>") has used
+  // its failure budget; nullopt when it may try now.
+  std::optional<HttpResponse> rate_limited(const std::string& client, const std::string& key) {
+    const auto wait = std::max(by_address.retry_after(client), by_account.retry_after(key));
+    if (wait.count() <= 0) return std::nullopt;
+    const auto seconds = std::max<std::int64_t>(1, (wait.count() + 999) / 1000);
+    log::warn("api authentication rate-limited",
+              {{"client", client}, {"account", key}, {"retry_after_s", seconds}});
+    HttpResponse r = json_error(429, "too many failed authentication attempts; retry after " +
+                                         std::to_string(seconds) + " s");
+    r.headers["Retry-After"] = std::to_string(seconds);
+    return r;
+  }
 
   // Verifies on hash_pool and completes on the caller's executor.
   template <class Token>
@@ -178,6 +225,54 @@ struct ApiServer::Impl {
         },
         token, std::move(credentials));
   }
+
+  // Joins the verification in flight for cache key `key`, completing with its verdict; when
+  // none is in flight, completes with nullopt and the caller owns a new flight, which it must
+  // end with land_flight() whatever happens.
+  template <class Token>
+  auto async_join_flight(std::string key, Token&& token) {
+    return asio::async_initiate<Token, void(std::optional<Result<std::string>>)>(
+        [this](auto handler, std::string k) {
+          using Handler = decltype(handler);
+          auto ex = asio::get_associated_executor(handler);
+          std::unique_lock lock(flights_mu);
+          auto it = flights.find(k);
+          if (it == flights.end()) {
+            flights.emplace(std::move(k), std::make_shared<Flight>());
+            lock.unlock();
+            asio::post(ex, [h = std::move(handler)]() mutable {
+              std::move(h)(std::optional<Result<std::string>>{});
+            });
+            return;
+          }
+          struct Waiter {
+            Handler handler;
+            asio::executor_work_guard<decltype(ex)> work;
+          };
+          // Logged as it joins (not when the verdict arrives), so tests can wait for it.
+          log::debug("api authentication joined a verification in flight");
+          auto w = std::make_shared<Waiter>(Waiter{std::move(handler), asio::make_work_guard(ex)});
+          it->second->waiters.push_back([w](Result<std::string> verdict) {
+            asio::dispatch(w->work.get_executor(), [w, v = std::move(verdict)]() mutable {
+              std::move(w->handler)(std::optional<Result<std::string>>(std::move(v)));
+            });
+          });
+        },
+        token, std::move(key));
+  }
+
+  // Ends the flight of `key`: every waiter gets `verdict`.
+  void land_flight(const std::string& key, const Result<std::string>& verdict) {
+    std::shared_ptr<Flight> flight;
+    {
+      std::lock_guard lock(flights_mu);
+      auto it = flights.find(key);
+      if (it == flights.end()) return;
+      flight = std::move(it->second);
+      flights.erase(it);
+    }
+    for (auto& w : flight->waiters) w(verdict);
+  }
 };
 
 Status ApiServer::Impl::load_tls() {
@@ -188,6 +283,17 @@ Status ApiServer::Impl::load_tls() {
                      ssl::context::single_dh_use);
     tls->use_certificate_chain_file(opts.tls_cert_file);
     tls->use_private_key_file(opts.tls_key_file, ssl::context::pem);
+    // TLS 1.2 at least, and in 1.2 only forward-secret AEAD suites (ECDHE with GCM or
+    // ChaCha20-Poly1305): no CBC, no SHA-1 MAC, no static RSA key exchange. TLS 1.3's suites are
+    // all AEAD with ephemeral keys. The server's order wins so a client cannot pick a weaker one.
+    SSL_CTX* ctx = tls->native_handle();
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, kApiTls12Ciphers) != 1) {
+      ERR_clear_error();
+      tls.reset();
+      return make_error(ErrorCode::kInternal, "cannot restrict the API's TLS versions or ciphers");
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
   } catch (const boost::system::system_error& e) {
     tls.reset();
     return make_error(ErrorCode::kInvalidArgument,
@@ -334,8 +440,15 @@ asio::awaitable<AuthVerdict> ApiServer::Impl::authorize(const std::string& path,
     co_return AuthVerdict{unauthorized(credentials.error().message), {}};
   }
   if (credentials->scheme == Credentials::Scheme::kBearer) {
-    // SHA-256 and one indexed lookup: cheap enough for the I/O thread, and a 256-bit secret
-    // needs no attempt limit.
+    // SHA-256 and one indexed lookup: cheap enough for the I/O thread. A 256-bit secret cannot
+    // be guessed, but a client sending wrong tokens is slowed as one sending wrong passwords
+    // is, with budgets of their own so that neither scheme's failures lock out the other: per
+    // address ("bearer <address>") and per token id, the public part of a token ("token:<id>";
+    // an account that names itself so only shares that budget). Checked before verifying, so a
+    // limited client learns nothing from further guesses.
+    const std::string address = "bearer " + client;
+    const std::string token = "token:" + bearer_token_id(credentials->secret.reveal());
+    if (auto limited = rate_limited(address, token)) co_return AuthVerdict{std::move(*limited), {}};
     auto account = verify(store, *credentials);
     if (account) co_return AuthVerdict{std::nullopt, std::move(*account)};
     if (account.error().code != ErrorCode::kUnauthenticated) {
@@ -343,6 +456,8 @@ asio::awaitable<AuthVerdict> ApiServer::Impl::authorize(const std::string& path,
       co_return AuthVerdict{unavailable("the service is temporarily unavailable; retry shortly"),
                             {}};
     }
+    by_address.record_failure(address);
+    by_account.record_failure(token);
     log::warn("api authentication failed",
               {{"client", client}, {"scheme", "bearer"}, {"reason", account.error().message}});
     co_return AuthVerdict{unauthorized(account.error().message), {}};
@@ -350,27 +465,40 @@ asio::awaitable<AuthVerdict> ApiServer::Impl::authorize(const std::string& path,
 
   if (auto id = auth_cache.lookup(authorization)) co_return AuthVerdict{std::nullopt, *id};
   const std::string account = account_key(credentials->account_name);
-  const auto wait = std::max(by_address.retry_after(client), by_account.retry_after(account));
-  if (wait.count() > 0) {
-    const auto seconds = std::max<std::int64_t>(1, (wait.count() + 999) / 1000);
-    log::warn("api authentication rate-limited",
-              {{"client", client}, {"account", account}, {"retry_after_s", seconds}});
-    HttpResponse r = json_error(429, "too many failed authentication attempts; retry after " +
-                                         std::to_string(seconds) + " s");
-    r.headers["Retry-After"] = std::to_string(seconds);
-    co_return AuthVerdict{std::move(r), {}};
+  if (auto limited = rate_limited(client, account)) co_return AuthVerdict{std::move(*limited), {}};
+  const std::string flight_key = auth_cache.key_for(authorization);
+  auto joined = co_await async_join_flight(flight_key, asio::use_awaitable);
+  Result<std::string> verified = make_error(ErrorCode::kInternal, "not verified");
+  if (joined) {
+    // Another request with this header was being verified: its verdict is this one's.
+    verified = std::move(*joined);
+  } else {
+    // This request owns the flight; every path below lands it, so no waiter is left behind.
+    struct Lander {
+      Impl& impl;
+      const std::string& key;
+      std::optional<Result<std::string>> verdict;
+      ~Lander() {
+        impl.land_flight(key,
+                         verdict ? *verdict : make_error(ErrorCode::kUnavailable, "not verified"));
+      }
+    } lander{*this, flight_key, std::nullopt};
+    const std::size_t capacity =
+        static_cast<std::size_t>(std::max(1, opts.auth.hash_threads)) + opts.auth.hash_queue;
+    if (hashing.fetch_add(1) >= capacity) {
+      --hashing;
+      lander.verdict = make_error(ErrorCode::kResourceExhausted, "the hashing queue is full");
+      log::warn("api authentication queue full", {{"client", client}, {"account", account}});
+      co_return AuthVerdict{unavailable("too many authentications in progress; retry shortly"), {}};
+    }
+    verified = co_await async_verify(std::move(*credentials), asio::use_awaitable);
+    // Cached before the waiters wake, so requests arriving from now on hit the cache.
+    if (verified) auth_cache.insert(authorization, *verified, account);
+    lander.verdict = verified;
   }
-  const std::size_t capacity =
-      static_cast<std::size_t>(std::max(1, opts.auth.hash_threads)) + opts.auth.hash_queue;
-  if (hashing.fetch_add(1) >= capacity) {
-    --hashing;
-    log::warn("api authentication queue full", {{"client", client}, {"account", account}});
+  if (verified) co_return AuthVerdict{std::nullopt, std::move(*verified)};
+  if (verified.error().code == ErrorCode::kResourceExhausted) {
     co_return AuthVerdict{unavailable("too many authentications in progress; retry shortly"), {}};
-  }
-  auto verified = co_await async_verify(std::move(*credentials), asio::use_awaitable);
-  if (verified) {
-    auth_cache.insert(authorization, *verified, account);
-    co_return AuthVerdict{std::nullopt, std::move(*verified)};
   }
   if (verified.error().code != ErrorCode::kUnauthenticated) {
     log::error("api authentication unavailable", {{"error", verified.error().message}});
@@ -477,8 +605,12 @@ asio::awaitable<void> ApiServer::Impl::serve(Stream& stream, ConnState& state) {
     const std::string route = route_template(path);
     requests->with({route, std::to_string(out.status)}).inc();
     request_seconds->with({route}).observe(std::chrono::duration<double>(elapsed).count());
-    log::info("api request",
-              {{"method", method}, {"path", path}, {"status", out.status}, {"duration_ms", ms}});
+    // The fields are built only when the line is written: at warn and above they were a
+    // JSON object per request for nothing.
+    if (log::level() <= log::Level::kInfo) {
+      log::info("api request",
+                {{"method", method}, {"path", path}, {"status", out.status}, {"duration_ms", ms}});
+    }
     const bool again = keep_alive && !stopping;
     auto res = to_beast(out, version, again);
     if (!co_await write(stream, res) || !again) co_return;

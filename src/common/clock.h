@@ -7,5 +7,8 @@ namespace berth {
 
 // Milliseconds since the Unix epoch (std::chrono::system_clock).
 std::int64_t system_now();
+// Milliseconds of a monotonic clock (std::chrono::steady_clock), for intervals that must not
+// follow a wall-clock step; meaningless across processes.
+std::int64_t steady_now_ms();
 
 }  // namespace berth

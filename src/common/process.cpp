@@ -15,10 +15,27 @@ extern char** environ;
 
 namespace berth {
 
-void harden_process() {
+Status harden_process() {
   rlimit none{0, 0};
-  setrlimit(RLIMIT_CORE, &none);
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (::setrlimit(RLIMIT_CORE, &none) != 0)
+    return make_error(
+        ErrorCode::kFailedPrecondition,
+        std::string("cannot turn core files off (setrlimit RLIMIT_CORE): ") + std::strerror(errno));
+  // Read back: a limit that did not take (a seccomp filter answering 0, a container runtime
+  // that pins limits) must not pass for one that did.
+  rlimit now{};
+  if (::getrlimit(RLIMIT_CORE, &now) != 0 || now.rlim_cur != 0 || now.rlim_max != 0)
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "core files are still allowed after setrlimit RLIMIT_CORE 0");
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    return make_error(
+        ErrorCode::kFailedPrecondition,
+        std::string("cannot make the process non-dumpable (prctl PR_SET_DUMPABLE): ") +
+            std::strerror(errno));
+  if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "the process is still dumpable after prctl PR_SET_DUMPABLE 0");
+  return Status::Ok();
 }
 
 namespace {

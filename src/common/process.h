@@ -3,7 +3,11 @@
 //
 // harden_process(): applied first thing in main(): no core files (a core file would hold
 // registry passwords that were in memory) and not ptrace-attachable by other unprivileged
-// processes.
+// processes. RLIMIT_CORE 0 (soft and hard, so nothing in the process can raise it again) and
+// PR_SET_DUMPABLE 0, both read back; kFailedPrecondition naming the step when either does not
+// take. The binaries refuse to start then: a process that will hold secrets must not run
+// dumpable. Children inherit RLIMIT_CORE 0 but execve resets the dumpable flag (see
+// docs/security.md, podman).
 //
 // spawn_child(): starts a helper process (the local agent) that inherits nothing but stdin,
 // stdout and stderr from its parent, whatever descriptors the parent's libraries left without
@@ -19,7 +23,7 @@
 
 namespace berth {
 
-void harden_process();
+Status harden_process();
 
 struct SpawnOptions {
   std::vector<std::string> argv;  // argv[0] is the executable's path; PATH is not searched

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/pause_point.h"
 #include "core/app_service.h"
 #include "core/change.h"
 #include "core/credentials.h"
@@ -305,6 +306,7 @@ Status AppIntake::accept_spec(const std::string& id, const AppSnapshot& snap) {
     committed = store_.apply_change(change, svc.generation);
   }
   if (!committed.ok()) return committed;
+  pause_point("accept");  // committed, generation not yet observed (tests/crash)
   log::info("app service change accepted", {{"namespace", ns},
                                             {"name", app.metadata.name},
                                             {"revision", number},

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "kube/status_error.h"
 
 namespace berth::kube {
@@ -43,7 +44,15 @@ double default_random() {
 }  // namespace
 
 Informer::Informer(ResourceClient& client, InformerOptions options, InformerHandlers handlers)
-    : client_(client), options_(std::move(options)), handlers_(std::move(handlers)) {
+    : client_(client),
+      options_(std::move(options)),
+      handlers_(std::move(handlers)),
+      events_(&metrics::process_registry()
+                   .counter("berth_kube_watch_events_total",
+                            "Watch events an informer applied to its cache and handed to its "
+                            "handlers (Kubernetes mode), by resource",
+                            {"resource"})
+                   .with({client_.type().resource})) {
   if (!options_.sleep) options_.sleep = default_sleep;
   if (!options_.random) options_.random = default_random;
 }
@@ -228,6 +237,7 @@ bool Informer::apply(const WatchEvent& event) {
   } else {
     upsert(event.object);
   }
+  events_->inc();  // after the handlers: an event counts once it is processed
   return true;
 }
 

@@ -36,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/metrics.h"
 #include "kube/resource_client.h"
 
 namespace berth::kube {
@@ -97,6 +98,7 @@ class Informer {
   ResourceClient& client_;
   InformerOptions options_;
   InformerHandlers handlers_;
+  metrics::Counter* events_;  // berth_kube_watch_events_total{resource}
 
   mutable std::shared_mutex mu_;
   std::map<std::string, nlohmann::json> objects_;              // "ns/name" -> object

@@ -147,7 +147,8 @@ class KubeStateStore final : public core::StateStore {
   // Adds the cleanup finalizer when missing (metadata update, 409 retried).
   Status ensure_finalizer(const std::string& id);
   // Writes status.progress of the app (merge patch of that key only, so it never races the
-  // rest of status); nullopt removes it. Callers throttle (cmd_serve_kube: every few seconds).
+  // rest of status); nullopt removes it. Blocks on one API request: callers write from
+  // kube::ProgressWriter's worker, which throttles and orders the writes.
   Status write_progress(const std::string& id, const std::optional<core::RolloutProgress>& p);
   void emit(const std::string& id, bool warning, const std::string& reason,
             const std::string& note);

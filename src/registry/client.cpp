@@ -22,6 +22,8 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
 
 #include "common/base64.h"
 #include "common/log.h"
@@ -92,6 +94,84 @@ Result<std::shared_ptr<X509_STORE>> shared_trust_store(const std::string& ca_fil
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
+// A connection to one registry endpoint, kept open between requests (HTTP/1.1 keep-alive).
+// Each owns its io_context: a call runs it with its own deadline while it holds the connection,
+// and the pool holds it while idle, so no thread ever serves it without a deadline.
+struct Connection {
+  std::unique_ptr<asio::io_context> ioc = std::make_unique<asio::io_context>();
+  std::unique_ptr<ssl::context> tls_ctx;  // https only; outlives the stream
+  std::shared_ptr<X509_STORE> trust;      // what the peer was verified with (https only)
+  std::optional<Error> trust_error;       // the trust store could not be built
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  Clock::time_point idle_since;
+
+  ~Connection() {
+    // Streams go before the io_context they were created on.
+    tls.reset();
+    plain.reset();
+  }
+};
+
+// Idle connections by endpoint and trust: a TLS handshake (ECDHE, certificate verification)
+// per resolve was half of a deploying controller's CPU (docs/benchmarks.md). Bounded: at most
+// kIdlePerEndpoint idle connections per endpoint, none older than kIdleFor (registries close
+// idle connections too; a request on one the peer closed is retried once on a fresh one).
+// Credentials are per request (an Authorization header), never per connection: a pooled
+// connection carries no authentication state.
+class ConnectionPool {
+ public:
+  static constexpr std::size_t kIdlePerEndpoint = 4;
+  static constexpr std::size_t kMaxEndpoints = 64;
+  static constexpr auto kIdleFor = std::chrono::seconds(30);
+
+  std::unique_ptr<Connection> take(const std::string& key, const X509_STORE* trust) {
+    std::lock_guard lock(mu_);
+    auto it = idle_.find(key);
+    if (it == idle_.end()) return nullptr;
+    auto& list = it->second;
+    const auto now = Clock::now();
+    while (!list.empty()) {
+      std::unique_ptr<Connection> c = std::move(list.back());
+      list.pop_back();
+      // A rebuilt trust store (a rotated CA file) means a new handshake.
+      if (now - c->idle_since < kIdleFor && c->trust.get() == trust) {
+        ++reused_;
+        return c;
+      }
+    }
+    idle_.erase(it);
+    return nullptr;
+  }
+
+  void give(const std::string& key, std::unique_ptr<Connection> c) {
+    c->idle_since = Clock::now();
+    std::lock_guard lock(mu_);
+    if (idle_.size() >= kMaxEndpoints && idle_.count(key) == 0) return;
+    auto& list = idle_[key];
+    if (list.size() >= kIdlePerEndpoint) list.erase(list.begin());  // the oldest goes
+    list.push_back(std::move(c));
+  }
+
+  std::uint64_t opened() const { return opened_.load(); }
+  std::uint64_t reused() const {
+    std::lock_guard lock(mu_);
+    return reused_;
+  }
+  void count_open() { ++opened_; }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;  // guarded by mu_
+  std::uint64_t reused_ = 0;                                              // guarded by mu_
+  std::atomic<std::uint64_t> opened_{0};
+};
+
+ConnectionPool& connection_pool() {
+  static ConnectionPool* pool = new ConnectionPool;  // never destroyed: used until exit
+  return *pool;
+}
+
 constexpr std::size_t kMaxBody = 4 * 1024 * 1024;  // manifests and token responses are small
 
 struct Response {
@@ -148,22 +228,63 @@ class Transport {
         deadline_(deadline) {}
 
   Result<Response> send(const Request& req) {
-    asio::io_context ioc;
-    auto result = std::make_shared<std::optional<Result<Response>>>();
-    asio::co_spawn(
-        ioc, [this, &req, result]() -> asio::awaitable<void> { *result = co_await exchange(req); },
-        asio::detached);
-    // The per-operation expiries of tcp_stream cover everything but DNS; this covers DNS too.
-    ioc.run_until(deadline_);
-    if (!result->has_value()) {
-      ioc.stop();
-      return make_error(ErrorCode::kDeadlineExceeded,
-                        "registry " + registry_host_ + " did not answer before the deadline");
+    const Endpoint& ep = req.url.endpoint;
+    // An unreadable CA file is reported after the connect, as before pooling: a registry that
+    // is down (its files gone with it) is kUnavailable, not a configuration error.
+    std::shared_ptr<X509_STORE> trust;
+    std::optional<Error> trust_error;
+    if (ep.scheme == "https") {
+      auto store = trust_for(ep);
+      if (store.ok())
+        trust = std::move(*store);
+      else
+        trust_error = store.take_error();
     }
-    return std::move(**result);
+    // The pool key names everything the connection was set up with: scheme, authority, and
+    // which CA file vouched for it (the trust store itself is compared on take).
+    const std::string key = ep.scheme + "://" + ep.host_header + "|" + ca_file_for(ep);
+    ConnectionPool& pool = connection_pool();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::unique_ptr<Connection> conn =
+          attempt == 0 && !trust_error ? pool.take(key, trust.get()) : nullptr;
+      const bool reused = conn != nullptr;
+      if (!conn) {
+        conn = std::make_unique<Connection>();
+        conn->trust = trust;
+        conn->trust_error = trust_error;
+      }
+      Outcome outcome;
+      asio::io_context& ioc = *conn->ioc;
+      ioc.restart();
+      asio::co_spawn(
+          ioc,
+          [this, &req, c = conn.get(), &outcome]() -> asio::awaitable<void> {
+            co_await exchange(req, *c, outcome);
+          },
+          asio::detached);
+      // The per-operation expiries of tcp_stream cover everything but DNS; this covers DNS too.
+      ioc.run_until(deadline_);
+      if (!outcome.result) {
+        return make_error(ErrorCode::kDeadlineExceeded,
+                          "registry " + registry_host_ + " did not answer before the deadline");
+      }
+      // A pooled connection the registry closed while it was idle fails before any answer:
+      // the request (HEAD or GET, idempotent) is sent again once, on a new connection.
+      if (reused && outcome.stale) continue;
+      if (outcome.result->ok() && outcome.keep_alive) pool.give(key, std::move(conn));
+      return std::move(*outcome.result);
+    }
+    return make_error(ErrorCode::kUnavailable,
+                      "registry " + registry_host_ + " closed the connection");
   }
 
  private:
+  struct Outcome {
+    std::optional<Result<Response>> result;
+    bool keep_alive = false;  // the connection may serve another request
+    bool stale = false;       // failed before any byte of an answer on a reused connection
+  };
+
   Error net_error(const beast::error_code& ec, const std::string& what, const Endpoint& ep) const {
     if (ec == beast::error::timeout) {
       return make_error(ErrorCode::kDeadlineExceeded,
@@ -174,44 +295,84 @@ class Transport {
                                                    ec.message() + ")");
   }
 
-  Result<bool> configure_tls(ssl::context& ctx, const Endpoint& ep) const {
-    ctx.set_verify_mode(ssl::verify_peer);
-    // The registry's CA vouches for the registry only: a token endpoint on another host or
-    // port is trusted through the system store or a CA entry of its own.
+  // The registry's CA vouches for the registry only: a token endpoint on another host or port
+  // is trusted through the system store or a CA entry of its own.
+  std::string ca_file_for(const Endpoint& ep) const {
     const bool own_endpoint = ep.host == registry_.host && ep.port == registry_.port;
     const std::string& key = own_endpoint ? registry_host_ : ep.host_header;
-    std::string ca_file;
-    if (auto it = options_.ca_files.find(key); it != options_.ca_files.end()) ca_file = it->second;
-    auto store = shared_trust_store(ca_file);
-    if (!store.ok()) {
-      return make_error(ErrorCode::kFailedPrecondition, "cannot load the CA file " + ca_file +
-                                                            " for registry " + key + ": " +
-                                                            store.error().message);
-    }
-    SSL_CTX_set1_cert_store(ctx.native_handle(), store->get());
-    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
-    return true;
+    if (auto it = options_.ca_files.find(key); it != options_.ca_files.end()) return it->second;
+    return {};
   }
 
-  asio::awaitable<Result<Response>> exchange(const Request& req) {
-    const Endpoint& ep = req.url.endpoint;
+  Result<std::shared_ptr<X509_STORE>> trust_for(const Endpoint& ep) const {
+    const std::string ca_file = ca_file_for(ep);
+    auto store = shared_trust_store(ca_file);
+    if (!store.ok()) {
+      const bool own_endpoint = ep.host == registry_.host && ep.port == registry_.port;
+      return make_error(ErrorCode::kFailedPrecondition,
+                        "cannot load the CA file " + ca_file + " for registry " +
+                            (own_endpoint ? registry_host_ : ep.host_header) + ": " +
+                            store.error().message);
+    }
+    return store;
+  }
+
+  // Connects (and for https verifies the peer) a fresh connection.
+  asio::awaitable<std::optional<Error>> open(Connection& conn, const Endpoint& ep) {
     auto executor = co_await asio::this_coro::executor;
     beast::error_code ec;
     auto tok = asio::redirect_error(asio::use_awaitable, ec);
-
     tcp::resolver resolver(executor);
     auto endpoints = co_await resolver.async_resolve(ep.host, ep.port, tok);
     if (ec) co_return net_error(ec, "resolve", ep);
-
-    beast::tcp_stream tcp_stream(executor);
-    tcp_stream.expires_at(deadline_);
-    co_await tcp_stream.async_connect(endpoints, tok);
+    auto tcp_stream = std::make_unique<beast::tcp_stream>(executor);
+    tcp_stream->expires_at(deadline_);
+    co_await tcp_stream->async_connect(endpoints, tok);
     if (ec) co_return net_error(ec, "connect", ep);
+    connection_pool().count_open();
+    if (ep.scheme != "https") {
+      conn.plain = std::move(tcp_stream);
+      co_return std::nullopt;
+    }
+    if (conn.trust_error) co_return *conn.trust_error;
+    conn.tls_ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+    conn.tls_ctx->set_verify_mode(ssl::verify_peer);
+    SSL_CTX_set1_cert_store(conn.tls_ctx->native_handle(), conn.trust.get());
+    SSL_CTX_set_min_proto_version(conn.tls_ctx->native_handle(), TLS1_2_VERSION);
+    conn.tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*tcp_stream),
+                                                                      *conn.tls_ctx);
+    SSL* handle = conn.tls->native_handle();
+    boost::system::error_code addr_ec;
+    (void)asio::ip::make_address(ep.host, addr_ec);
+    if (addr_ec) {
+      SSL_set_tlsext_host_name(handle, ep.host.c_str());
+      SSL_set1_host(handle, ep.host.c_str());
+    } else {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), ep.host.c_str());
+    }
+    beast::get_lowest_layer(*conn.tls).expires_at(deadline_);
+    co_await conn.tls->async_handshake(ssl::stream_base::client, tok);
+    if (ec) {
+      if (ec.category() == asio::error::get_ssl_category()) {
+        co_return make_error(ErrorCode::kFailedPrecondition,
+                             "TLS handshake with registry " + registry_host_ + " at " +
+                                 ep.host_header + " failed (" + ec.message() +
+                                 "); is its CA configured?");
+      }
+      co_return net_error(ec, "TLS handshake", ep);
+    }
+    co_return std::nullopt;
+  }
 
+  template <class Stream>
+  asio::awaitable<void> round_trip(Stream& stream, const Request& req, Outcome& out, bool reused) {
+    const Endpoint& ep = req.url.endpoint;
+    beast::error_code ec;
+    auto tok = asio::redirect_error(asio::use_awaitable, ec);
     http::request<http::empty_body> request{req.method, req.url.target, 11};
     request.set(http::field::host, ep.host_header);
     request.set(http::field::user_agent, "berth/0.1");
-    request.set(http::field::connection, "close");
+    request.keep_alive(true);
     if (!req.accept.empty()) request.set(http::field::accept, req.accept);
     if (!req.authorization.empty()) request.set(http::field::authorization, req.authorization);
 
@@ -220,52 +381,44 @@ class Transport {
     if (req.method == http::verb::head) parser.skip(true);
     beast::flat_buffer buffer;
 
-    if (ep.scheme == "https") {
-      ssl::context ctx(ssl::context::tls_client);
-      auto configured = configure_tls(ctx, ep);
-      if (!configured.ok()) co_return configured.error();
-      beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp_stream), ctx);
-      SSL* handle = stream.native_handle();
-      boost::system::error_code addr_ec;
-      (void)asio::ip::make_address(ep.host, addr_ec);
-      if (addr_ec) {
-        SSL_set_tlsext_host_name(handle, ep.host.c_str());
-        SSL_set1_host(handle, ep.host.c_str());
-      } else {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), ep.host.c_str());
-      }
-      beast::get_lowest_layer(stream).expires_at(deadline_);
-      co_await stream.async_handshake(ssl::stream_base::client, tok);
-      if (ec) {
-        if (ec.category() == asio::error::get_ssl_category()) {
-          co_return make_error(ErrorCode::kFailedPrecondition,
-                               "TLS handshake with registry " + registry_host_ + " at " +
-                                   ep.host_header + " failed (" + ec.message() +
-                                   "); is its CA configured?");
-        }
-        co_return net_error(ec, "TLS handshake", ep);
-      }
-      co_await http::async_write(stream, request, tok);
-      if (ec) co_return net_error(ec, "write", ep);
-      co_await http::async_read(stream, buffer, parser, tok);
-      if (ec) co_return net_error(ec, "read", ep);
-      beast::error_code ignored;
-      beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
-    } else {
-      co_await http::async_write(tcp_stream, request, tok);
-      if (ec) co_return net_error(ec, "write", ep);
-      co_await http::async_read(tcp_stream, buffer, parser, tok);
-      if (ec) co_return net_error(ec, "read", ep);
+    beast::get_lowest_layer(stream).expires_at(deadline_);
+    co_await http::async_write(stream, request, tok);
+    if (ec) {
+      out.stale = reused;
+      out.result = net_error(ec, "write", ep);
+      co_return;
     }
-
+    co_await http::async_read(stream, buffer, parser, tok);
+    if (ec) {
+      out.stale = reused && !parser.got_some() && ec != beast::error::timeout;
+      out.result = net_error(ec, "read", ep);
+      co_return;
+    }
     auto& msg = parser.get();
-    Response out;
-    out.status = static_cast<int>(msg.result_int());
-    out.www_authenticate = std::string(msg[http::field::www_authenticate]);
-    out.content_type = std::string(msg[http::field::content_type]);
-    out.digest = std::string(msg["Docker-Content-Digest"]);
-    out.body = std::move(msg.body());
-    co_return out;
+    Response r;
+    r.status = static_cast<int>(msg.result_int());
+    r.www_authenticate = std::string(msg[http::field::www_authenticate]);
+    r.content_type = std::string(msg[http::field::content_type]);
+    r.digest = std::string(msg["Docker-Content-Digest"]);
+    r.body = std::move(msg.body());
+    // Reusable only when the answer was read whole and nothing more is in the buffer.
+    out.keep_alive = msg.keep_alive() && parser.is_done() && buffer.size() == 0;
+    out.result = std::move(r);
+  }
+
+  asio::awaitable<void> exchange(const Request& req, Connection& conn, Outcome& out) {
+    const bool reused = conn.plain != nullptr || conn.tls != nullptr;
+    if (!reused) {
+      auto err = co_await open(conn, req.url.endpoint);
+      if (err) {
+        out.result = std::move(*err);
+        co_return;
+      }
+    }
+    if (conn.tls)
+      co_await round_trip(*conn.tls, req, out, reused);
+    else
+      co_await round_trip(*conn.plain, req, out, reused);
   }
 
   const RegistryOptions& options_;
@@ -438,22 +591,12 @@ class Resolver {
                         "token endpoint of registry " + ref_.registry_host + " answered HTTP " +
                             std::to_string(resp->status));
     }
-    std::string token;
-    try {
-      auto json = nlohmann::json::parse(resp->body);
-      if (json.contains("token") && json["token"].is_string()) {
-        token = json["token"].get<std::string>();
-      } else if (json.contains("access_token") && json["access_token"].is_string()) {
-        token = json["access_token"].get<std::string>();
-      }
-    } catch (const nlohmann::json::exception&) {
-      token.clear();
-    }
-    if (token.empty()) {
+    auto token = parse_token_response(resp->body);
+    if (!token) {
       return make_error(ErrorCode::kFailedPrecondition,
                         "token endpoint of registry " + ref_.registry_host + " returned no token");
     }
-    return "Bearer " + token;
+    return "Bearer " + *token;
   }
 
   bool want_body_ = false;
@@ -482,6 +625,8 @@ Result<ManifestInfo> resolve_digest(const core::ImageRef& ref,
 }
 
 std::uint64_t trust_store_builds() { return trust_stores().builds.load(); }
+
+std::uint64_t connections_opened() { return connection_pool().opened(); }
 
 Result<ManifestInfo> fetch_manifest(const core::ImageRef& ref,
                                     const std::optional<RegistryCredential>& cred,

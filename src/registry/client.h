@@ -4,9 +4,15 @@
 // through the registry's token endpoint).
 //
 // Contract:
-// - Blocking; safe to call from several threads at once (each call has its own I/O context and
-//   connections; nothing is cached between calls but the trust stores, see trust_store_builds).
-//   Idempotent: it only reads.
+// - Blocking; safe to call from several threads at once. Idempotent: it only reads.
+// - Connections are reused (HTTP/1.1 keep-alive): after an answer read whole, the connection
+//   goes to a process-wide pool of idle connections, at most 4 per endpoint (scheme, host,
+//   port and the CA file that verified it), each for at most 30 s; a connection verified with
+//   a trust store since rebuilt is not reused. A request on a pooled connection the peer has
+//   closed is sent once more on a new one (HEAD and GET only). Credentials are sent with every
+//   request, never remembered per connection, and nothing else is cached between calls: no
+//   digest, no token, no verdict (a moved tag resolves to its new digest on the next call).
+//   Trust stores are shared, see trust_store_builds.
 // - Every network step (resolve, connect, TLS handshake, write, read) shares one deadline of
 //   `options.timeout` from the start of the call.
 // - TLS is always verified: the system trust store, plus `options.ca_files[host]` for the
@@ -70,6 +76,10 @@ Result<ManifestInfo> resolve_digest(const core::ImageRef& ref,
 // share a store per CA file and rebuild it only when the file or the system bundle changes on
 // disk; exposed so tests can check that. Thread-safe.
 std::uint64_t trust_store_builds();
+
+// How many connections (TCP, and TLS when https) this process has opened to registries and
+// token endpoints; exposed so tests can check that connections are reused. Thread-safe.
+std::uint64_t connections_opened();
 
 // GET /v2/<repository>/manifests/<reference>: the manifest's bytes, with the same rules,
 // deadline and errors as resolve_digest. `digest` is the hash of the bytes received, so a

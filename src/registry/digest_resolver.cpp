@@ -1,11 +1,13 @@
 #include "registry/digest_resolver.h"
 
+#include "common/pause_point.h"
 #include "core/image_ref.h"
 
 namespace berth::registry {
 
 Result<std::string> RegistryDigestResolver::resolve(const std::string& image_ref,
                                                     const core::RegistryLogin* login) {
+  pause_point("resolve");  // tests/crash
   auto ref = core::parse_image_ref(image_ref);
   if (!ref.ok()) return ref.error();
   std::optional<RegistryCredential> cred;

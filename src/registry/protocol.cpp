@@ -2,6 +2,7 @@
 #include "common/text.h"
 
 #include <boost/asio/ip/address.hpp>
+#include <nlohmann/json.hpp>
 
 namespace berth::registry {
 namespace {
@@ -175,6 +176,55 @@ std::string token_url(const Challenge& bearer, std::string_view default_scope) {
     url += "scope=" + url_encode(scope);
   }
   return url;
+}
+
+std::optional<std::string> parse_token_response(std::string_view body) {
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  for (const char* key : {"token", "access_token"}) {
+    auto it = j.find(key);
+    if (it != j.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
+      return it->get<std::string>();
+    }
+  }
+  return std::nullopt;
+}
+
+Result<ManifestLayers> parse_manifest_layers(std::string_view body, std::string_view arch) {
+  auto bad = [](const std::string& why) {
+    return make_error(ErrorCode::kInvalidArgument, "the image manifest " + why);
+  };
+  try {
+    const nlohmann::json j = nlohmann::json::parse(body);
+    if (!j.is_object()) return bad("is not a JSON object");
+    ManifestLayers out;
+    if (auto it = j.find("layers"); it != j.end()) {
+      if (!it->is_array()) return bad("has layers that are not an array");
+      for (const auto& l : *it) {
+        if (!l.is_object() || !l.contains("size") || !l["size"].is_number_integer())
+          return bad("has a layer without a size");
+        const auto size = l["size"].get<std::int64_t>();
+        if (size < 0) return bad("has a layer with a negative size");
+        out.sizes.push_back(size);
+      }
+      return out;
+    }
+    if (auto it = j.find("manifests"); it != j.end() && it->is_array()) {
+      for (const auto& m : *it) {
+        if (!m.is_object() || !m.contains("platform") || !m["platform"].is_object()) continue;
+        const auto& p = m["platform"];
+        if (p.value("os", "") == "linux" && p.value("architecture", "") == arch &&
+            m.contains("digest") && m["digest"].is_string()) {
+          out.child_digest = m["digest"].get<std::string>();
+          return out;
+        }
+      }
+      return bad("list has no entry for linux/" + std::string(arch));
+    }
+    return bad("has neither layers nor manifests");
+  } catch (const nlohmann::json::exception&) {
+    return bad("is not valid JSON");
+  }
 }
 
 }  // namespace berth::registry

@@ -1,11 +1,16 @@
 #pragma once
-// The pure parts of the distribution protocol: where a request goes, and how to read an auth
-// challenge. No I/O; unit-tested without sockets.
+// The pure parts of the distribution protocol: where a request goes, and how to read what a
+// registry answers (an auth challenge, a token response, a manifest). No I/O; unit-tested
+// without sockets, and each reader of registry bytes is a fuzz target (tests/fuzz/). Any byte
+// string is accepted as input.
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "common/result.h"
 #include "core/image_ref.h"
 
 namespace berth::registry {
@@ -67,5 +72,22 @@ std::optional<Url> parse_url(std::string_view url);
 
 // realm?service=S&scope=SC (appended with & when the realm already has a query).
 std::string token_url(const Challenge& bearer, std::string_view default_scope);
+
+// The bearer token in a token endpoint's JSON answer: "token", else (OAuth2 style)
+// "access_token", whichever is a non-empty string. nullopt when neither is, or the body is not a
+// JSON object.
+std::optional<std::string> parse_token_response(std::string_view body);
+
+// What one manifest says: the layer sizes of an image manifest, or, for an index (manifest
+// list), the digest of the child manifest for linux/`arch` (sizes empty).
+struct ManifestLayers {
+  std::vector<std::int64_t> sizes;  // each >= 0, and their sum fits in an int64
+  std::string child_digest;
+};
+// Errors: kInvalidArgument when the body is not a manifest or index this understands (JSON with
+// "layers" of {size}, or "manifests" of {digest, platform}), an index has no linux/`arch`, or the
+// layer sizes add up past what an int64 holds (no registry serves such an image; the agent sums
+// them for pull progress).
+Result<ManifestLayers> parse_manifest_layers(std::string_view body, std::string_view arch);
 
 }  // namespace berth::registry

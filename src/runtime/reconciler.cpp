@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "common/pause_point.h"
 #include "core/change.h"
 #include "core/image_ref.h"
 #include "core/revision.h"
@@ -39,7 +40,9 @@ Reconciler::Reconciler(core::StateStore& store, core::AgentGateway& agents,
       resolver_(resolver),
       queue_(queue),
       options_(std::move(options)),
-      metrics_(make_metrics(options_.metrics)) {}
+      metrics_(make_metrics(options_.metrics)) {
+  if (!options_.steady_now) options_.steady_now = options_.now;
+}
 
 Status Reconciler::prime() {
   auto ids = store_.list_service_ids();
@@ -240,7 +243,7 @@ core::PlanInput Reconciler::plan_input(Context& ctx) {
             ctx.task->state = core::TaskState::kQueued;
           } else if (!sent->second.acked) {
             const auto due = sent->second.sent_at + options_.resend_unacked_ms;
-            if (in.now >= due) {
+            if (options_.steady_now() >= due) {
               ctx.task->state = core::TaskState::kQueued;  // no ack: the frame may be lost
             } else {
               ctx.resend_at = due;
@@ -318,7 +321,7 @@ ReconcileOutcome Reconciler::step_wait_for_agent(Context& ctx) {
 
 ReconcileOutcome Reconciler::step_wait(Context& ctx) {
   std::int64_t after = ctx.plan.requeue_after_ms;
-  if (ctx.resend_at > 0) after = std::min(after, ctx.resend_at - options_.now());
+  if (ctx.resend_at > 0) after = std::min(after, ctx.resend_at - options_.steady_now());
   return ReconcileOutcome::requeue_after(ms(std::max<std::int64_t>(after, 0)),
                                          core::to_string(ctx.plan.step));
 }
@@ -436,7 +439,7 @@ ReconcileOutcome Reconciler::step_dispatch(Context& ctx) {
   if (task.kind == core::TaskKind::kRemove) {
     std::lock_guard lock(mu_);
     auto r = removals_.find(ctx.service.id);
-    const auto now = options_.now();
+    const auto now = options_.steady_now();
     if (r != removals_.end() && now < r->second.not_before) {
       return ReconcileOutcome::requeue_after(ms(r->second.not_before - now), "removal backoff");
     }
@@ -479,6 +482,7 @@ Status Reconciler::send(Context& ctx) {
   // kFailedPrecondition: already done (a result completed it meanwhile); nothing to send, and
   // the caller plans again.
   if (Status st = store_.update_task(task); !st.ok()) return st;
+  pause_point("dispatch");  // marked sent, not yet sent (tests/crash)
   Status sent;
   switch (task.kind) {
     case core::TaskKind::kDeploy:
@@ -496,7 +500,8 @@ Status Reconciler::send(Context& ctx) {
   auto a = agents_.find(ctx.service.agent);
   auto& record = sent_[ctx.service.id];
   if (!record.task_id.empty() && record.task_id != task.id) sent_by_task_.erase(record.task_id);
-  record = SentTask{task.id, a == agents_.end() ? 0 : a->second.epoch, now, false};
+  record =
+      SentTask{task.id, a == agents_.end() ? 0 : a->second.epoch, options_.steady_now(), false};
   sent_by_task_[task.id] = ctx.service.id;
   return Status::Ok();
 }
@@ -572,14 +577,15 @@ ReconcileOutcome Reconciler::step_redeploy_current(Context& ctx) {
   core::AppService& service = ctx.service;
   const auto now = options_.now();
   {
+    const auto steady = options_.steady_now();
     // The agent lost the app again soon after a redeploy: back off (1 s doubling, capped at
     // 5 min) instead of looping.
     std::lock_guard lock(mu_);
     auto& r = redeploys_[service.id];
-    if (now < r.not_before) {
-      return ReconcileOutcome::requeue_after(ms(r.not_before - now), "redeploy backoff");
+    if (steady < r.not_before) {
+      return ReconcileOutcome::requeue_after(ms(r.not_before - steady), "redeploy backoff");
     }
-    r.not_before = now + next_delay(r.count, 300'000);
+    r.not_before = steady + next_delay(r.count, 300'000);
     r.count += 1;
   }
   // A restart of an app whose container is gone becomes this redeploy.
@@ -672,7 +678,7 @@ ReconcileOutcome Reconciler::step_forget(Context& ctx) {
 // An app an agent runs for a service the store does not know: removed after a grace period
 // (a store restored from backup, a delete forgotten before the agent confirmed it).
 ReconcileOutcome Reconciler::reap_orphan(const std::string& service_id) {
-  const auto now = options_.now();
+  const auto now = options_.steady_now();
   std::string agent;
   std::string task_id;
   {

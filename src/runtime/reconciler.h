@@ -65,6 +65,11 @@ struct ReconcilerOptions {
   // berth_deploy_step_duration_seconds{step} go (docs/metrics.md); null:
   // metrics::process_registry(). Must outlive the reconciler.
   metrics::Registry* metrics = nullptr;
+  // A monotonic clock in milliseconds for the timers that live in memory only (the resend of
+  // an unacknowledged task, the redeploy and removal backoffs, the orphan grace period): a
+  // wall-clock step (NTP, a VM resumed) must neither fire them early nor hold them back by the
+  // size of the step. Unset: `now` (tests drive both with one fake clock).
+  std::function<std::int64_t()> steady_now;
 };
 
 struct ReconcilerStats {
@@ -107,8 +112,10 @@ class Reconciler {
   // The progress of the rollout running for `service_id`, if any (any thread).
   std::optional<core::RolloutProgress> progress(const std::string& service_id) const;
   // Called (outside the reconciler's lock) after a report changed a service's progress, and
-  // with nullopt when the progress went away; set before start. Kubernetes mode writes it to
-  // the AppService status from here (throttled); standalone mode needs none.
+  // with nullopt when the progress went away; set before start. Calls are serialised and come
+  // in the order the reconciler's memory changed: once nullopt is passed for a task's end, no
+  // report of that task follows. The listener must not block (it runs on the agent link's
+  // thread and delays every other report): Kubernetes mode hands it to kube::ProgressWriter.
   void set_progress_listener(
       std::function<void(const std::string& service_id,
                          const std::optional<core::RolloutProgress>& progress)>
@@ -125,7 +132,8 @@ class Reconciler {
     std::optional<core::Revision> desired;
     std::optional<core::Task> task;
     core::Plan plan;
-    core::UnixMillis resend_at = 0;  // when an unacknowledged sent task is due again (0: none)
+    std::int64_t resend_at =
+        0;  // steady_now when an unacknowledged sent task is due again (0: none)
   };
   struct AgentState {
     std::string zone;
@@ -135,8 +143,8 @@ class Reconciler {
   };
   struct SentTask {
     std::string task_id;
-    std::uint64_t epoch = 0;  // the connection it went out on
-    core::UnixMillis sent_at = 0;
+    std::uint64_t epoch = 0;   // the connection it went out on
+    std::int64_t sent_at = 0;  // steady_now
     bool acked = false;
   };
   struct ReceivedResult {
@@ -145,13 +153,13 @@ class Reconciler {
   };
   struct Backoff {
     int count = 0;
-    core::UnixMillis not_before = 0;
+    std::int64_t not_before = 0;  // steady_now
   };
   struct Orphan {
     std::string agent;
-    core::UnixMillis first_seen = 0;
-    std::string task_id;  // the removal sent for it, empty until the grace period ends
-    core::UnixMillis sent_at = 0;
+    std::int64_t first_seen = 0;  // steady_now
+    std::string task_id;          // the removal sent for it, empty until the grace period ends
+    std::int64_t sent_at = 0;     // steady_now
   };
 
   // --- one reconcile pass ---
@@ -227,6 +235,8 @@ class Reconciler {
   std::unordered_map<std::string, core::RolloutProgress> progress_;
   std::function<void(const std::string&, const std::optional<core::RolloutProgress>&)>
       progress_listener_;
+  // Orders listener calls (task_progress, progress_gone); taken before mu_, never inside it.
+  std::mutex listener_mu_;
   std::uint64_t deploys_succeeded_ = 0;
   std::uint64_t deploys_failed_ = 0;
 

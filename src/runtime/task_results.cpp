@@ -181,15 +181,17 @@ Status Reconciler::apply_remove_result(const std::string& agent, core::AppServic
     return st;
   }
   std::int64_t delay = 0;
+  bool had_progress = false;
   {
     std::lock_guard lock(mu_);
     auto& r = removals_[service.id];
     delay = next_delay(r.count, 60'000);
-    r.not_before = options_.now() + delay;
+    r.not_before = options_.steady_now() + delay;
     r.count += 1;
     if (auto s = sent_.find(service.id); s != sent_.end() && s->second.task_id == task.id)
-      drop_sent_locked(service.id);
+      had_progress = drop_sent_locked(service.id);
   }
+  if (had_progress) progress_gone(service.id);
   f["error"] = service.last_error;
   f["retry_in_ms"] = delay;
   log::warn("removal failed, will retry", f);
@@ -345,6 +347,7 @@ bool Reconciler::drop_sent_locked(const std::string& service_id) {
 }
 
 void Reconciler::progress_gone(const std::string& service_id) {
+  std::lock_guard order(listener_mu_);
   if (progress_listener_) progress_listener_(service_id, std::nullopt);
 }
 
@@ -356,6 +359,10 @@ void Reconciler::task_progress(const std::string& agent, const std::string& task
   constexpr std::size_t kMaxEntries = 64;
   core::RolloutProgress copy;
   std::string service_id;
+  // Taken before mu_ and held until the listener returns: a finish that drops this progress
+  // after the copy below tells the listener only after this report (progress_gone takes it
+  // too), so a late report can never reach the listener after the removal.
+  std::lock_guard order(listener_mu_);
   {
     std::lock_guard lock(mu_);
     auto s = sent_by_task_.find(task_id);

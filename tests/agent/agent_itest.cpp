@@ -533,3 +533,33 @@ TEST_CASE("Stopping a container sends SIGTERM to the app, not SIGKILL after the 
   code.erase(code.find_last_not_of(" \n") + 1);
   CHECK(code == "143");
 }
+
+TEST_CASE("A redeploy of a digest podman already holds pulls nothing and needs no credentials",
+          "[podman][pull]") {
+  REQUIRE_PODMAN();
+  Live live;
+  auto r1 = live.deployer->deploy(live.task("it-1", 1, "v1", live.reg.password()), nullptr);
+  INFO(r1.error);
+  REQUIRE(r1.ok);
+  const std::string pinned =
+      live.reg.host() + "/" + testenv::Registry::kRepository + "@" + live.reg.digest("v1");
+  auto local = live.driver.local_image(pinned);
+  REQUIRE(local.ok());
+  CHECK(local->has_value());
+  auto absent = live.driver.local_image(live.reg.host() + "/" + testenv::Registry::kRepository +
+                                        "@sha256:" + std::string(64, 'e'));
+  REQUIRE(absent.ok());
+  CHECK_FALSE(absent->has_value());
+
+  // The same digest again, with a password the registry refuses: the image is the one asked
+  // for, so no pull (and no auth file) happens, and the deploy succeeds.
+  auto r2 = live.deployer->deploy(live.task("it-2", 2, "v1", "not-the-password"), nullptr);
+  INFO(r2.error);
+  REQUIRE(r2.ok);
+  REQUIRE(!r2.logs.empty());
+  CHECK(r2.logs[0].step == "pull");
+  CHECK(r2.logs[0].message.find("already present") != std::string::npos);
+  CHECK(http_get(r2.stable_port).body == "v1\n");
+  CHECK(fs::is_empty(live.dir + "/tmp"));
+  CHECK(live.berth_containers().size() == 1);
+}

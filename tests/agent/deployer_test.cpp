@@ -355,3 +355,67 @@ TEST_CASE("base64 of user:pass matches the standard alphabet and padding", "[aut
   CHECK(std::string(base64_secret("abc").reveal()) == "YWJj");
   CHECK(std::string(base64_secret("").reveal()).empty());
 }
+
+TEST_CASE(
+    "A deploy whose pinned image is already in local storage skips the pull and its auth file",
+    "[deployer][pull]") {
+  Rig rig;
+  const std::string pinned = "127.0.0.1:5000/app@sha256:" + std::string(64, '1');
+  rig.driver.local_images.insert(pinned);
+  auto r = rig.deploy(rig.task("t1", 1));  // with registry credentials
+  REQUIRE(r.ok);
+  CHECK(rig.driver.local_checks == std::vector<std::string>{pinned});
+  for (const auto& c : rig.driver.calls) CHECK(c.rfind("pull ", 0) == std::string::npos);
+  CHECK(rig.driver.authfile_seen.empty());  // no pull, so no auth file was ever written
+  CHECK(rig.tmp_is_empty());
+  REQUIRE(!r.logs.empty());
+  CHECK(r.logs[0].step == "pull");
+  CHECK(r.logs[0].status == "ok");
+  CHECK(r.logs[0].message.find("already present") != std::string::npos);
+  CHECK(rig.driver.specs.at("berth-svc1-r1-s0").image == pinned);
+}
+
+TEST_CASE("A deploy pulls when the image is absent locally, and a tag without a digest always",
+          "[deployer][pull]") {
+  Rig rig;
+  SECTION("pinned, absent") {
+    REQUIRE(rig.deploy(rig.task("t1", 1)).ok);
+    CHECK(rig.driver.local_checks.size() == 1);
+    CHECK(rig.driver.calls.front() == "pull 127.0.0.1:5000/app@sha256:" + std::string(64, '1'));
+    CHECK(!rig.driver.authfile_seen.empty());
+  }
+  SECTION("not pinned: the local copy of a tag may be stale") {
+    auto t = rig.task("t1", 1);
+    t.image_digest.clear();
+    rig.driver.local_images.insert("127.0.0.1:5000/app:v1");
+    REQUIRE(rig.deploy(t).ok);
+    CHECK(rig.driver.local_checks.empty());
+    CHECK(rig.driver.calls.front() == "pull 127.0.0.1:5000/app:v1");
+  }
+  CHECK(rig.tmp_is_empty());
+}
+
+TEST_CASE("Cleanup lists no containers and retries those an earlier removal left behind",
+          "[deployer][cleanup]") {
+  Rig rig;
+  // Deploy 1 fails at the probe and its green cannot be removed: it is left behind.
+  rig.prober.healthy = false;
+  rig.driver.fail_remove_of.insert("berth-svc1-r1-s0");
+  REQUIRE(!rig.deploy(rig.task("t1", 1)).ok);
+  CHECK(rig.driver.containers.count("berth-svc1-r1-s0") == 1);
+  // Deploy 2 succeeds; its cleanup removes the leftover now that removal works.
+  rig.prober.healthy = true;
+  rig.driver.fail_remove_of.clear();
+  rig.driver.calls.clear();
+  auto r = rig.deploy(rig.task("t2", 2));
+  REQUIRE(r.ok);
+  CHECK(rig.driver.containers.count("berth-svc1-r1-s0") == 0);
+  CHECK(index_of(rig.driver.calls, "switch 30001") <
+        index_of(rig.driver.calls, "rm berth-svc1-r1-s0"));
+  // Deploy 3 replaces blue (deploy 2's green); nothing else to retry.
+  rig.driver.calls.clear();
+  REQUIRE(rig.deploy(rig.task("t3", 3)).ok);
+  CHECK(std::count(rig.driver.calls.begin(), rig.driver.calls.end(), "rm berth-svc1-r1-s0") == 0);
+  CHECK(rig.driver.containers.count("berth-svc1-r2-s1") == 0);
+  CHECK(rig.driver.lists == 0);  // no deploy listed containers to find strays
+}

@@ -35,7 +35,11 @@ class FakeDriver final : public RuntimeDriver {
   std::string env_file_content;
   // Given to a pull's on_blobs one after the other, as if podman had written these files.
   std::vector<std::vector<std::int64_t>> blob_samples;
-  std::string pull_tmp_dir;  // the TMPDIR the last pull was given
+  std::string pull_tmp_dir;               // the TMPDIR the last pull was given
+  std::set<std::string> local_images;     // images local storage holds (none unless a test adds)
+  std::vector<std::string> local_checks;  // the images local_image was asked about
+  int lists = 0;                          // list_by_label calls
+  std::set<std::string> fail_remove_of;   // removing these fails (until erased)
 
   Result<std::string> pull(const PullRequest& r) override {
     calls.push_back("pull " + r.image);
@@ -55,6 +59,11 @@ class FakeDriver final : public RuntimeDriver {
     }
     if (!fail_pull.empty()) return make_error(ErrorCode::kUnavailable, fail_pull);
     return std::string("sha256:imageid");
+  }
+  Result<std::optional<std::string>> local_image(const std::string& image) override {
+    local_checks.push_back(image);
+    if (local_images.count(image) == 0) return std::optional<std::string>{};
+    return std::optional<std::string>("sha256:localid");
   }
   Result<std::string> run(const ContainerSpec& s) override {
     calls.push_back("run " + s.name);
@@ -79,6 +88,7 @@ class FakeDriver final : public RuntimeDriver {
   }
   Result<std::vector<ContainerInfo>> list_by_label(const std::string& key,
                                                    const std::string& value) override {
+    ++lists;
     std::vector<ContainerInfo> out;
     for (auto& [n, c] : containers) {
       auto it = c.labels.find(key);
@@ -93,7 +103,8 @@ class FakeDriver final : public RuntimeDriver {
   }
   Status remove(const std::string& name) override {
     calls.push_back("rm " + name);
-    if (fail_remove) return make_error(ErrorCode::kUnavailable, "device busy");
+    if (fail_remove || fail_remove_of.count(name))
+      return make_error(ErrorCode::kUnavailable, "device busy");
     containers.erase(name);
     return Status::Ok();
   }

@@ -14,18 +14,22 @@
 #include <nlohmann/json.hpp>
 
 #include "api/server.h"
+#include "api_fixture.h"
 #include "common/log.h"
 #include "crypto/certs.h"
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
 #include "support/http_client.h"
+#include "support/log_capture.h"
 #include "support/secret_scan.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using berth::Secret;
 using berth::testing::HttpClientOptions;
 using berth::testing::HttpConnection;
 using berth::testing::HttpResult;
+using berth::testing::LogCapture;
 using nlohmann::json;
 
 namespace {
@@ -43,38 +47,9 @@ namespace {
 const std::string kCanary = "ghp_CANARY_9f3b7c1d2e";
 const std::string kOtherCanary = "ghp_SECOND_CANARY_44aa";
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-api-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-// Captures every log line for the lifetime of a test.
-struct LogCapture {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  LogCapture() {
-    berth::log::set_sink([this](std::string_view line) {
-      std::lock_guard lock(mu);
-      lines.emplace_back(line);
-    });
-  }
-  ~LogCapture() { berth::log::set_sink({}); }
-  std::vector<std::string> snapshot() {
-    std::lock_guard lock(mu);
-    return lines;
-  }
-};
-
 struct Fixture {
   LogCapture logs;
-  TempDir dir;
+  berth::testing::ScratchDir dir{"berth-api"};
   std::unique_ptr<berth::store::SqliteStore> store;
   std::unique_ptr<berth::api::ApiServer> server;
   std::atomic<berth::core::UnixMillis> now{1'700'000'000'000};
@@ -85,20 +60,12 @@ struct Fixture {
   std::vector<HttpResult> responses;  // every response, for the canary check
 
   explicit Fixture(berth::api::ApiOptions options = {}) {
-    auto opened = berth::store::SqliteStore::open(dir.path / "data");
-    REQUIRE(opened.ok());
-    store = std::move(opened).value();
-    auto alice = store->add_account("alice", Secret("alice-password"));
-    REQUIRE(alice.ok());
-    alice_id = *alice;
-    REQUIRE(store->add_account("bob", Secret("bob-password")).ok());
-    auto token = store->create_token("alice", "tests");
-    REQUIRE(token.ok());
-    alice_token = std::string(token->reveal());
+    auto opened = berth::testing::open_api_store(dir.path);
+    store = std::move(opened.store);
+    alice_id = opened.alice_id;
+    alice_token = opened.alice_token;
 
-    options.listen_host = "127.0.0.1";
-    options.listen_port = 0;
-    options.new_id = [] { return berth::crypto::random_uuid(); };
+    options = berth::testing::loopback_api_options(std::move(options));
     server = std::make_unique<berth::api::ApiServer>(
         options, *store, [this] { return now.fetch_add(1000); },
         [this](const std::string& id) {
@@ -642,7 +609,7 @@ TEST_CASE("Malformed HTTP is answered with 400", "[api][errors]") {
 }
 
 TEST_CASE("Plain HTTP on a non-loopback address is refused unless allowed", "[api]") {
-  TempDir dir;
+  berth::testing::ScratchDir dir{"berth-api"};
   auto store = berth::store::SqliteStore::open(dir.path / "data");
   REQUIRE(store.ok());
   berth::api::ApiOptions o;
@@ -656,7 +623,7 @@ TEST_CASE("Plain HTTP on a non-loopback address is refused unless allowed", "[ap
 }
 
 TEST_CASE("HTTPS with a certificate from the berth CA is verified by the client", "[api][tls]") {
-  TempDir tls_dir;
+  berth::testing::ScratchDir tls_dir{"berth-api"};
   auto ca = berth::crypto::create_ca("berth-test-ca", 3600);
   REQUIRE(ca.ok());
   berth::crypto::CertRequest req;

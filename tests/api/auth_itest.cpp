@@ -23,12 +23,17 @@
 #include <catch2/catch.hpp>
 
 #include "api/server.h"
+#include "api_fixture.h"
 #include "common/base64.h"
 #include "common/log.h"
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
+#include "support/log_capture.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
 
 namespace fs = std::filesystem;
+using berth::testing::LogCapture;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -36,39 +41,6 @@ using berth::Secret;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-auth-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-struct LogCapture {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  LogCapture() {
-    berth::log::set_sink([this](std::string_view line) {
-      std::lock_guard lock(mu);
-      lines.emplace_back(line);
-    });
-  }
-  ~LogCapture() { berth::log::set_sink({}); }
-  std::vector<std::string> matching(const std::string& needle) {
-    std::lock_guard lock(mu);
-    std::vector<std::string> out;
-    for (const auto& l : lines) {
-      if (l.find(needle) != std::string::npos) out.push_back(l);
-    }
-    return out;
-  }
-  bool contains(const std::string& needle) { return !matching(needle).empty(); }
-};
 
 struct Reply {
   int status = 0;
@@ -108,26 +80,18 @@ Reply request_from(const std::string& source, std::uint16_t port, const std::str
 
 struct Fixture {
   LogCapture logs;
-  TempDir dir;
+  berth::testing::ScratchDir dir{"berth-auth"};
   std::unique_ptr<berth::store::SqliteStore> store;
   std::unique_ptr<berth::api::ApiServer> server;
   std::string alice_id;
   std::string alice_token;
 
   explicit Fixture(berth::api::ApiOptions options = {}) {
-    auto opened = berth::store::SqliteStore::open(dir.path / "data");
-    REQUIRE(opened.ok());
-    store = std::move(opened).value();
-    auto alice = store->add_account("alice", Secret("alice-password"));
-    REQUIRE(alice.ok());
-    alice_id = *alice;
-    REQUIRE(store->add_account("bob", Secret("bob-password")).ok());
-    auto token = store->create_token("alice", "tests");
-    REQUIRE(token.ok());
-    alice_token = std::string(token->reveal());
-    options.listen_host = "127.0.0.1";
-    options.listen_port = 0;
-    options.new_id = [] { return berth::crypto::random_uuid(); };
+    auto opened = berth::testing::open_api_store(dir.path);
+    store = std::move(opened.store);
+    alice_id = opened.alice_id;
+    alice_token = opened.alice_token;
+    options = berth::testing::loopback_api_options(std::move(options));
     server = std::make_unique<berth::api::ApiServer>(
         options, *store, [] { return berth::core::UnixMillis{1'700'000'000'000}; },
         [](const std::string&) {});
@@ -205,7 +169,7 @@ TEST_CASE("Repeated wrong passwords from one address are answered 429 with Retry
   CHECK(f.get("127.0.0.2", basic_auth("alice", "alice-password")).status == 200);
   // So does another account from another address.
   CHECK(f.get("127.0.0.3", basic_auth("bob", "bob-password")).status == 200);
-  // A Bearer token needs no limit: 256 random bits are not guessed.
+  // Bearer failures have budgets of their own (tests/access): a Basic-limited address keeps them.
   CHECK(f.get("127.0.0.1", "Bearer " + f.alice_token).status == 200);
 
   // Failures are warn lines naming the client and the account, never the password.
@@ -257,6 +221,65 @@ TEST_CASE("A verified Basic header is served from the cache until the account ch
   f.server->account_changed("acct-a");
   CHECK(f.get("127.0.0.1", good).status == 200);
   CHECK(calls == 4);
+}
+
+TEST_CASE("Concurrent requests with one uncached Basic header share a single verification",
+          "[auth][cache]") {
+  // A client that opens many connections at once (or many requests right after its cache entry
+  // expired) used to queue one scrypt per request on the hash thread: seconds of stall.
+  auto gate = std::make_shared<Gate>();
+  berth::api::ApiOptions o = limited(1000, 1000);
+  o.auth.hash_threads = 1;
+  o.auth.hash_queue = 16;
+  o.auth.verify_basic = [gate](const berth::api::Credentials& c) { return gate->verify(c); };
+  const auto previous_level = berth::log::level();
+  berth::log::set_level(berth::log::Level::kDebug);
+  Fixture f(o);
+  constexpr int kClients = 6;
+  for (const std::string password : {"right", "wrong"}) {
+    const int entered_before = [&] {
+      std::lock_guard lock(gate->mu);
+      return gate->entered;
+    }();
+    const auto joined_before = f.logs.matching("joined a verification in flight").size();
+    const std::string header = basic_auth("carol", password);
+    std::vector<Reply> replies(kClients);
+    std::vector<std::thread> clients;
+    for (int i = 0; i < kClients; ++i)
+      clients.emplace_back([&, i] { replies[i] = f.get("127.0.0.1", header); });
+    // One verification runs (held at the gate); every other request joins it.
+    gate->wait_entered(entered_before + 1);
+    CHECK(berth::testing::wait_until(
+        [&] {
+          return f.logs.matching("joined a verification in flight").size() ==
+                 joined_before + kClients - 1;
+        },
+        30s));
+    {
+      std::lock_guard lock(gate->mu);
+      gate->open = true;
+      gate->cv.notify_all();
+    }
+    for (auto& t : clients) t.join();
+    {
+      std::lock_guard lock(gate->mu);
+      CHECK(gate->entered == entered_before + 1);
+      gate->open = false;
+    }
+    for (const auto& r : replies) CHECK(r.status == (password == "right" ? 200 : 401));
+  }
+  // The shared verdict was cached only when it was a success: the wrong one is verified again.
+  CHECK(f.get("127.0.0.1", basic_auth("carol", "right")).status == 200);
+  {
+    std::lock_guard lock(gate->mu);
+    gate->open = true;
+  }
+  CHECK(f.get("127.0.0.1", basic_auth("carol", "wrong")).status == 401);
+  {
+    std::lock_guard lock(gate->mu);
+    CHECK(gate->entered == 3);
+  }
+  berth::log::set_level(previous_level);
 }
 
 TEST_CASE("The cache expires entries after its TTL", "[auth][cache]") {

@@ -17,50 +17,26 @@
 #include <nlohmann/json.hpp>
 
 #include "api/server.h"
+#include "api_fixture.h"
 #include "common/log.h"
 #include "core/progress.h"
 #include "crypto/password.h"
 #include "store/sqlite_store.h"
 #include "support/http_client.h"
+#include "support/log_capture.h"
 #include "support/secret_scan.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using berth::Secret;
 using berth::testing::HttpClientOptions;
 using berth::testing::HttpResult;
+using berth::testing::LogCapture;
 using nlohmann::json;
 
 namespace {
 
 const std::string kCanary = "ghp_PROGRESS_CANARY_71c2";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-api-progress-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-struct LogCapture {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  LogCapture() {
-    berth::log::set_sink([this](std::string_view line) {
-      std::lock_guard lock(mu);
-      lines.emplace_back(line);
-    });
-  }
-  ~LogCapture() { berth::log::set_sink({}); }
-  std::vector<std::string> snapshot() {
-    std::lock_guard lock(mu);
-    return lines;
-  }
-};
 
 // What runtime::Reconciler::progress answers, set by the test (the server asks from its threads).
 class FakeProgress {
@@ -87,7 +63,7 @@ class FakeProgress {
 
 struct Fixture {
   LogCapture logs;
-  TempDir dir;
+  berth::testing::ScratchDir dir{"berth-api-progress"};
   FakeProgress progress;
   std::unique_ptr<berth::store::SqliteStore> store;
   std::unique_ptr<berth::api::ApiServer> server;
@@ -95,15 +71,8 @@ struct Fixture {
   std::vector<HttpResult> responses;
 
   Fixture() {
-    auto opened = berth::store::SqliteStore::open(dir.path / "data");
-    REQUIRE(opened.ok());
-    store = std::move(opened).value();
-    REQUIRE(store->add_account("alice", Secret("alice-password")).ok());
-    REQUIRE(store->add_account("bob", Secret("bob-password")).ok());
-    berth::api::ApiOptions options;
-    options.listen_host = "127.0.0.1";
-    options.listen_port = 0;
-    options.new_id = [] { return berth::crypto::random_uuid(); };
+    store = berth::testing::open_api_store(dir.path).store;
+    auto options = berth::testing::loopback_api_options();
     options.progress = [this](const std::string& id) { return progress.get(id); };
     server = std::make_unique<berth::api::ApiServer>(
         options, *store, [this] { return now.fetch_add(1000); }, [](const std::string&) {});

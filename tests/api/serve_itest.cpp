@@ -17,6 +17,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/http_client.h"
+#include "support/temp_dir.h"
 
 extern char** environ;
 
@@ -24,16 +25,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-serve-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+// A scratch directory named after this suite.
+struct TempDir : berth::testing::ScratchDir {
+  TempDir() : ScratchDir("berth-serve") {}
 };
 
 pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {

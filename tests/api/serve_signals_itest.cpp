@@ -21,6 +21,7 @@
 
 #include "support/http_client.h"
 #include "support/skip.h"
+#include "support/temp_dir.h"
 #include "support/wait.h"
 
 extern char** environ;
@@ -31,16 +32,9 @@ using nlohmann::json;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-signals-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+// A scratch directory named after this suite.
+struct TempDir : berth::testing::ScratchDir {
+  TempDir() : ScratchDir("berth-signals") {}
 };
 
 // A serve process with stderr in a file; SIGKILLed if the test leaves it running.

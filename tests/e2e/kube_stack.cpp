@@ -295,11 +295,21 @@ void KubeStack::start_agent() {
   REQUIRE(options_.separate_agent);
   REQUIRE_FALSE(agent_.running());
   if (!fs::exists(agent_credentials_ + "/agent.crt")) issue_agent_credentials();
-  agent_ = ChildProcess(
-      {bin_dir() + "/berth-agent", "--controller", "wss://127.0.0.1:" + std::to_string(agent_port_),
-       "--credentials", agent_credentials_, "--data-dir", dir_ + "/agent-data", "--zone", "local",
-       "--registry-ca", registry_->host() + "=" + registry_->ca_file()},
-      agent_log_path());
+  std::vector<std::string> argv = {bin_dir() + "/berth-agent",
+                                   "--controller",
+                                   "wss://127.0.0.1:" + std::to_string(agent_port_),
+                                   "--credentials",
+                                   agent_credentials_,
+                                   "--data-dir",
+                                   dir_ + "/agent-data",
+                                   "--zone",
+                                   "local",
+                                   "--registry-ca",
+                                   registry_->host() + "=" + registry_->ca_file()};
+  if (options_.stop_grace_seconds >= 0) {
+    argv.insert(argv.end(), {"--stop-grace-period", std::to_string(options_.stop_grace_seconds)});
+  }
+  agent_ = ChildProcess(argv, agent_log_path());
   REQUIRE(agent_.started());
 }
 

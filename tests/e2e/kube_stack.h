@@ -75,6 +75,8 @@ struct KubeStackOptions {
   bool separate_agent = false;
   // --deletion-timeout-seconds (0: the controller's default).
   int deletion_timeout_seconds = 0;
+  // The separate agent's --stop-grace-period (-1: the agent's default, 5 s).
+  int stop_grace_seconds = -1;
 };
 
 class KubeStack {

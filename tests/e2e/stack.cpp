@@ -280,8 +280,13 @@ void Stack::start_controller() {
                                    registry_->host() + "=" + registry_->ca_file(),
                                    "--port-file",
                                    dir_ + "/api-port"};
+  for (const auto& alias : options_.registry_aliases) {
+    argv.insert(argv.end(), {"--registry-ca", alias + "=" + registry_->ca_file()});
+  }
   if (!options_.separate_agent) argv.push_back("--local-agent");
-  controller_ = ChildProcess(argv, controller_log_path());
+  argv.insert(argv.end(), options_.controller_args.begin(), options_.controller_args.end());
+  argv.insert(argv.begin(), options_.controller_prefix.begin(), options_.controller_prefix.end());
+  controller_ = ChildProcess(argv, controller_log_path(), options_.controller_env);
   REQUIRE(controller_.started());
   api_port_ = read_port_file(30s);
   testing::HttpClientOptions o;
@@ -304,20 +309,29 @@ void Stack::stop_controller() { CHECK(controller_.stop() == 0); }
 void Stack::start_agent() {
   REQUIRE(options_.separate_agent);
   REQUIRE_FALSE(agent_.running());
-  std::vector<std::string> argv = {bin_dir() + "/berth-agent",
-                                   "--controller",
-                                   "wss://127.0.0.1:" + std::to_string(agent_port_),
-                                   "--credentials",
-                                   agent_credentials_,
-                                   "--data-dir",
-                                   agent_data_dir_,
-                                   "--zone",
-                                   "local",
-                                   "--registry-ca",
-                                   registry_->host() + "=" + registry_->ca_file()};
+  std::vector<std::string> argv = {
+      bin_dir() + "/berth-agent",
+      "--controller",
+      "wss://127.0.0.1:" +
+          std::to_string(options_.agent_dial_port > 0 ? options_.agent_dial_port : agent_port_),
+      "--credentials",
+      agent_credentials_,
+      "--data-dir",
+      agent_data_dir_,
+      "--zone",
+      "local",
+      "--registry-ca",
+      registry_->host() + "=" + registry_->ca_file()};
+  for (const auto& alias : options_.registry_aliases) {
+    argv.insert(argv.end(), {"--registry-ca", alias + "=" + registry_->ca_file()});
+  }
   if (options_.probe_deadline_seconds > 0) {
     argv.push_back("--probe-deadline");
     argv.push_back(std::to_string(options_.probe_deadline_seconds));
+  }
+  if (options_.stop_grace_seconds >= 0) {
+    argv.push_back("--stop-grace-period");
+    argv.push_back(std::to_string(options_.stop_grace_seconds));
   }
   agent_ = ChildProcess(argv, agent_log_path());
   REQUIRE(agent_.started());
@@ -498,8 +512,8 @@ void Stack::wait_page(const std::string& url, const std::string& expected, Secon
 
 std::vector<std::string> podman_container_ids(const testenv::PodmanEnv& podman,
                                               const std::string& label, bool all) {
-  std::vector<std::string> argv = {"podman", "ps", "--filter", "label=" + label, "--format",
-                                   "{{.ID}}"};
+  std::vector<std::string> argv = {"podman",         "ps",       "--filter",
+                                   "label=" + label, "--format", "{{.ID}}"};
   if (all) argv.insert(argv.begin() + 2, "-a");
   std::string out;
   const int rc = testenv::run_command(argv, &out, podman.env(), 60);

@@ -97,6 +97,21 @@ struct StackOptions {
   bool separate_agent = false;
   // Passed to the separate agent as --probe-deadline (0: the agent's default, 120 s).
   int probe_deadline_seconds = 0;
+  // Passed to the separate agent as --stop-grace-period (-1: the agent's default, 5 s). The
+  // sample app ignores SIGTERM, so every stop waits this long.
+  int stop_grace_seconds = -1;
+  // Other addresses of the registry (a fault proxy in front of it, "127.0.0.1:PORT"): each gets
+  // the registry's CA too (--registry-ca on the controller and the agent).
+  std::vector<std::string> registry_aliases;
+  // The separate agent dials this port instead of the controller's agent port (0: that port),
+  // e.g. a fault proxy in front of agent_port().
+  std::uint16_t agent_dial_port = 0;
+  // The controller runs as controller_prefix + its argv + controller_args (e.g. a
+  // mount-namespace wrapper; shorter timeouts), with controller_env ("K=V") added to its
+  // environment.
+  std::vector<std::string> controller_prefix;
+  std::vector<std::string> controller_args;
+  std::vector<std::string> controller_env;
 };
 
 class Stack {
@@ -115,6 +130,9 @@ class Stack {
   const std::string& dir() const { return dir_; }
   const std::string& data_dir() const { return data_dir_; }              // the controller's
   const std::string& agent_data_dir() const { return agent_data_dir_; }  // the separate agent's
+  std::uint16_t agent_port() const { return agent_port_; }  // the controller's agent link
+  // The options, to adjust before start() (a proxy needs the ports chosen by the constructor).
+  StackOptions& options() { return options_; }
   std::string controller_log_path() const { return dir_ + "/controller.log"; }
   std::string agent_log_path() const { return dir_ + "/agent.log"; }
   std::string controller_log() const { return read_file(controller_log_path()); }

@@ -116,3 +116,10 @@ TEST_CASE("RFC 3339 times with offsets and fractions are read", "[kube][exec]") 
         "2026-11-27T20:00:00Zjunk"})
     CHECK_FALSE(parse_rfc3339(bad).has_value());
 }
+
+TEST_CASE("parse_rfc3339 refuses years the clock cannot hold instead of overflowing") {
+  // Found by the kube_watch fuzz target (UBSan: signed overflow in the nanosecond count).
+  CHECK_FALSE(parse_rfc3339("4053-11-27T10:00:00Z").has_value());
+  CHECK_FALSE(parse_rfc3339("0001-01-01T00:00:00Z").has_value());
+  CHECK(parse_rfc3339("2261-12-31T23:59:59Z").has_value());
+}

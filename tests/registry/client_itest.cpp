@@ -161,6 +161,43 @@ TEST_CASE("Resolves share one trust store per CA file and rebuild it when the fi
   fs::remove_all(dir, ec);
 }
 
+TEST_CASE("Resolves reuse their connection to the registry and never the credentials",
+          "[registry][pool]") {
+  for (auto mode : {testenv::Mode::kHtpasswd, testenv::Mode::kToken}) {
+    SECTION(mode_name(mode)) {
+      auto& reg = testenv::Registry::shared(mode);
+      const RegistryOptions options = options_for(reg);
+      auto resolve = [&](const std::string& tag, const std::string& password) {
+        return resolve_digest(image_ref(reg.image(tag)), cred(reg, password), options);
+      };
+      REQUIRE(resolve("v1", reg.password()).ok());  // opens what the pool keeps
+      const auto opened = registry::connections_opened();
+      for (int i = 0; i < 5; ++i) {
+        auto v1 = resolve("v1", reg.password());
+        REQUIRE(v1.ok());
+        CHECK(v1->digest == reg.digest("v1"));
+        auto v2 = resolve("v2", reg.password());
+        REQUIRE(v2.ok());
+        CHECK(v2->digest == reg.digest("v2"));
+      }
+      // Ten resolves (each a challenge and an authenticated HEAD) on the connection the first
+      // one left open. The test token issuer answers HTTP/1.0 and closes after each token, so
+      // in token mode only the token GETs open connections (without the pool: 30).
+      const std::uint64_t token_gets = mode == testenv::Mode::kToken ? 10 : 0;
+      CHECK(registry::connections_opened() - opened == token_gets);
+      // A pooled connection carries no authentication: a wrong password is refused on it...
+      auto refused = resolve("v1", "wrong-password");
+      REQUIRE_FALSE(refused.ok());
+      CHECK(refused.error().code == ErrorCode::kPermissionDenied);
+      // ...and anonymous access is still anonymous.
+      auto anonymous = resolve_digest(image_ref(reg.image("v1")), std::nullopt, options);
+      REQUIRE_FALSE(anonymous.ok());
+      CHECK(anonymous.error().code == ErrorCode::kPermissionDenied);
+      REQUIRE(resolve("v1", reg.password()).ok());
+    }
+  }
+}
+
 TEST_CASE("A reference pinned by digest resolves to that digest", "[registry]") {
   auto& reg = testenv::Registry::shared(testenv::Mode::kToken);
   const std::string pinned = reg.host() + "/berth/sample@" + reg.digest("v2");
