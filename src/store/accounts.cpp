@@ -89,9 +89,10 @@ Result<std::string> SqliteStore::authenticate_token(const Secret& token) {
   // an fsync, and a failure to write it does not fail the request.
   const core::UnixMillis now = impl_->now();
   if (!found->last_used || now - *found->last_used >= 60'000) {
-    Status touched = guarded(Context{}, [&]() -> Status {
-      std::lock_guard lock(impl_->mu);
-      auto up = impl_->db->prepare("UPDATE api_tokens SET last_used_at = ? WHERE id = ?");
+    // Through the group commit: under concurrent requests it shares a commit with other writes
+    // instead of paying an fsync of its own.
+    Status touched = impl_->transaction(Context{}, [&](internal::Connection& db) -> Status {
+      auto up = db.prepare("UPDATE api_tokens SET last_used_at = ? WHERE id = ?");
       up.bind(1, static_cast<std::int64_t>(now));
       up.bind(2, token_id);
       up.exec();

@@ -250,6 +250,10 @@ StoreStats SqliteStore::stats() const {
   s.commits = impl_->commits.load(std::memory_order_relaxed);
   s.writes_committed = impl_->writes_committed.load(std::memory_order_relaxed);
   s.largest_batch = impl_->largest_batch.load(std::memory_order_relaxed);
+  {
+    std::lock_guard q(impl_->group_mu);
+    s.writes_waiting = static_cast<std::int64_t>(impl_->group_queue.size());
+  }
   return s;
 }
 

@@ -72,21 +72,30 @@ Status write_credential(internal::Connection& db, const crypto::Keyring& keyring
 
 }  // namespace internal
 
+namespace internal {
+
+Result<std::optional<core::StoredCredential>> read_credential(Connection& db,
+                                                              std::string_view service_id) {
+  using Found = std::optional<core::StoredCredential>;
+  auto st = db.prepare(
+      "SELECT registry_host, username, set_at, expires_at FROM credentials "
+      "WHERE service_id = :service_id");
+  st.bind(":service_id", std::string(service_id));
+  if (!st.executeStep()) return Found();
+  core::StoredCredential c;
+  c.registry_host = st.getColumn("registry_host").getString();
+  c.username = st.getColumn("username").getString();
+  c.set_at = st.getColumn("set_at").getInt64();
+  if (!st.getColumn("expires_at").isNull()) c.expires_at = st.getColumn("expires_at").getInt64();
+  return Found(std::move(c));
+}
+
+}  // namespace internal
+
 Result<std::optional<core::StoredCredential>> SqliteStore::get_credential(
     std::string_view service_id) {
-  using Found = std::optional<core::StoredCredential>;
-  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<Found> {
-    auto st = db.prepare(
-        "SELECT registry_host, username, set_at, expires_at FROM credentials "
-        "WHERE service_id = :service_id");
-    st.bind(":service_id", std::string(service_id));
-    if (!st.executeStep()) return Found();
-    core::StoredCredential c;
-    c.registry_host = st.getColumn("registry_host").getString();
-    c.username = st.getColumn("username").getString();
-    c.set_at = st.getColumn("set_at").getInt64();
-    if (!st.getColumn("expires_at").isNull()) c.expires_at = st.getColumn("expires_at").getInt64();
-    return Found(std::move(c));
+  return impl_->locked(Context{}, [&](internal::Connection& db) {
+    return internal::read_credential(db, service_id);
   });
 }
 

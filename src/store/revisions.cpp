@@ -125,13 +125,21 @@ Result<Revision> SqliteStore::get_revision(std::string_view service_id,
   });
 }
 
+namespace internal {
+
+std::int64_t read_next_revision_number(Connection& db, std::string_view service_id) {
+  auto st = db.prepare(
+      "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE service_id = :service_id");
+  st.bind(":service_id", std::string(service_id));
+  st.executeStep();
+  return st.getColumn(0).getInt64();
+}
+
+}  // namespace internal
+
 Result<std::int64_t> SqliteStore::next_revision_number(std::string_view service_id) {
   return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<std::int64_t> {
-    auto st = db.prepare(
-        "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE service_id = :service_id");
-    st.bind(":service_id", std::string(service_id));
-    st.executeStep();
-    return st.getColumn(0).getInt64();
+    return internal::read_next_revision_number(db, service_id);
   });
 }
 

@@ -163,6 +163,28 @@ Result<AppService> SqliteStore::get_service(std::string_view account_id, std::st
   });
 }
 
+// One lock for the three reads a PATCH or rollback is built from (ports.h).
+Result<core::ChangeBasis> SqliteStore::read_for_change(std::string_view account_id,
+                                                       std::string_view id) {
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<core::ChangeBasis> {
+    core::ChangeBasis basis;
+    {
+      auto st = db.prepare(select_services("WHERE id = :id AND account_id = :account_id"));
+      st.bind(":id", std::string(id));
+      st.bind(":account_id", std::string(account_id));
+      if (!st.executeStep()) return not_found();
+      auto service = read_service(st);
+      if (!service.ok()) return service.take_error();
+      basis.service = std::move(service).value();
+    }
+    auto credential = internal::read_credential(db, id);
+    if (!credential.ok()) return credential.take_error();
+    basis.credential = std::move(credential).value();
+    basis.next_revision_number = internal::read_next_revision_number(db, id);
+    return basis;
+  });
+}
+
 Result<std::vector<AppService>> SqliteStore::list_services(std::string_view account_id) {
   return impl_->locked(Context{}, [&](internal::Connection& db) {
     auto st = db.prepare(select_services("WHERE account_id = :account_id ORDER BY created_at, id"));

@@ -59,6 +59,7 @@ struct StoreStats {
   std::int64_t commits = 0;              // write transactions committed
   std::int64_t writes_committed = 0;     // mutating calls those commits carried
   std::int64_t largest_batch = 0;        // the most writes one commit carried
+  std::int64_t writes_waiting = 0;       // writes queued now for the next group commit
 };
 
 struct KeyRotation {
@@ -93,6 +94,8 @@ class SqliteStore final : public core::StateStore {
   Result<core::Revision> get_revision(std::string_view service_id,
                                       std::string_view revision_id) override;
   Result<std::int64_t> next_revision_number(std::string_view service_id) override;
+  Result<core::ChangeBasis> read_for_change(std::string_view account_id,
+                                            std::string_view id) override;
   // apply_change writes only the user-owned columns (name, plan_name, zone, storage_size_gb,
   // storage_tier, status, the config columns, registry_host, desired_deployment_id,
   // generation, updated_at); update_observed and record_outcome only the runtime-owned ones

@@ -30,6 +30,12 @@ CachedStatement Connection::prepare(const std::string& sql) {
   // Compile before touching the cache: a syntax error (a bug) must leave it as it was.
   auto st = std::make_unique<SQLite::Statement>(*this, sql);
   counts_.prepared.fetch_add(1, std::memory_order_relaxed);
+  // SQLite recompiles a cached statement after a schema change, but SQLiteCpp keeps the column
+  // count and names it read at construction: a statement whose columns a schema change can
+  // alter (`*`) would be read with stale ones. Such SQL is compiled on every use instead.
+  if (sql.find('*') != std::string::npos && sql.find("count(*)") == std::string::npos) {
+    return CachedStatement(std::move(st));
+  }
   if (cache_.size() >= capacity_) evict_one();
   if (cache_.size() >= capacity_) return CachedStatement(std::move(st));  // all in use
   auto [pos, inserted] = cache_.emplace(sql, Entry{std::move(st), true, {}});

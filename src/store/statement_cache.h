@@ -10,6 +10,9 @@
 // Contract: one thread at a time (the store's mutex guards the connection). The cache holds at
 // most `capacity` statements; when full, the least recently used one not in use is finalized.
 // The same SQL borrowed twice at once (a nested use) gets a second, uncached statement.
+// A cached statement survives a schema change (SQLite recompiles it on its next step) only if
+// its result columns are named in its text: SQLiteCpp keeps the column count and names of the
+// first compile, so SQL with `*` (other than count(*)) is never cached.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
