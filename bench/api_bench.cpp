@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -505,7 +506,7 @@ WriteFigures writes_on(const Options& o, const fs::path& base) {
 
 // Group commit: kThreads writers on their own services, each writing the runtime-owned fields
 // (update_observed: one UPDATE per write, like the raw program's one INSERT) as fast as the
-// store acknowledges, for `seconds`; against as many raw single-row transactions, one at a time.
+// store acknowledges, for `seconds`; against raw single-row transactions, one at a time.
 struct ConcurrentFigures {
   double writes_per_second = 0;
   double writes_per_commit = 0;
@@ -553,7 +554,9 @@ ConcurrentFigures concurrent_on(const Options& o, const fs::path& base) {
     const auto commits = static_cast<double>(after.commits - before.commits);
     f.writes_per_commit = commits > 0 ? f.writes / commits : 0;
   }
-  f.raw_per_second = raw_sqlite_per_second(dir, f.writes);
+  // A rate: 1,000 raw transactions measure it as well as the tens of thousands the group wrote
+  // (each costs an fsync on disk).
+  f.raw_per_second = raw_sqlite_per_second(dir, std::min(f.writes, 1000.0));
   std::error_code ec;
   fs::remove_all(dir, ec);
   return f;
@@ -600,7 +603,7 @@ int writes(const Options& o) {
     t.figure("  store work per PATCH, " + name, f.commits_per_patch, bench::Unit::kCount, per);
   }
   t.section("8 threads writing their own services through one store (group commit), " +
-            std::to_string(o.seconds) + " s, vs as many raw single-row transactions");
+            std::to_string(o.seconds) + " s, vs raw single-row transactions");
   for (const auto& [name, base] : places) {
     bench::progress("concurrent writes: " + name);
     const ConcurrentFigures f = concurrent_on(o, base);
