@@ -399,3 +399,36 @@ TEST_CASE("kill -9 right after acknowledgements from concurrent writers loses no
   for (const auto& id : *ids) CHECK(s->list_revisions(id, true)->size() == 1);
   CHECK(ids->size() >= acked.size());
 }
+
+TEST_CASE("read_for_change returns the service, its credential and the next revision number",
+          "[store][cache]") {
+  TempDir tmp;
+  auto s = open_ok(tmp.data());
+  const std::string acct = add_account(*s, "alice");
+  const std::string other = add_account(*s, "bob");
+  core::Change c = new_service(acct, "api");
+  REQUIRE(s->create_service(c).ok());
+  REQUIRE(s->apply_change(gc_redeploy(c, "ghcr.io/acme/api:2", 2), 1).ok());
+  auto basis = s->read_for_change(acct, c.service.id);
+  REQUIRE(basis.ok());
+  CHECK(basis->service.id == c.service.id);
+  CHECK(basis->service.generation == 2);
+  CHECK(basis->service.config.image_ref == "ghcr.io/acme/api:2");
+  REQUIRE(basis->credential.has_value());
+  CHECK(basis->credential->registry_host == "ghcr.io");
+  CHECK(basis->credential->username == "bot");
+  CHECK(basis->next_revision_number == 3);
+  // The same answers as the three separate reads.
+  CHECK(*s->next_revision_number(c.service.id) == basis->next_revision_number);
+  CHECK(s->get_service(acct, c.service.id)->updated_at == basis->service.updated_at);
+  // Scoped to the account, like get_service.
+  CHECK(s->read_for_change(other, c.service.id).error().code == ErrorCode::kNotFound);
+  CHECK(s->read_for_change(acct, "no-such-id").error().code == ErrorCode::kNotFound);
+  // A service without a credential has none.
+  core::Change pub = new_service(acct, "public", "");
+  REQUIRE(s->create_service(pub).ok());
+  auto open = s->read_for_change(acct, pub.service.id);
+  REQUIRE(open.ok());
+  CHECK_FALSE(open->credential.has_value());
+  CHECK(open->next_revision_number == 2);
+}
