@@ -8,7 +8,7 @@
 //   - for each verb and resource berth needs, "ok" or "denied" from a SelfSubjectAccessReview:
 //     the permissions of manifests/rbac.yaml across all namespaces (or, with --namespace NS, in
 //     NS only: a controller that manages some namespaces gets the ClusterRole through a
-//     RoleBinding in each), and the Lease in the controller's own namespace
+//     RoleBinding in each), and the Lease and the key Secret in the controller's own namespace
 //     (--controller-namespace, default berth-system).
 // Exit 0 only when everything is there; 1 when something is missing or denied; 2 when the
 // configuration cannot be loaded or the server cannot be reached. Output goes to stdout, never a
@@ -52,23 +52,32 @@ struct Permission {
   std::string resource;
   std::string subresource;
   bool own_namespace = false;  // checked in the controller's namespace, not cluster-wide
+  std::string name;            // the object's name, where the rule grants by resourceNames
 };
+
+// The Lease's default name (serve --leader-election-id) and the key Secret's name:
+// manifests/rbac.yaml grants get (and the Lease's update) by name.
+constexpr const char* kLeaseName = "berth-controller";
+constexpr const char* kKeySecretName = "berth-controller-keys";
 
 std::vector<Permission> required_permissions() {
   std::vector<Permission> out;
   auto add = [&](std::initializer_list<const char*> verbs, const char* group, const char* resource,
-                 const char* subresource = "", bool own_namespace = false) {
+                 const char* subresource = "", bool own_namespace = false, const char* name = "") {
     for (const char* verb : verbs)
-      out.push_back({verb, group, resource, subresource, own_namespace});
+      out.push_back({verb, group, resource, subresource, own_namespace, name});
   };
-  add({"get", "list", "watch"}, kGroup, kPlural);
-  add({"get", "update", "patch"}, kGroup, kPlural, "status");
+  add({"get", "list", "watch", "update"}, kGroup, kPlural);
+  add({"patch"}, kGroup, kPlural, "status");
   add({"update"}, kGroup, kPlural, "finalizers");
-  add({"get", "list", "watch", "create", "update", "patch", "delete"}, "apps",
-      "controllerrevisions");
-  add({"get", "list", "watch", "create", "update", "patch", "delete"}, "", "secrets");
+  add({"list", "create", "patch", "delete"}, "apps", "controllerrevisions");
+  add({"get", "list", "watch", "create", "update", "delete"}, "", "secrets");
   add({"create", "patch"}, "events.k8s.io", "events");
-  add({"get", "create", "update"}, "coordination.k8s.io", "leases", "", true);
+  add({"create"}, "coordination.k8s.io", "leases", "", true);
+  add({"get", "update"}, "coordination.k8s.io", "leases", "", true, kLeaseName);
+  add({"create"}, "", "secrets", "", true);
+  add({"get"}, "", "secrets", "", true, kKeySecretName);
+  add({"list", "watch"}, "", "configmaps", "", true);  // the revocation list
   return out;
 }
 
@@ -76,6 +85,7 @@ std::string describe(const Permission& p, const std::string& namespace_) {
   std::string what = p.verb + " " + p.resource;
   if (!p.group.empty()) what += "." + p.group;
   if (!p.subresource.empty()) what += "/" + p.subresource;
+  if (!p.name.empty()) what += " named " + p.name;
   what += namespace_.empty() ? " (all namespaces)" : " in " + namespace_;
   return what;
 }
@@ -186,6 +196,7 @@ int check_permissions(kube::Transport& transport, const std::string& managed_nam
     const std::string namespace_ = p.own_namespace ? own_namespace : managed_namespace;
     json attributes = {{"verb", p.verb}, {"group", p.group}, {"resource", p.resource}};
     if (!p.subresource.empty()) attributes["subresource"] = p.subresource;
+    if (!p.name.empty()) attributes["name"] = p.name;
     if (!namespace_.empty()) attributes["namespace"] = namespace_;
     const json review = {{"apiVersion", "authorization.k8s.io/v1"},
                          {"kind", "SelfSubjectAccessReview"},

@@ -165,13 +165,24 @@ int run_serve(const ServeOptions& o) {
 
   // /readyz: ready while the work queue's workers run and the store takes writes; not ready
   // (503 with the reason) before they start, once shutdown begins, and while the last write
-  // found the database unwritable (disk full, read-only). The store is open by construction:
-  // the API server starts after it. /healthz stays 200 as long as the process serves.
+  // found the database unwritable (disk full, read-only) and a probe write still fails. The store
+  // is open by construction: the API server starts after it. /healthz stays 200 as long as the
+  // process serves. An idle controller writes nothing, so while the verdict stands /readyz itself
+  // tries a write that changes nothing, at most every 2 s: readiness returns once space is freed.
   std::atomic<bool> shutting_down{false};
+  std::atomic<std::int64_t> last_write_probe{0};
   store::SqliteStore& sqlite = *store;
-  api_options.not_ready = [&controller, &sqlite, &shutting_down]() -> std::optional<std::string> {
+  api_options.not_ready = [&controller, &sqlite, &shutting_down,
+                           &last_write_probe]() -> std::optional<std::string> {
     if (shutting_down.load()) return std::string("the controller is shutting down");
     if (!controller.running()) return std::string("the work queue's workers are not running");
+    if (sqlite.write_blocked()) {
+      const std::int64_t now = steady_now_ms();
+      std::int64_t last = last_write_probe.load();
+      if (now - last >= 2000 && last_write_probe.compare_exchange_strong(last, now)) {
+        (void)sqlite.probe_write();  // its outcome is what write_blocked() says next
+      }
+    }
     if (auto why = sqlite.write_blocked()) return "the store cannot be written: " + *why;
     return std::nullopt;
   };

@@ -42,6 +42,7 @@
 #include "kube/progress_writer.h"
 #include "kube/state_store.h"
 #include "kube/transport.h"
+#include "kube_revocations.h"
 #include "local_agent.h"
 #include "pki.h"
 #include "registry/digest_resolver.h"
@@ -271,6 +272,9 @@ int run_serve_kube(const ServeOptions& o) {
     kube::InformerOptions io;
     io.namespace_ = ns;
     app_informers.push_back(std::make_unique<kube::Informer>(app_client, io, app_handlers));
+    // Only Secrets that opted in as registry passwords: no other Secret's data is cached, and
+    // removing the label reaches on_secret as a delete (the object leaves the selector).
+    io.label_selector = kube::kRegistryCredentialSelector;
     secret_informers.push_back(
         std::make_unique<kube::Informer>(secret_client, io, secret_handlers));
   }
@@ -389,6 +393,12 @@ int run_serve_kube(const ServeOptions& o) {
       link_options.renew_certificate = [ca = keys->ca, hosts = o.agent_hosts] {
         return issue_server_certificate(ca, hosts);
       };
+      // Revoked agents: the ConfigMap berth-revoked-agents beside the key Secret.
+      auto revocations = KubeRevocations::start(*transport, keys_namespace);
+      if (!revocations) return revocations.error();
+      link_options.refusal_reason =
+          [list = std::shared_ptr<KubeRevocations>(std::move(revocations).value())](
+              const agentlink::AgentIdentity& id) { return list->reason(id.name, id.fingerprint); };
       route_link_events(link_options, reconciler, store, system_now);
       link = std::make_unique<agentlink::Server>(std::move(link_options));
       if (Status st = link->start(); !st.ok()) return st;

@@ -125,7 +125,9 @@ bool is_fingerprint(const std::string& s) {
   return true;
 }
 
-Status check_revocation(const Revocation& r) {
+}  // namespace
+
+Status validate_revocation(const Revocation& r) {
   if (!is_label(r.name, 63))
     return make_error(
         ErrorCode::kValidation,
@@ -136,6 +138,14 @@ Status check_revocation(const Revocation& r) {
                       "fingerprint");
   return Status::Ok();
 }
+
+std::string revocation_line(const Revocation& revocation) {
+  std::string line = revocation.name;
+  if (!revocation.fingerprint.empty()) line += " " + revocation.fingerprint;
+  return line + "\n";
+}
+
+namespace {
 
 // The revocation list is not secret, but it is the controller's: nothing beyond a sane size.
 constexpr std::size_t kMaxRevocationFile = 4 * 1024 * 1024;
@@ -155,7 +165,7 @@ Result<std::vector<Revocation>> parse_revocations(std::string_view text) {
     std::string extra;
     if (!(fields >> r.name)) continue;  // blank or comment
     fields >> r.fingerprint;
-    if (fields >> extra || !check_revocation(r).ok())
+    if (fields >> extra || !validate_revocation(r).ok())
       return make_error(ErrorCode::kDataLoss, "the revocation list has an invalid entry on line " +
                                                   std::to_string(number) +
                                                   " (expected NAME [SHA256-FINGERPRINT])");
@@ -182,7 +192,7 @@ Result<std::vector<Revocation>> read_revocations(const fs::path& data_dir) {
 }
 
 Status revoke_agent(const fs::path& data_dir, const Revocation& revocation) {
-  if (Status st = check_revocation(revocation); !st.ok()) return st;
+  if (Status st = validate_revocation(revocation); !st.ok()) return st;
   const fs::path file = revocation_file(data_dir);
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
@@ -190,9 +200,7 @@ Status revoke_agent(const fs::path& data_dir, const Revocation& revocation) {
     return make_error(ErrorCode::kUnavailable, "cannot create " + file.parent_path().string());
   // One line appended in one write(): a concurrent revoke-agent appends its own line, and the
   // running serve never reads half of one.
-  std::string line = revocation.name;
-  if (!revocation.fingerprint.empty()) line += " " + revocation.fingerprint;
-  line += "\n";
+  const std::string line = revocation_line(revocation);
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return make_error(ErrorCode::kUnavailable, "cannot open " + file.string());
   const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&

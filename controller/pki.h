@@ -54,8 +54,13 @@ std::filesystem::path revocation_file(const std::filesystem::path& data_dir);
 Result<std::vector<Revocation>> parse_revocations(std::string_view text);
 // The whole list; empty when the file does not exist.
 Result<std::vector<Revocation>> read_revocations(const std::filesystem::path& data_dir);
-// Appends one entry (a line, O_APPEND, fsynced): safe while serve runs. kValidation for a name
-// that is not a DNS label or a fingerprint that is not 64 lowercase hex digits.
+// kValidation for a name that is not a DNS label or a fingerprint that is not 64 lowercase hex
+// digits (what every entry of the list must be, in either mode).
+Status validate_revocation(const Revocation& revocation);
+// One entry as a line of the list ("NAME[ FINGERPRINT]\n").
+std::string revocation_line(const Revocation& revocation);
+// Appends one entry (a line, O_APPEND, fsynced): safe while serve runs. kValidation as
+// validate_revocation.
 Status revoke_agent(const std::filesystem::path& data_dir, const Revocation& revocation);
 // The sentence the agent is told when an entry matches, empty otherwise.
 std::string revocation_reason(const std::vector<Revocation>& list, const std::string& name,

@@ -205,6 +205,8 @@ expect_page() {  # URL EXPECTED
 say "1. a namespace, the registry password as a Secret (from the 0600 file), a private AppService"
 run kubectl create namespace demo
 run kubectl create secret generic registry-creds -n demo --from-file=password="$REGISTRY_PASSWORD_FILE"
+# berth uses a Secret as a registry password only when it opted in with this label.
+run kubectl label secret registry-creds -n demo berth.dev/registry-credential=true
 cat >"$work/my-api.yaml" <<YAML
 apiVersion: berth.dev/v1alpha1
 kind: AppService

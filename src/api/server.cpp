@@ -183,6 +183,8 @@ struct ApiServer::Impl {
 
   Status load_tls();
   asio::awaitable<void> accept_loop();
+  // Starts a session for an accepted connection, or closes it (stopping, over the limit).
+  void admit(tcp::socket socket);
   asio::awaitable<void> session(tcp::socket socket);
   template <class Stream>
   asio::awaitable<void> serve(Stream& stream, ConnState& state);
@@ -303,6 +305,15 @@ Status ApiServer::Impl::load_tls() {
 }
 
 asio::awaitable<void> ApiServer::Impl::accept_loop() {
+  // Under load each resumption of this loop waits behind every handler already queued on the
+  // I/O threads, so taking one connection per resumption made the N-th of a burst of new
+  // connections wait N queue passes (20-30 s with 200 busy clients:
+  // tests/load/api_clients_itest.cpp). After each completed accept, every connection already
+  // waiting in the backlog is taken at once with non-blocking accepts.
+  {
+    beast::error_code ignored;
+    acceptor.non_blocking(true, ignored);
+  }
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kNoThrow);
     if (ec) {
@@ -313,30 +324,42 @@ asio::awaitable<void> ApiServer::Impl::accept_loop() {
       co_await pause.async_wait(kNoThrow);
       continue;
     }
-    if (stopping) {
-      beast::error_code ignored;
-      socket.close(ignored);
-      continue;
+    admit(std::move(socket));
+    // Bounded, so a flood of connection attempts cannot hold this thread for long.
+    for (std::size_t taken = 0; taken < opts.max_connections; ++taken) {
+      tcp::socket next(asio::make_strand(ioc));
+      beast::error_code aec;
+      acceptor.accept(next, aec);
+      if (aec) break;  // would_block: the backlog is empty (other errors: async_accept reports)
+      admit(std::move(next));
     }
-    if (connections.load() >= opts.max_connections) {
-      // Over the limit: closing at once is cheaper than queueing, and clients retry.
-      log::warn("api connection limit reached", {{"max_connections", opts.max_connections}});
-      beast::error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
-    ++connections;
-    auto exec = socket.get_executor();
-    asio::co_spawn(exec, session(std::move(socket)), [](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          log::error("api session failed", {{"error", ex.what()}});
-        }
-      }
-    });
   }
+}
+
+void ApiServer::Impl::admit(tcp::socket socket) {
+  if (stopping) {
+    beast::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  if (connections.load() >= opts.max_connections) {
+    // Over the limit: closing at once is cheaper than queueing, and clients retry.
+    log::warn("api connection limit reached", {{"max_connections", opts.max_connections}});
+    beast::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  ++connections;
+  auto exec = socket.get_executor();
+  asio::co_spawn(exec, session(std::move(socket)), [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log::error("api session failed", {{"error", ex.what()}});
+      }
+    }
+  });
 }
 
 asio::awaitable<void> ApiServer::Impl::session(tcp::socket socket) {

@@ -21,15 +21,34 @@ bool has_finalizer(const AppService& app) {
   return std::find(f.begin(), f.end(), kCleanupFinalizer) != f.end();
 }
 
-// The user's password as the spec names it: the Secret, its key, and what the server holds.
-struct SecretRead {
-  bool found = false;  // the Secret and the key exist
-  std::string version;
-  std::optional<Secret> password;
-  std::string problem;  // why not found, for the user
-};
-
 }  // namespace
+
+Result<RegistryPasswordRead> registry_password_from(Result<KubeSecret> read,
+                                                    const std::string& namespace_,
+                                                    const SecretKeyRef& ref) {
+  RegistryPasswordRead out;
+  if (!read && read.error().code != ErrorCode::kNotFound) return read.error();
+  bool opted_in = false;
+  if (read) {
+    const auto& labels = read->metadata.labels;
+    const auto label = labels.find(kRegistryCredentialLabel);
+    opted_in = label != labels.end() && label->second == "true";
+  }
+  if (opted_in) {
+    out.version = read->metadata.resource_version;
+    auto it = read->data.find(ref.key);
+    if (it != read->data.end() && !it->second.empty()) {
+      out.password = std::move(it->second);
+      return out;
+    }
+  }
+  // One text for "no such Secret", "no such key" and "not opted in": which of them holds is
+  // exactly what a user who may create AppServices but not read Secrets must not learn.
+  out.problem = "Secret " + namespace_ + "/" + ref.name + " (key \"" + ref.key +
+                "\") is not usable as a registry password: berth reads only a Secret labelled " +
+                kRegistryCredentialLabel + "=true that holds the key";
+  return out;
+}
 
 AppIntake::AppIntake(KubeStateStore& store, Transport& transport, core::DigestResolver& registry,
                      IntakeOptions options)
@@ -168,26 +187,14 @@ Status AppIntake::accept_spec(const std::string& id, const AppSnapshot& snap) {
   const std::string& host = image->registry_host;
 
   // --- the password: read the user's Secret now, never from a cache ---
-  SecretRead secret;
+  RegistryPasswordRead secret;
   if (is_private && ref) {
-    auto read = secrets_.get(ns, ref->name);
-    if (read) {
-      secret.version = read->metadata.resource_version;
-      auto it = read->data.find(ref->key);
-      if (it != read->data.end() && !it->second.empty()) {
-        secret.found = true;
-        secret.password = it->second;
-      } else {
-        secret.problem = "Secret " + ns + "/" + ref->name + " has no key \"" + ref->key + "\"";
-      }
-    } else if (read.error().code == ErrorCode::kNotFound) {
-      secret.problem = "Secret " + ns + "/" + ref->name + " does not exist";
-    } else {
-      return read.error();
-    }
+    auto read = registry_password_from(secrets_.get(ns, ref->name), ns, *ref);
+    if (!read) return read.error();
+    secret = std::move(read).value();
   }
   bool password_supplied = false;
-  if (secret.found) {
+  if (secret.password) {
     auto stored = store_.unseal_stored(id);
     if (stored) {
       password_supplied = !stored->equals(*secret.password);
@@ -216,9 +223,10 @@ Status AppIntake::accept_spec(const std::string& id, const AppSnapshot& snap) {
   auto decision = core::decide_credential(snap.credential, request, options_.now());
   if (!decision) {
     if (!secret.problem.empty()) {
-      return refuse(id, snap, "CredentialsResolved", "SecretNotFound",
+      return refuse(id, snap, "CredentialsResolved", "SecretNotUsable",
                     secret.problem + "; berth needs the password for user \"" +
-                        deploy_config.registry_username + "\" at " + host,
+                        deploy_config.registry_username + "\" at " + host +
+                        " (nothing was deployed)",
                     secret_version);
     }
     const bool host_changed = snap.credential &&
@@ -312,7 +320,7 @@ Status AppIntake::accept_spec(const std::string& id, const AppSnapshot& snap) {
                                             {"revision", number},
                                             {"generation", generation},
                                             {"credential", core::to_string(decision->action)}});
-  if (secret.found) store_.note_secret_seen(id, secret.version);
+  if (secret.password) store_.note_secret_seen(id, secret.version);
   return store_.set_observed(id, generation, std::nullopt);
 }
 

@@ -15,8 +15,14 @@
 //   - otherwise a new revision. The user's Secret is read with a GET (never from a cache) when
 //     the spec changed or the Secret did; its content is compared with the sealed password to
 //     tell "a new password" from "the same Secret". A refused change (PasswordRequired,
-//     RegistryHostChanged, CredentialRejected, SecretNotFound, InvalidSpec) is shown in status and
-//     as an event, nothing is deployed, and what runs keeps running.
+//     RegistryHostChanged, CredentialRejected, SecretNotUsable, InvalidSpec) is shown in status
+//     and as an event, nothing is deployed, and what runs keeps running.
+//
+// Only a Secret that opted in (label kRegistryCredentialLabel = "true") is ever used as a
+// password: otherwise anyone allowed to create AppServices could have berth send any Secret of
+// the namespace to a registry of their choosing. A missing Secret, a missing key and a Secret
+// without the label are refused alike (SecretNotUsable, one message), so an AppService cannot
+// probe which Secrets or keys exist (docs/credentials.md, "Which Secrets berth may read").
 //
 // Errors are values: a failed server or registry request comes back as an Error for the work
 // queue to retry with backoff.
@@ -28,8 +34,28 @@
 #include "core/execution.h"
 #include "kube/state_store.h"
 #include "kube/transport.h"
+#include "kube/types.h"
 
 namespace berth::kube {
+
+// The opt-in a Secret carries to serve as a registry password, and the selector the controller's
+// Secret informer lists and watches with (so it caches no other Secret).
+inline constexpr const char* kRegistryCredentialLabel = "berth.dev/registry-credential";
+inline constexpr const char* kRegistryCredentialSelector = "berth.dev/registry-credential=true";
+
+// What the intake may take from the Secret a registryPasswordSecretRef names.
+struct RegistryPasswordRead {
+  std::optional<Secret> password;  // set only for an opted-in Secret with a non-empty key
+  std::string version;  // the Secret's resourceVersion if it opted in, else "" (as if missing)
+  std::string problem;  // when no password: the same text whatever the cause
+};
+
+// Turns the GET of Secret `namespace_`/`ref.name` into what the intake may use. A 404, a Secret
+// without the opt-in label (value exactly "true") and an absent or empty key give the same
+// `problem`; any other error comes back as the Error (the work queue retries).
+Result<RegistryPasswordRead> registry_password_from(Result<KubeSecret> read,
+                                                    const std::string& namespace_,
+                                                    const SecretKeyRef& ref);
 
 struct IntakeOptions {
   std::function<core::UnixMillis()> now;

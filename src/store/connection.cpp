@@ -261,6 +261,16 @@ void SqliteStore::set_write_batch_hook(std::function<void(std::size_t)> hook) {
   impl_->on_write_batch = std::move(hook);
 }
 
+Status SqliteStore::probe_write() {
+  // Through the group commit like every write: it may share a commit with others, and it
+  // still clears write_blocked() only when that commit succeeds.
+  return impl_->transaction(internal::Context{}, [](internal::Connection& db) -> Status {
+    const int version = db.execAndGet("PRAGMA user_version").getInt();
+    db.exec("PRAGMA user_version = " + std::to_string(version));
+    return Status::Ok();
+  });
+}
+
 void SqliteStore::Impl::note_write(const Error* failure) {
   // Only failures that say the database cannot take writes at all; a conflict, a busy lock or
   // a bad row says nothing about the next write.

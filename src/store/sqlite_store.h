@@ -143,6 +143,10 @@ class SqliteStore final : public core::StateStore {
   // with the number of writes in the group. For tests (to hold a commit while other writes
   // queue behind it); set before the store is shared, never while writes run.
   void set_write_batch_hook(std::function<void(std::size_t)> hook);
+  // A real write that changes nothing (the header's user_version set to its own value, one
+  // committed transaction): while write_blocked() is set and nothing else writes (an idle
+  // controller), this is what notices that space came back, and clears it when it commits.
+  Status probe_write();
 
  private:
   struct Impl;

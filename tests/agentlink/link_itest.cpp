@@ -13,6 +13,7 @@
 #include "agentlink/server.h"
 #include "common/log.h"
 #include "crypto/certs.h"
+#include "support/link_certs.h"
 
 using namespace berth;
 using namespace berth::agentlink;
@@ -23,33 +24,17 @@ namespace {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-crypto::PemPair make_ca(const std::string& name) {
-  auto ca = crypto::create_ca(name, 3600);
-  if (!ca) FAIL("create_ca: " << ca.error().message);
-  return std::move(ca).value();
+// Certificates come from the helpers shared with the access suite (support/link_certs.h).
+crypto::PemPair make_ca(const std::string& name) { return testing::link_ca(name); }
+crypto::PemPair issue(const crypto::PemPair& ca, const crypto::CertRequest& req) {
+  return testing::link_issue(ca, req);
 }
-
-crypto::PemPair issue(const crypto::PemPair& ca, crypto::CertRequest req) {
-  auto cert = crypto::issue_certificate(ca, req);
-  if (!cert) FAIL("issue_certificate: " << cert.error().message);
-  return std::move(cert).value();
-}
-
 crypto::PemPair server_cert(const crypto::PemPair& ca, const std::string& ip = "127.0.0.1") {
-  crypto::CertRequest req;
-  req.common_name = "berth-controller";
-  req.ip_addresses = {ip};
-  req.server = true;
-  return issue(ca, req);
+  return testing::link_server_cert(ca, ip);
 }
-
 crypto::PemPair agent_cert(const crypto::PemPair& ca, const std::string& name,
                            const std::string& zone) {
-  crypto::CertRequest req;
-  req.common_name = name;
-  req.zone = zone;
-  req.client = true;
-  return issue(ca, req);
+  return testing::link_agent_cert(ca, name, zone);
 }
 
 template <typename Pred>
@@ -619,11 +604,7 @@ std::string presented_fingerprint(std::uint16_t port, const crypto::PemPair& ca,
   return out;
 }
 
-std::string fingerprint_of(const crypto::PemPair& pair) {
-  auto info = crypto::inspect_certificate(pair.cert_pem);
-  REQUIRE(info.ok());
-  return info->fingerprint;
-}
+std::string fingerprint_of(const crypto::PemPair& pair) { return testing::link_fingerprint(pair); }
 
 }  // namespace
 

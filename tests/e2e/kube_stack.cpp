@@ -28,7 +28,7 @@ namespace {
 
 // The identity the controller runs as: the manifests' service account, bound by
 // manifests/rbac.yaml, so the tests prove those permissions are enough.
-constexpr const char* kServiceAccountUser = "system:serviceaccount:berth-system:berth-controller";
+constexpr const char* kServiceAccountUser = KubeStack::kControllerUser;
 
 void write_private(const std::string& path, const std::string& data) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -354,12 +354,13 @@ void KubeStack::apply(const std::string& yaml) {
 }
 
 void KubeStack::apply_password_secret(const std::string& name, const std::string& password,
-                                      const std::string& key) {
-  const json secret = {{"apiVersion", "v1"},
-                       {"kind", "Secret"},
-                       {"metadata", {{"name", name}, {"namespace", ns_}}},
-                       {"type", "Opaque"},
-                       {"data", {{key, base64::encode(password)}}}};
+                                      const std::string& key, bool opted_in) {
+  json secret = {{"apiVersion", "v1"},
+                 {"kind", "Secret"},
+                 {"metadata", {{"name", name}, {"namespace", ns_}}},
+                 {"type", "Opaque"},
+                 {"data", {{key, base64::encode(password)}}}};
+  if (opted_in) secret["metadata"]["labels"] = {{"berth.dev/registry-credential", "true"}};
   apply(secret.dump());  // JSON is YAML
 }
 

@@ -96,6 +96,9 @@ class KubeStack {
   // The namespace the test's apps live in ("e2e-<6 hex>").
   const std::string& ns() const { return ns_; }
   static constexpr const char* kControllerNamespace = "berth-system";
+  // The user the controller authenticates as (its service account, bound by manifests/rbac.yaml).
+  static constexpr const char* kControllerUser =
+      "system:serviceaccount:berth-system:berth-controller";
   static constexpr int kContainerPort = Stack::kContainerPort;
 
   // --- processes
@@ -140,9 +143,10 @@ class KubeStack {
   // `kubectl apply -f` of `yaml` (written to a 0600 file first: a password in it never reaches
   // an argv). REQUIRE success.
   void apply(const std::string& yaml);
-  // Opaque Secret `name` in ns() with data key `key` = `password`, by kubectl apply.
+  // Opaque Secret `name` in ns() with data key `key` = `password`, by kubectl apply, labelled
+  // berth.dev/registry-credential=true (the opt-in berth requires) unless `opted_in` is false.
   void apply_password_secret(const std::string& name, const std::string& password,
-                             const std::string& key = "password");
+                             const std::string& key = "password", bool opted_in = true);
   // The AppService manifest for registry image `tag` (private: registryUsername + the Secret
   // ref when `secret` is set); `extra_spec` is merged into spec.
   std::string app_yaml(const std::string& name, const std::string& tag, const std::string& secret,

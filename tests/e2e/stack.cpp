@@ -333,6 +333,7 @@ void Stack::start_agent() {
     argv.push_back("--stop-grace-period");
     argv.push_back(std::to_string(options_.stop_grace_seconds));
   }
+  argv.insert(argv.begin(), options_.agent_prefix.begin(), options_.agent_prefix.end());
   agent_ = ChildProcess(argv, agent_log_path());
   REQUIRE(agent_.started());
 }
@@ -369,6 +370,9 @@ testing::HttpResult Stack::api(const std::string& method, const std::string& pat
   auto r =
       testing::http_request(o, method, path, body.is_null() ? std::string() : body.dump(), headers);
   bodies_.push_back(r.body);
+  std::string head;
+  for (const auto& [name, value] : r.headers) head += name + ": " + value + "\n";
+  headers_.push_back(std::move(head));
   return r;
 }
 

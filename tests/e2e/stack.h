@@ -112,6 +112,9 @@ struct StackOptions {
   std::vector<std::string> controller_prefix;
   std::vector<std::string> controller_args;
   std::vector<std::string> controller_env;
+  // The separate agent runs as agent_prefix + its argv (e.g. a launcher that sets its cwd and
+  // rlimits).
+  std::vector<std::string> agent_prefix;
 };
 
 class Stack {
@@ -162,6 +165,8 @@ class Stack {
   testing::HttpResult api(const std::string& method, const std::string& path,
                           const nlohmann::json& body = nullptr);
   const std::vector<std::string>& response_bodies() const { return bodies_; }
+  // The header block of every response api() received ("name: value" lines), for the same scans.
+  const std::vector<std::string>& response_headers() const { return headers_; }
   // POST /app-services for registry image `tag`, with the registry's username and `password`
   // (default: the right one). REQUIREs 201; returns the body.
   nlohmann::json create_service(const std::string& name, const std::string& tag,
@@ -216,6 +221,7 @@ class Stack {
   std::uint16_t agent_port_ = 0;
   std::uint16_t api_port_ = 0;
   std::vector<std::string> bodies_;
+  std::vector<std::string> headers_;
   ChildProcess agent_;
   ChildProcess controller_;
 };

@@ -12,14 +12,17 @@
 #include "core/revision.h"
 #include "crypto/sealer.h"
 #include "kube/app_intake.h"
+#include "kube/informer.h"
 #include "kube/state_store.h"
 #include "kube/types.h"
 #include "kube_itest.h"
+#include "support/wait.h"
 
 namespace berth::kube {
 namespace {
 
 using nlohmann::json;
+using namespace std::chrono_literals;
 
 constexpr const char* kNs = "apps";
 constexpr const char* kPassword = "intake-canary-7f3a\"\\9c";
@@ -67,18 +70,24 @@ struct Fixture {
     IntakeOptions io;
     io.now = so.now;
     io.new_id = [this] { return "id-" + std::to_string(++ids); };
+    // As the controller's Secret informer sees it: it lists and watches only opted-in Secrets.
     io.secret_version = [this](const std::string& ns, const std::string& name) {
       auto s = secrets.get(ns, name);
-      return s ? s->metadata.resource_version : std::string();
+      if (!s) return std::string();
+      auto label = s->metadata.labels.find(kRegistryCredentialLabel);
+      const bool opted_in = label != s->metadata.labels.end() && label->second == "true";
+      return opted_in ? s->metadata.resource_version : std::string();
     };
     intake = std::make_unique<AppIntake>(*store, *cluster.transport, registry, io);
   }
 
-  void put_secret(const std::string& name, const std::string& password) {
+  // An opted-in Secret unless `opted_in` is false (then it carries no labels at all).
+  void put_secret(const std::string& name, const std::string& password, bool opted_in = true) {
     json object = {{"apiVersion", "v1"},
                    {"kind", "Secret"},
                    {"metadata", {{"name", name}, {"namespace", kNs}}},
                    {"data", {{"password", base64::encode(password)}}}};
+    if (opted_in) object["metadata"]["labels"] = {{kRegistryCredentialLabel, "true"}};
     auto created = secrets.raw().create(object);
     if (!created) {
       REQUIRE(created.error().code == ErrorCode::kConflict);
@@ -86,6 +95,15 @@ struct Fixture {
                   .merge_patch(kNs, name, {{"data", {{"password", base64::encode(password)}}}})
                   .ok());
     }
+  }
+
+  // Adds or removes the opt-in label of an existing Secret.
+  void set_opt_in(const std::string& name, bool opted_in) {
+    const json value = opted_in ? json("true") : json(nullptr);
+    REQUIRE(secrets.raw()
+                .merge_patch(kNs, name,
+                             {{"metadata", {{"labels", {{kRegistryCredentialLabel, value}}}}}})
+                .ok());
   }
 
   json private_app(const std::string& name, const std::string& tag = "v1",
@@ -365,11 +383,11 @@ TEST_CASE("refusals that need the user: a wrong first password, a missing Secret
     CHECK_FALSE(f.secrets.raw().get(kNs, credential_secret_name("web")).ok());
     CHECK(f.store->pending_tasks(id)->empty());
   }
-  SECTION("a missing Secret: SecretNotFound; creating it lets the app in") {
+  SECTION("a missing Secret: SecretNotUsable; creating it lets the app in") {
     const std::string id = f.create(f.private_app("web"));
     f.run(id);
     CHECK(f.revisions("web").empty());
-    CHECK(f.condition("web", "CredentialsResolved")->reason == "SecretNotFound");
+    CHECK(f.condition("web", "CredentialsResolved")->reason == "SecretNotUsable");
     f.put_secret("pw", kPassword);
     f.run(id);
     CHECK(f.revisions("web").size() == 1);
@@ -383,6 +401,127 @@ TEST_CASE("refusals that need the user: a wrong first password, a missing Secret
     CHECK(f.revisions("pub").size() == 1);
     CHECK_FALSE(f.store->get_credential(id).value().has_value());
   }
+}
+
+TEST_CASE(
+    "a Secret serves as a registry password only with the opt-in label, and a missing Secret, a "
+    "missing key and an unlabelled Secret are refused alike",
+    "[kube][intake][secretref][itest]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  Fixture f(cluster);
+  const auto message = [&](const std::string& app) {
+    auto c = f.condition(app, "CredentialsResolved");
+    REQUIRE(c);
+    CHECK(c->status == "False");
+    CHECK(c->reason == "SecretNotUsable");
+    CHECK(f.revisions(app).empty());
+    return c->message;
+  };
+
+  SECTION("the three refusals say the same, and the registry is never asked") {
+    // Same Secret name and key, user and host in all three: only the cause differs.
+    f.run(f.create(f.private_app("a")));
+    const std::string missing = message("a");
+    f.put_secret("pw", kPassword, false);
+    f.run(f.create(f.private_app("b")));
+    const std::string unlabelled = message("b");
+    f.set_opt_in("pw", true);
+    REQUIRE(
+        f.secrets.raw()
+            .merge_patch(kNs, "pw",
+                         {{"data", {{"password", nullptr}, {"token", base64::encode(kPassword)}}}})
+            .ok());
+    f.run(f.create(f.private_app("c")));
+    const std::string no_key = message("c");
+    CHECK(unlabelled == missing);
+    CHECK(no_key == missing);
+    CHECK(missing.find(kRegistryCredentialLabel) != std::string::npos);
+    CHECK(f.registry.calls == 0);
+    CHECK(f.registry.last_password.empty());
+    CHECK(f.has_event("CredentialRefused"));
+    CHECK_FALSE(mentions_password(f.get("b").raw));
+  }
+  SECTION("the label added later lets the app in") {
+    f.put_secret("pw", kPassword, false);
+    const std::string id = f.create(f.private_app("web"));
+    f.run(id);
+    message("web");
+    f.run(id);  // the refusal stands while nothing the controller watches changed
+    CHECK(f.registry.calls == 0);
+    f.set_opt_in("pw", true);
+    f.run(id);
+    CHECK(f.revisions("web").size() == 1);
+    CHECK(f.registry.last_password == kPassword);
+    auto c = f.condition("web", "CredentialsResolved");
+    CHECK((!c || c->status != "False"));
+  }
+  SECTION("the label removed after sealing counts as a deleted Secret: the sealed copy serves") {
+    f.put_secret("pw", kPassword);
+    const std::string id = f.create(f.private_app("web"));
+    f.run(id);
+    f.succeed(id);
+    f.set_opt_in("pw", false);
+    f.run(id);  // the informer reports the Secret deleted: the app is looked at again
+    CHECK(f.revisions("web").size() == 1);
+    auto c = f.condition("web", "CredentialsResolved");
+    CHECK((!c || c->status != "False"));
+    // A new password in the Secret that no longer opted in is never read, let alone sent.
+    // (Had it been read, the fake registry, which knows only kPassword, would refuse it.)
+    f.put_secret("pw", kNewPassword, false);
+    f.patch_spec("web", {{"imageRef", "registry.example/team/web:v2"}});
+    f.run(id);
+    CHECK(f.revisions("web").size() == 2);
+    CHECK(f.registry.last_password == kPassword);
+    CHECK(f.store->unseal_password(id, "registry.example", "berth")->reveal() == kPassword);
+  }
+}
+
+TEST_CASE(
+    "the Secret informer of the controller caches only opted-in Secrets and reports a removed "
+    "label as a delete",
+    "[kube][informer][secretref][itest]") {
+  BERTH_KUBE_CLUSTER(cluster);
+  Fixture f(cluster);
+  std::mutex mu;
+  std::vector<std::string> seen;
+  auto record = [&](const std::string& what, const json& o) {
+    std::lock_guard lock(mu);
+    seen.push_back(what + " " + o["metadata"]["name"].get<std::string>());
+  };
+  auto saw = [&](const std::string& event) {
+    std::lock_guard lock(mu);
+    return std::find(seen.begin(), seen.end(), event) != seen.end();
+  };
+  InformerHandlers handlers;
+  handlers.on_add = [&](const json& o) { record("add", o); };
+  handlers.on_update = [&](const json&, const json& o) { record("update", o); };
+  handlers.on_delete = [&](const json& o) { record("delete", o); };
+  ResourceClient client(*cluster.transport, KubeSecret::kType);
+  InformerOptions io;  // as controller/cmd_serve_kube.cpp builds it
+  io.namespace_ = kNs;
+  io.label_selector = kRegistryCredentialSelector;
+  io.watch_timeout_seconds = 60;
+  f.put_secret("listed", kPassword);
+  f.put_secret("plain-listed", kPassword, false);
+  Informer informer(client, io, handlers);
+  informer.start();
+  REQUIRE(berth::testing::wait_until([&] { return informer.has_synced(); }, 20s));
+  CHECK(informer.get(kNs, "listed"));
+  CHECK_FALSE(informer.get(kNs, "plain-listed"));
+
+  f.put_secret("plain", kPassword, false);
+  f.put_secret("pw", kPassword);
+  REQUIRE(berth::testing::wait_until([&] { return saw("add pw"); }, 20s));
+  f.set_opt_in("pw", false);
+  REQUIRE(berth::testing::wait_until([&] { return saw("delete pw"); }, 20s));
+  CHECK_FALSE(informer.get(kNs, "pw"));
+  f.set_opt_in("plain", true);
+  REQUIRE(berth::testing::wait_until([&] { return saw("add plain"); }, 20s));
+  informer.stop();
+  CHECK_FALSE(saw("add plain-listed"));
+  // Everything the cache ever held opted in.
+  for (const auto& o : informer.list(kNs))
+    CHECK(o["metadata"]["labels"].value(kRegistryCredentialLabel, "") == "true");
 }
 
 TEST_CASE("deleting an AppService goes through the agent, or is released",

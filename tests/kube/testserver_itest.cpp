@@ -157,6 +157,110 @@ TEST_CASE("test API server: TLS, tokens and the Status of a refused request", "[
   CHECK(alice.call("GET", kCms).status == 401);
 }
 
+// Grants `user` the `verbs` on `resource` (core group) in default, as Role + RoleBinding `name`.
+void grant_in_default(Client& admin, const std::string& name, const std::string& user,
+                      const std::string& resource, const json& verbs) {
+  REQUIRE(
+      admin
+          .call("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+                {{"metadata", {{"name", name}}},
+                 {"rules", {{{"apiGroups", {""}}, {"resources", {resource}}, {"verbs", verbs}}}}})
+          .status == 201);
+  REQUIRE(
+      admin
+          .call("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+                {{"metadata", {{"name", name}}},
+                 {"roleRef",
+                  {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", name}}},
+                 {"subjects", {{{"kind", "User"}, {"name", user}}}}})
+          .status == 201);
+}
+
+TEST_CASE(
+    "test API server: a blockOwnerDeletion owner reference needs update on the owner's "
+    "finalizers, changing owner references needs delete, and the request log records both checks "
+    "and the API group",
+    "[kube]") {
+  REQUIRE_SERVER_PEERS();
+  auto started = KubeApiServer::start();
+  REQUIRE(started.ok());
+  auto& api = started.value();
+  Client admin(api, api.admin_token());
+  auto owner = admin.call("POST", kCms, configmap("owner", "1"));
+  REQUIRE(owner.status == 201);
+  const std::string uid = owner.json()["metadata"]["uid"];
+
+  api.set_token("bob", "bob-token");
+  Client bob(api, "bob-token");
+  grant_in_default(admin, "writer", "bob", "configmaps", {"get", "create", "update"});
+  json child = configmap("child", "1");
+  child["metadata"]["ownerReferences"] = {{{"apiVersion", "v1"},
+                                           {"kind", "ConfigMap"},
+                                           {"name", "owner"},
+                                           {"uid", uid},
+                                           {"blockOwnerDeletion", true}}};
+  auto refused = bob.call("POST", kCms, child);
+  CHECK(refused.status == 403);
+  CHECK(refused.json()["reason"] == "Forbidden");
+  CHECK(refused.json()["message"] ==
+        "configmaps \"child\" is forbidden: cannot set blockOwnerDeletion if an ownerReference "
+        "refers to a resource you can't set finalizers on: , <nil>");
+
+  grant_in_default(admin, "finalizers", "bob", "configmaps/finalizers", {"update"});
+  auto created = bob.call("POST", kCms, child);
+  REQUIRE(created.status == 201);
+
+  // Dropping the owner reference is a change of ownerReferences: delete on the object.
+  json orphan = created.json();
+  orphan["metadata"].erase("ownerReferences");
+  CHECK(bob.call("PUT", std::string(kCms) + "/child", orphan).json()["message"] ==
+        "configmaps \"child\" is forbidden: cannot set an ownerRef on a resource you can't "
+        "delete: , <nil>");
+  grant_in_default(admin, "deleter", "bob", "configmaps", {"delete"});
+  CHECK(bob.call("PUT", std::string(kCms) + "/child", orphan).status == 200);
+  // The same object again: no change of owner references, no check.
+  orphan["data"]["k"] = "2";
+  orphan["metadata"].erase("resourceVersion");
+  CHECK(bob.call("PUT", std::string(kCms) + "/child", orphan).status == 200);
+  // A merge patch that puts the blocking reference back: both checks, both allowed now.
+  grant_in_default(admin, "patcher", "bob", "configmaps", {"patch"});
+  CHECK(bob.call("PATCH", std::string(kCms) + "/child",
+                 {{"metadata", {{"ownerReferences", child["metadata"]["ownerReferences"]}}}},
+                 "application/merge-patch+json")
+            .status == 200);
+
+  std::vector<json> checks;
+  bool rbac_group = false;
+  for (const auto& entry : api.requests()) {
+    if (entry.value("resource", "") == "rolebindings" &&
+        entry.value("group", "") == "rbac.authorization.k8s.io") {
+      rbac_group = true;
+    }
+    if (entry.value("user", "") != "bob") continue;
+    CHECK(entry.value("group", "x") == "");
+    for (const auto& c : entry.value("checks", json::array())) checks.push_back(c);
+  }
+  CHECK(rbac_group);
+  INFO(json(checks).dump());
+  REQUIRE(checks.size() == 6);
+  CHECK(checks[0] == json{{"verb", "update"},
+                          {"group", ""},
+                          {"resource", "configmaps"},
+                          {"subresource", "finalizers"},
+                          {"namespace", "default"},
+                          {"name", "owner"},
+                          {"allowed", false}});
+  CHECK(checks[1]["allowed"] == true);
+  CHECK(checks[2]["verb"] == "delete");
+  CHECK(checks[2]["name"] == "child");
+  CHECK(checks[2]["allowed"] == false);
+  CHECK(checks[3]["allowed"] == true);
+  CHECK(checks[4]["verb"] == "delete");
+  CHECK(checks[5]["subresource"] == "finalizers");
+  CHECK(checks[4]["allowed"] == true);
+  CHECK(checks[5]["allowed"] == true);
+}
+
 TEST_CASE("test API server: create, 409 on a stale update, pagination", "[kube]") {
   REQUIRE_SERVER_PEERS();
   auto started = KubeApiServer::start();

@@ -130,8 +130,27 @@ class Watches(Base):
         a["data"] = {"k": "v"}
         a = self.s.update(self.cm, "default", "a", a)
         a["metadata"]["labels"] = {"app": "y"}
-        self.s.update(self.cm, "default", "a", a)
-        self.assertEqual([t for t, _, _ in drain(w)], ["ADDED", "MODIFIED", "DELETED"])
+        left = self.s.update(self.cm, "default", "a", a)
+        events = drain(w)
+        self.assertEqual([t for t, _, _ in events], ["ADDED", "MODIFIED", "DELETED"])
+        # As the watch cache does: the object as it last matched, at the change's version.
+        gone = events[-1][2]
+        self.assertEqual(gone["metadata"]["labels"], {"app": "x"})
+        self.assertEqual(gone["metadata"]["resourceVersion"], left["metadata"]["resourceVersion"])
+
+    def test_a_selector_watch_resumed_from_history_sees_the_same_delete(self):
+        a = self.mk("a")
+        a["metadata"]["labels"] = {"app": "x"}
+        a = self.s.update(self.cm, "default", "a", a)
+        since = a["metadata"]["resourceVersion"]
+        a["metadata"]["labels"] = {}
+        left = self.s.update(self.cm, "default", "a", a)
+        w = self.s.watch(self.cm, "default", since, label_selector="app=x")
+        events = drain(w)
+        self.assertEqual([t for t, _, _ in events], ["DELETED"])
+        self.assertEqual(events[0][2]["metadata"]["labels"], {"app": "x"})
+        self.assertEqual(events[0][2]["metadata"]["resourceVersion"],
+                         left["metadata"]["resourceVersion"])
 
     def test_selectors(self):
         self.mk("a", metadata={"name": "a", "labels": {"app": "x", "tier": "web"}})

@@ -51,7 +51,8 @@ class KubeApiServer {
   // Tokens the server accepts (user name -> token); a removed token gets 401.
   void set_token(const std::string& user, const std::string& token);
   void remove_token(const std::string& token);
-  // Every request served so far: [{verb, resource, subresource, namespace, name, user, code}].
+  // Every request served so far: [{verb, resource, subresource, namespace, name, user, code}],
+  // plus labelSelector when the request carried one.
   nlohmann::json requests() const;
 
  private:

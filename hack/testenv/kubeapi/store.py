@@ -408,19 +408,23 @@ class Watcher:
             field_match(self.field_reqs, obj)
 
     def event_for(self, key, typ, obj, old):
-        """The event this watch sees for a change, None for none: with a selector, an object
-        that starts matching is ADDED and one that stops matching is DELETED (as the real
-        server's watch cache filters)."""
+        """The event this watch sees for a change as (type, object), None for none: with a
+        selector, an object that starts matching is ADDED and one that stops matching is
+        DELETED, as the real server's watch cache filters. That DELETED carries the object as it
+        last matched, with the change's resourceVersion (the watch cache sends the previous
+        object, its version moved forward, so a client resumes after the change)."""
         if key != self.key:
             return None
         now = self.matches(key, obj)
         before = old is not None and self.matches(key, old)
         if typ == "MODIFIED" and old is not None:
             if now and not before:
-                return "ADDED"
+                return "ADDED", obj
             if before and not now:
-                return "DELETED"
-        return typ if now else None
+                gone = copy.deepcopy(old)
+                _meta(gone)["resourceVersion"] = obj["metadata"]["resourceVersion"]
+                return "DELETED", gone
+        return (typ, obj) if now else None
 
     def send(self, typ, obj):
         if not self.closed:
@@ -498,7 +502,7 @@ class Store:
             else:
                 seen = w.event_for(key, typ, snapshot, old)
                 if seen:
-                    w.send(seen, copy.deepcopy(snapshot))
+                    w.send(seen[0], copy.deepcopy(seen[1]))
         for hook in self.on_change:
             hook(typ, key, snapshot)
 
@@ -615,7 +619,7 @@ class Store:
                 for hrv, key, typ, obj, old in self.history:
                     seen = w.event_for(key, typ, obj, old) if hrv > since else None
                     if seen:
-                        w.send(seen, copy.deepcopy(obj))
+                        w.send(seen[0], copy.deepcopy(seen[1]))
             self.watchers.append(w)
             return w
 
