@@ -381,8 +381,10 @@ class Call {
   }
 
   HttpResponse patch(const HttpRequest& req, const std::string& id, std::string& changed) {
-    auto current = store_.get_service(account_, id);
-    if (!current) return from_error(current.error());
+    // One read for everything the change is built from; the write is one transaction.
+    auto basis = store_.read_for_change(account_, id);
+    if (!basis) return from_error(basis.error());
+    const core::AppService* current = &basis->service;
     auto body = read_json_body(req);
     if (!body) return from_error(body.error());
     auto parsed = core::parse_patch_request(*body);
@@ -393,10 +395,9 @@ class Call {
     if (!config) return from_error(config.error());
     auto ref = core::parse_image_ref(config->image_ref);
     if (!ref) return from_error(ref.error());
-    auto stored = store_.get_credential(id);
-    if (!stored) return from_error(stored.error());
+    const std::optional<core::StoredCredential>& stored = basis->credential;
     auto decision = core::decide_credential(
-        *stored, core::credential_request_for_patch(*config, parsed->app_config), now_);
+        stored, core::credential_request_for_patch(*config, parsed->app_config), now_);
     if (!decision) return from_error(decision.error());
     std::string digest;
     if (auto refused =
@@ -406,13 +407,14 @@ class Call {
     }
     return commit_redeploy(
         *current, *config, ref->registry_host, "configuration update", digest,
-        core::credential_write(*decision, *stored, parsed->app_config.registry_password, now_),
-        changed);
+        core::credential_write(*decision, stored, parsed->app_config.registry_password, now_),
+        basis->next_revision_number, changed);
   }
 
   HttpResponse rollback(const HttpRequest& req, const std::string& id, std::string& changed) {
-    auto current = store_.get_service(account_, id);
-    if (!current) return from_error(current.error());
+    auto basis = store_.read_for_change(account_, id);
+    if (!basis) return from_error(basis.error());
+    const core::AppService* current = &basis->service;
     auto body = read_json_body(req);
     if (!body) return from_error(body.error());
     auto parsed = core::parse_rollback_request(*body);
@@ -432,10 +434,9 @@ class Call {
     }
     auto ref = core::parse_image_ref(target->config.image_ref);
     if (!ref) return from_error(ref.error());
-    auto stored = store_.get_credential(id);
-    if (!stored) return from_error(stored.error());
+    const std::optional<core::StoredCredential>& stored = basis->credential;
     auto decision = core::decide_credential(
-        *stored, core::credential_request_for_rollback(*target, *parsed), now_);
+        stored, core::credential_request_for_rollback(*target, *parsed), now_);
     if (!decision) return from_error(decision.error());
     // A rollback deploys the bits the target revision ran, not what its tag names today: the
     // new revision carries the target's digest, so the reconciler pins it instead of resolving.
@@ -450,7 +451,8 @@ class Call {
     if (digest.empty()) digest = std::move(checked);
     return commit_redeploy(
         *current, target->config, ref->registry_host, core::rollback_reason(target->id), digest,
-        core::credential_write(*decision, *stored, parsed->registry_password, now_), changed);
+        core::credential_write(*decision, stored, parsed->registry_password, now_),
+        basis->next_revision_number, changed);
   }
 
   HttpResponse restart(const std::string& id, std::string& changed) {
@@ -549,12 +551,10 @@ class Call {
   HttpResponse commit_redeploy(const core::AppService& current, const core::AppConfig& config,
                                const std::string& registry_host, std::string reason,
                                std::string image_digest, core::CredentialWrite credential,
-                               std::string& changed) {
-    auto number = store_.next_revision_number(current.id);
-    if (!number) return from_error(number.error());
-    const core::Change change =
-        core::redeploy_change(current, config, registry_host, std::move(reason),
-                              std::move(image_digest), *number, std::move(credential), ids());
+                               std::int64_t revision_number, std::string& changed) {
+    const core::Change change = core::redeploy_change(
+        current, config, registry_host, std::move(reason), std::move(image_digest), revision_number,
+        std::move(credential), ids());
     if (auto s = store_.apply_change(change, current.generation); !s) return commit_error(s);
     pause_point("accept");  // stored, not yet acknowledged (tests/crash)
     log::info("app service change accepted", {{"app", current.id},

@@ -68,6 +68,14 @@ struct Change {
   std::optional<Task> task;
 };
 
+// What a user change (PATCH, rollback) is built from: the account's service, its stored
+// credential and the number the change's new revision takes (StateStore::read_for_change).
+struct ChangeBasis {
+  AppService service;
+  std::optional<StoredCredential> credential;
+  std::int64_t next_revision_number = 1;
+};
+
 struct AgentRecord {
   std::string name;
   std::string zone;
@@ -126,6 +134,20 @@ class StateStore {
   virtual Result<Revision> get_revision(std::string_view service_id,
                                         std::string_view revision_id) = 0;
   virtual Result<std::int64_t> next_revision_number(std::string_view service_id) = 0;
+  // get_service, get_credential and next_revision_number of one service in one trip to the
+  // store (a store may answer them under one lock). Scoped to the account like get_service.
+  // The number stays right until the change is written: every write that adds a revision also
+  // moves the generation, so apply_change's generation check refuses a change built on a
+  // number that was taken meanwhile.
+  virtual Result<ChangeBasis> read_for_change(std::string_view account_id, std::string_view id) {
+    auto service = get_service(account_id, id);
+    if (!service.ok()) return service.take_error();
+    auto credential = get_credential(id);
+    if (!credential.ok()) return credential.take_error();
+    auto number = next_revision_number(id);
+    if (!number.ok()) return number.take_error();
+    return ChangeBasis{std::move(service).value(), std::move(credential).value(), *number};
+  }
   // Records a rollout outcome (state, digest, logs, finished_at) together with the
   // runtime-owned fields of `service`, in one transaction; never the user-owned ones, so an
   // outcome read before a PATCH cannot undo it, and never status out of Deleting. Prunes

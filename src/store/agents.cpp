@@ -9,13 +9,13 @@ namespace berth::store {
 using internal::Context;
 
 Status SqliteStore::upsert_agent(const core::AgentRecord& agent) {
-  return impl_->transaction(Context{}, [&](SQLite::Database& db) -> Status {
-    SQLite::Statement up(db,
-                         "INSERT INTO agents (name, zone, cert_fingerprint, last_seen) "
-                         "VALUES (:name, :zone, :cert_fingerprint, :last_seen) "
-                         "ON CONFLICT(name) DO UPDATE SET zone = excluded.zone, "
-                         "cert_fingerprint = excluded.cert_fingerprint, "
-                         "last_seen = excluded.last_seen");
+  return impl_->transaction(Context{}, [&](internal::Connection& db) -> Status {
+    auto up = db.prepare(
+        "INSERT INTO agents (name, zone, cert_fingerprint, last_seen) "
+        "VALUES (:name, :zone, :cert_fingerprint, :last_seen) "
+        "ON CONFLICT(name) DO UPDATE SET zone = excluded.zone, "
+        "cert_fingerprint = excluded.cert_fingerprint, "
+        "last_seen = excluded.last_seen");
     up.bind(":name", agent.name);
     up.bind(":zone", agent.zone);
     up.bind(":cert_fingerprint", agent.cert_fingerprint);
@@ -27,10 +27,10 @@ Status SqliteStore::upsert_agent(const core::AgentRecord& agent) {
 
 Result<std::vector<core::AgentRecord>> SqliteStore::list_agents() {
   return impl_->locked(
-      Context{}, [](SQLite::Database& db) -> Result<std::vector<core::AgentRecord>> {
-        SQLite::Statement st(db,
-                             "SELECT name, zone, cert_fingerprint, last_seen "
-                             "FROM agents ORDER BY name");
+      Context{}, [](internal::Connection& db) -> Result<std::vector<core::AgentRecord>> {
+        auto st = db.prepare(
+            "SELECT name, zone, cert_fingerprint, last_seen "
+            "FROM agents ORDER BY name");
         std::vector<core::AgentRecord> out;
         while (st.executeStep()) {
           out.push_back(core::AgentRecord{

@@ -221,7 +221,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const fs::path& data_dir,
 }
 
 Status SqliteStore::checkpoint() {
-  return impl_->locked(internal::Context{}, [](SQLite::Database& db) -> Status {
+  return impl_->locked(internal::Context{}, [](internal::Connection& db) -> Status {
     SQLite::Statement st(db, "PRAGMA wal_checkpoint(TRUNCATE)");
     st.executeStep();
     if (st.getColumn(0).getInt() != 0) {
@@ -242,8 +242,29 @@ std::optional<std::string> SqliteStore::write_blocked() const {
   return impl_->write_blocked;
 }
 
+StoreStats SqliteStore::stats() const {
+  StoreStats s;
+  // The connection exists from open() on and is never replaced; its counters are atomic.
+  s.statements_prepared = impl_->db->counts().prepared.load(std::memory_order_relaxed);
+  s.statements_reused = impl_->db->counts().reused.load(std::memory_order_relaxed);
+  s.commits = impl_->commits.load(std::memory_order_relaxed);
+  s.writes_committed = impl_->writes_committed.load(std::memory_order_relaxed);
+  s.largest_batch = impl_->largest_batch.load(std::memory_order_relaxed);
+  {
+    std::lock_guard q(impl_->group_mu);
+    s.writes_waiting = static_cast<std::int64_t>(impl_->group_queue.size());
+  }
+  return s;
+}
+
+void SqliteStore::set_write_batch_hook(std::function<void(std::size_t)> hook) {
+  impl_->on_write_batch = std::move(hook);
+}
+
 Status SqliteStore::probe_write() {
-  return impl_->transaction(internal::Context{}, [](SQLite::Database& db) -> Status {
+  // Through the group commit like every write: it may share a commit with others, and it
+  // still clears write_blocked() only when that commit succeeds.
+  return impl_->transaction(internal::Context{}, [](internal::Connection& db) -> Status {
     const int version = db.execAndGet("PRAGMA user_version").getInt();
     db.exec("PRAGMA user_version = " + std::to_string(version));
     return Status::Ok();
@@ -260,6 +281,132 @@ void SqliteStore::Impl::note_write(const Error* failure) {
     write_blocked.clear();
   } else if (blocks) {
     write_blocked = failure->message;
+  }
+}
+
+}  // namespace berth::store
+
+namespace berth::store {
+
+Status SqliteStore::Impl::commit_write(internal::WriteRequest& req) {
+  std::unique_lock q(group_mu);
+  group_queue.push_back(&req);
+  while (!req.done) {
+    if (group_leader) {
+      group_cv.wait(q);
+      continue;
+    }
+    group_leader = true;
+    std::vector<internal::WriteRequest*> batch;
+    while (!group_queue.empty() && batch.size() < kMaxWriteBatch) {
+      batch.push_back(group_queue.front());
+      group_queue.pop_front();
+    }
+    q.unlock();
+    if (on_write_batch) on_write_batch(batch.size());
+    run_batch(batch);
+    q.lock();
+    for (internal::WriteRequest* r : batch) r->done = true;
+    group_leader = false;
+    group_cv.notify_all();
+  }
+  return req.status;
+}
+
+void SqliteStore::Impl::run_batch(const std::vector<internal::WriteRequest*>& batch) {
+  std::lock_guard lock(mu);
+  sqlite3* handle = db->getHandle();
+  const bool savepoints = batch.size() > 1;
+  std::size_t next = 0;
+  // Normally one pass. SQLite rolls a whole transaction back on some errors (disk full, I/O):
+  // the writes before that point are then lost and fail with that error, and the writes after
+  // it run in a new transaction.
+  while (next < batch.size()) {
+    std::vector<internal::WriteRequest*> applied;  // ok so far in this transaction
+    try {
+      db->prepare("BEGIN IMMEDIATE").exec();
+    } catch (...) {
+      // The write lock could not be had (another process holds it past busy_timeout): the
+      // whole batch fails.
+      for (; next < batch.size(); ++next) {
+        batch[next]->status = internal::current_error(*batch[next]->ctx);
+        note_write(&batch[next]->status.error());
+      }
+      return;
+    }
+    bool rolled_back = false;
+    for (; next < batch.size() && !rolled_back; ++next) {
+      internal::WriteRequest& r = *batch[next];
+      bool threw = false;
+      try {
+        if (savepoints) db->prepare("SAVEPOINT berth_write").exec();
+        r.status = r.run(*db);
+      } catch (...) {
+        r.status = internal::current_error(*r.ctx);
+        threw = true;
+      }
+      if (sqlite3_get_autocommit(handle) != 0) {
+        rolled_back = true;  // SQLite ended the transaction: everything in it is gone
+        if (r.status.ok()) r.status = make_error(ErrorCode::kUnavailable, "the write was lost");
+        for (internal::WriteRequest* a : applied) a->status = r.status;
+        if (threw) note_write(&r.status.error());
+        continue;  // on to the next write, in a new transaction
+      }
+      try {
+        if (r.status.ok()) {
+          if (savepoints) db->prepare("RELEASE berth_write").exec();
+          applied.push_back(&r);
+        } else if (savepoints) {
+          db->prepare("ROLLBACK TO berth_write").exec();
+          db->prepare("RELEASE berth_write").exec();
+        }
+      } catch (...) {
+        // Undoing one write failed: nothing in this transaction can be trusted.
+        Error e = internal::current_error(*r.ctx);
+        r.status = e;
+        for (internal::WriteRequest* a : applied) a->status = e;
+        applied.clear();
+        rolled_back = true;
+      }
+      if (threw && !r.status.ok()) note_write(&r.status.error());
+    }
+    if (rolled_back) {
+      if (sqlite3_get_autocommit(handle) == 0) {
+        try {
+          db->exec("ROLLBACK");
+        } catch (...) {  // the connection ends the transaction itself on close
+        }
+      }
+      continue;  // `next` is past the write that ended it; the rest get a new transaction
+    }
+    if (applied.empty()) {
+      try {
+        db->exec("ROLLBACK");  // every write failed: nothing to commit
+      } catch (...) {
+      }
+      continue;
+    }
+    try {
+      db->prepare("COMMIT").exec();
+      commits.fetch_add(1, std::memory_order_relaxed);
+      writes_committed.fetch_add(static_cast<std::int64_t>(applied.size()),
+                                 std::memory_order_relaxed);
+      std::int64_t seen = largest_batch.load(std::memory_order_relaxed);
+      const auto n = static_cast<std::int64_t>(applied.size());
+      while (n > seen && !largest_batch.compare_exchange_weak(seen, n)) {
+      }
+      note_write(nullptr);
+    } catch (...) {
+      Error e = internal::current_error(*applied.front()->ctx);
+      for (internal::WriteRequest* a : applied) a->status = e;
+      note_write(&e);
+      if (sqlite3_get_autocommit(handle) == 0) {
+        try {
+          db->exec("ROLLBACK");
+        } catch (...) {
+        }
+      }
+    }
   }
 }
 

@@ -5,15 +5,30 @@
 // file includes it; nothing outside src/store may.
 //
 // How a method is written: it calls impl.locked(ctx, body) to read, or
-// impl.transaction(ctx, body) to write. `body` returns Result/Status; an error it returns rolls
-// the transaction back. SQLiteCpp reports failures only by throwing; those exceptions (and
-// std::bad_alloc) are caught in exactly one place per call, in these two functions, and mapped
-// by current_error(). Project code never throws.
+// impl.transaction(ctx, body) to write. `body` takes the Connection and prepares its statements
+// with conn.prepare(sql) (cached per connection, statement_cache.h). It returns Result/Status;
+// an error it returns undoes everything it wrote.
+//
+// Group commit: writes from several threads that arrive while a commit is in progress are
+// committed together. The first waiting writer becomes the leader: it takes every queued write
+// (up to kMaxWriteBatch), runs each body in its own SAVEPOINT inside one BEGIN IMMEDIATE
+// transaction (a body's error rolls back only its savepoint), commits once, and only then lets
+// each writer return. So a write returns ok only after the fsync of the commit that carries
+// it, as before; N writers that queue behind one commit pay for one more fsync, not N. SQLiteCpp
+// reports failures only by throwing; those exceptions (and std::bad_alloc) are caught in exactly
+// one place per call, in these two functions, and mapped by current_error(). Project code never
+// throws.
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -21,6 +36,7 @@
 #include "core/ports.h"
 #include "crypto/sealer.h"
 #include "store/sqlite_store.h"
+#include "store/statement_cache.h"
 
 namespace berth::store {
 namespace internal {
@@ -62,13 +78,23 @@ auto guarded(const Context& ctx, F&& body) -> decltype(body()) {
   }
 }
 
+// One write waiting for the group commit that carries it.
+struct WriteRequest {
+  const Context* ctx = nullptr;
+  // Runs the write inside the group's transaction. Its error (or exception) undoes only its
+  // own savepoint.
+  std::function<Status(Connection&)> run;
+  Status status;      // the outcome, set by the leader
+  bool done = false;  // guarded by Impl::group_mu
+};
+
 }  // namespace internal
 
 struct SqliteStore::Impl {
   std::filesystem::path data_dir;
   std::filesystem::path key_file;
   StoreOptions options;
-  std::optional<SQLite::Database> db;
+  std::optional<internal::Connection> db;
   std::optional<crypto::Keyring> keyring;
   int version = 0;
   mutable std::mutex mu;
@@ -87,7 +113,7 @@ struct SqliteStore::Impl {
   // Runs body(db) under the mutex, without a transaction (reads; steps that open their own).
   template <typename F>
   auto locked(const internal::Context& ctx, F&& body)
-      -> decltype(body(std::declval<SQLite::Database&>())) {
+      -> decltype(body(std::declval<internal::Connection&>())) {
     try {
       std::lock_guard lock(mu);
       return body(*db);
@@ -96,26 +122,41 @@ struct SqliteStore::Impl {
     }
   }
 
-  // Runs body(db) under the mutex in one BEGIN IMMEDIATE transaction, committed iff body
-  // returns ok (the write lock is taken up front: no read-then-upgrade deadlock).
+  // Runs body(db) as one write: committed (durably) iff body returns ok, and returns only once
+  // that commit is done; possibly in one transaction with other threads' writes (group commit,
+  // above). body may run on another writer's thread.
   template <typename F>
   auto transaction(const internal::Context& ctx, F&& body)
-      -> decltype(body(std::declval<SQLite::Database&>())) {
-    try {
-      std::lock_guard lock(mu);
-      SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
-      auto out = body(*db);
-      if (out.ok()) {
-        tx.commit();
-        note_write(nullptr);
-      }
-      return out;
-    } catch (...) {
-      Error error = internal::current_error(ctx);
-      note_write(&error);
-      return error;
-    }
+      -> decltype(body(std::declval<internal::Connection&>())) {
+    using R = decltype(body(std::declval<internal::Connection&>()));
+    std::optional<R> out;
+    internal::WriteRequest req;
+    req.ctx = &ctx;
+    req.run = [&](internal::Connection& c) -> Status {
+      out.emplace(body(c));
+      return out->ok() ? Status::Ok() : Status(out->error());
+    };
+    Status committed = commit_write(req);
+    if (out && !out->ok()) return std::move(*out);
+    if (!committed.ok()) return committed.error();
+    return std::move(*out);
   }
+
+  // --- group commit (connection.cpp) -------------------------------------------------------
+  static constexpr std::size_t kMaxWriteBatch = 64;
+  // Queues `req`, leads a group commit when no other writer does, and returns req's outcome
+  // once the commit carrying it is done.
+  Status commit_write(internal::WriteRequest& req);
+  // Under mu: one transaction for `batch`, each body in its own savepoint.
+  void run_batch(const std::vector<internal::WriteRequest*>& batch);
+  std::mutex group_mu;
+  std::condition_variable group_cv;
+  std::deque<internal::WriteRequest*> group_queue;  // guarded by group_mu
+  bool group_leader = false;                        // guarded by group_mu
+  std::atomic<std::int64_t> commits{0};             // transactions committed
+  std::atomic<std::int64_t> writes_committed{0};    // writes those commits carried
+  std::atomic<std::int64_t> largest_batch{0};
+  std::function<void(std::size_t)> on_write_batch;  // SqliteStore::set_write_batch_hook
 
   // What SqliteStore::write_blocked() reports: the last write's failure when it says the
   // database cannot be written (disk full, read-only); cleared by a committed write.

@@ -23,13 +23,13 @@ std::vector<std::uint8_t> column_blob(const SQLite::Column& column) {
   return std::vector<std::uint8_t>(p, p + column.getBytes());
 }
 
-Status write_credential(SQLite::Database& db, const crypto::Keyring& keyring,
+Status write_credential(internal::Connection& db, const crypto::Keyring& keyring,
                         const std::string& service_id, const core::CredentialWrite& w) {
   switch (w.action) {
     case core::CredentialWrite::Action::kKeep:
       return Status::Ok();
     case core::CredentialWrite::Action::kRemove: {
-      SQLite::Statement del(db, "DELETE FROM credentials WHERE service_id = :service_id");
+      auto del = db.prepare("DELETE FROM credentials WHERE service_id = :service_id");
       del.bind(":service_id", service_id);
       del.exec();
       return Status::Ok();
@@ -41,16 +41,16 @@ Status write_credential(SQLite::Database& db, const crypto::Keyring& keyring,
       auto blob =
           keyring.seal(w.password, crypto::credential_aad(service_id, w.registry_host, w.username));
       if (!blob.ok()) return blob.take_error();
-      SQLite::Statement up(db,
-                           "INSERT INTO credentials (service_id, registry_host, username, "
-                           "key_id, nonce, ciphertext, set_at, expires_at) "
-                           "VALUES (:service_id, :registry_host, :username, :key_id, :nonce, "
-                           ":ciphertext, :set_at, :expires_at) "
-                           "ON CONFLICT(service_id) DO UPDATE SET "
-                           "registry_host = excluded.registry_host, "
-                           "username = excluded.username, key_id = excluded.key_id, "
-                           "nonce = excluded.nonce, ciphertext = excluded.ciphertext, "
-                           "set_at = excluded.set_at, expires_at = excluded.expires_at");
+      auto up = db.prepare(
+          "INSERT INTO credentials (service_id, registry_host, username, "
+          "key_id, nonce, ciphertext, set_at, expires_at) "
+          "VALUES (:service_id, :registry_host, :username, :key_id, :nonce, "
+          ":ciphertext, :set_at, :expires_at) "
+          "ON CONFLICT(service_id) DO UPDATE SET "
+          "registry_host = excluded.registry_host, "
+          "username = excluded.username, key_id = excluded.key_id, "
+          "nonce = excluded.nonce, ciphertext = excluded.ciphertext, "
+          "set_at = excluded.set_at, expires_at = excluded.expires_at");
       up.bind(":service_id", service_id);
       up.bind(":registry_host", w.registry_host);
       up.bind(":username", w.username);
@@ -72,31 +72,40 @@ Status write_credential(SQLite::Database& db, const crypto::Keyring& keyring,
 
 }  // namespace internal
 
+namespace internal {
+
+Result<std::optional<core::StoredCredential>> read_credential(Connection& db,
+                                                              std::string_view service_id) {
+  using Found = std::optional<core::StoredCredential>;
+  auto st = db.prepare(
+      "SELECT registry_host, username, set_at, expires_at FROM credentials "
+      "WHERE service_id = :service_id");
+  st.bind(":service_id", std::string(service_id));
+  if (!st.executeStep()) return Found();
+  core::StoredCredential c;
+  c.registry_host = st.getColumn("registry_host").getString();
+  c.username = st.getColumn("username").getString();
+  c.set_at = st.getColumn("set_at").getInt64();
+  if (!st.getColumn("expires_at").isNull()) c.expires_at = st.getColumn("expires_at").getInt64();
+  return Found(std::move(c));
+}
+
+}  // namespace internal
+
 Result<std::optional<core::StoredCredential>> SqliteStore::get_credential(
     std::string_view service_id) {
-  using Found = std::optional<core::StoredCredential>;
-  return impl_->locked(Context{}, [&](SQLite::Database& db) -> Result<Found> {
-    SQLite::Statement st(db,
-                         "SELECT registry_host, username, set_at, expires_at FROM credentials "
-                         "WHERE service_id = :service_id");
-    st.bind(":service_id", std::string(service_id));
-    if (!st.executeStep()) return Found();
-    core::StoredCredential c;
-    c.registry_host = st.getColumn("registry_host").getString();
-    c.username = st.getColumn("username").getString();
-    c.set_at = st.getColumn("set_at").getInt64();
-    if (!st.getColumn("expires_at").isNull()) c.expires_at = st.getColumn("expires_at").getInt64();
-    return Found(std::move(c));
+  return impl_->locked(Context{}, [&](internal::Connection& db) {
+    return internal::read_credential(db, service_id);
   });
 }
 
 Result<Secret> SqliteStore::unseal_password(std::string_view service_id,
                                             std::string_view registry_host,
                                             std::string_view username) {
-  return impl_->locked(Context{}, [&](SQLite::Database& db) -> Result<Secret> {
-    SQLite::Statement st(db,
-                         "SELECT registry_host, username, key_id, nonce, ciphertext "
-                         "FROM credentials WHERE service_id = :service_id");
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<Secret> {
+    auto st = db.prepare(
+        "SELECT registry_host, username, key_id, nonce, ciphertext "
+        "FROM credentials WHERE service_id = :service_id");
     st.bind(":service_id", std::string(service_id));
     if (!st.executeStep()) {
       return make_error(ErrorCode::kNotFound, "the app service has no stored credential");

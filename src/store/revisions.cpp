@@ -48,18 +48,17 @@ constexpr const char* kNeverServedStates = "('failed', 'superseded')";
 // Deletes the revisions of `service_id` in `states` beyond the newest `keep`, sparing the
 // service's current and desired revisions and any revision an unfinished task still refers to
 // (read from the stored rows, not from a caller's possibly stale record).
-void prune_revisions(SQLite::Database& db, const std::string& service_id, const char* states,
+void prune_revisions(internal::Connection& db, const std::string& service_id, const char* states,
                      int keep) {
-  SQLite::Statement prune(
-      db, std::string("DELETE FROM revisions WHERE service_id = :service_id AND state IN ") +
-              states +
-              " AND id NOT IN (SELECT current_deployment_id FROM app_services "
-              "WHERE id = :service_id UNION SELECT desired_deployment_id FROM app_services "
-              "WHERE id = :service_id UNION SELECT revision_id FROM tasks "
-              "WHERE service_id = :service_id AND state != 'done') "
-              "AND id NOT IN (SELECT id FROM revisions WHERE service_id = :service_id "
-              "AND state IN " +
-              states + " ORDER BY number DESC LIMIT :keep)");
+  auto prune = db.prepare(
+      std::string("DELETE FROM revisions WHERE service_id = :service_id AND state IN ") + states +
+      " AND id NOT IN (SELECT current_deployment_id FROM app_services "
+      "WHERE id = :service_id UNION SELECT desired_deployment_id FROM app_services "
+      "WHERE id = :service_id UNION SELECT revision_id FROM tasks "
+      "WHERE service_id = :service_id AND state != 'done') "
+      "AND id NOT IN (SELECT id FROM revisions WHERE service_id = :service_id "
+      "AND state IN " +
+      states + " ORDER BY number DESC LIMIT :keep)");
   prune.bind(":service_id", service_id);
   prune.bind(":keep", keep);
   prune.exec();
@@ -73,11 +72,11 @@ Error revision_not_found() {
 
 namespace internal {
 
-Status insert_revision(SQLite::Database& db, const Revision& r) {
-  SQLite::Statement ins(db, std::string("INSERT INTO revisions (") + kRevisionColumns +
-                                ") VALUES (:id, :service_id, :number, :config, :registry_host, "
-                                ":reason, :state, :image_digest, :deploy_logs, :created_at, "
-                                ":finished_at)");
+Status insert_revision(internal::Connection& db, const Revision& r) {
+  auto ins = db.prepare(std::string("INSERT INTO revisions (") + kRevisionColumns +
+                        ") VALUES (:id, :service_id, :number, :config, :registry_host, "
+                        ":reason, :state, :image_digest, :deploy_logs, :created_at, "
+                        ":finished_at)");
   ins.bind(":id", r.id);
   ins.bind(":service_id", r.service_id);
   ins.bind(":number", static_cast<std::int64_t>(r.number));
@@ -97,12 +96,12 @@ Status insert_revision(SQLite::Database& db, const Revision& r) {
 
 Result<std::vector<Revision>> SqliteStore::list_revisions(std::string_view service_id,
                                                           bool include_failed) {
-  return impl_->locked(Context{}, [&](SQLite::Database& db) -> Result<std::vector<Revision>> {
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<std::vector<Revision>> {
     std::string sql = std::string("SELECT ") + kRevisionColumns +
                       " FROM revisions WHERE service_id = :service_id";
     if (!include_failed) sql += " AND state = 'succeeded'";
     sql += " ORDER BY number DESC";
-    SQLite::Statement st(db, sql);
+    auto st = db.prepare(sql);
     st.bind(":service_id", std::string(service_id));
     std::vector<Revision> out;
     while (st.executeStep()) {
@@ -116,9 +115,9 @@ Result<std::vector<Revision>> SqliteStore::list_revisions(std::string_view servi
 
 Result<Revision> SqliteStore::get_revision(std::string_view service_id,
                                            std::string_view revision_id) {
-  return impl_->locked(Context{}, [&](SQLite::Database& db) -> Result<Revision> {
-    SQLite::Statement st(db, std::string("SELECT ") + kRevisionColumns +
-                                 " FROM revisions WHERE id = :id AND service_id = :service_id");
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<Revision> {
+    auto st = db.prepare(std::string("SELECT ") + kRevisionColumns +
+                         " FROM revisions WHERE id = :id AND service_id = :service_id");
     st.bind(":id", std::string(revision_id));
     st.bind(":service_id", std::string(service_id));
     if (!st.executeStep()) return revision_not_found();
@@ -126,13 +125,21 @@ Result<Revision> SqliteStore::get_revision(std::string_view service_id,
   });
 }
 
+namespace internal {
+
+std::int64_t read_next_revision_number(Connection& db, std::string_view service_id) {
+  auto st = db.prepare(
+      "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE service_id = :service_id");
+  st.bind(":service_id", std::string(service_id));
+  st.executeStep();
+  return st.getColumn(0).getInt64();
+}
+
+}  // namespace internal
+
 Result<std::int64_t> SqliteStore::next_revision_number(std::string_view service_id) {
-  return impl_->locked(Context{}, [&](SQLite::Database& db) -> Result<std::int64_t> {
-    SQLite::Statement st(
-        db, "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE service_id = :service_id");
-    st.bind(":service_id", std::string(service_id));
-    st.executeStep();
-    return st.getColumn(0).getInt64();
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<std::int64_t> {
+    return internal::read_next_revision_number(db, service_id);
   });
 }
 
@@ -141,11 +148,11 @@ Status SqliteStore::record_outcome(const Revision& revision, const core::AppServ
   if (revision.service_id != service.id) {
     return make_error(ErrorCode::kInvalidArgument, "the revision belongs to another app service");
   }
-  return impl_->transaction(Context{}, [&](SQLite::Database& db) -> Status {
-    SQLite::Statement rev(db,
-                          "UPDATE revisions SET state = :state, image_digest = :image_digest, "
-                          "deploy_logs = :deploy_logs, finished_at = :finished_at "
-                          "WHERE id = :id AND service_id = :service_id");
+  return impl_->transaction(Context{}, [&](internal::Connection& db) -> Status {
+    auto rev = db.prepare(
+        "UPDATE revisions SET state = :state, image_digest = :image_digest, "
+        "deploy_logs = :deploy_logs, finished_at = :finished_at "
+        "WHERE id = :id AND service_id = :service_id");
     rev.bind(":state", core::to_string(revision.state));
     rev.bind(":image_digest", revision.image_digest);
     rev.bind(":deploy_logs", encode_deploy_logs(revision.deploy_logs));

@@ -104,7 +104,7 @@ void bind_runtime_owned(SQLite::Statement& st, const AppService& s) {
 }
 
 // The revision, credential and task of a change, after its service row.
-Status apply_rest(SQLite::Database& db, const crypto::Keyring& keyring,
+Status apply_rest(internal::Connection& db, const crypto::Keyring& keyring,
                   const core::Change& change) {
   const std::string& sid = change.service.id;
   if (change.revision) {
@@ -133,15 +133,15 @@ constexpr Context kNameTaken{"an app service with this name already exists"};
 
 namespace internal {
 
-Status write_observed(SQLite::Database& db, const AppService& service) {
+Status write_observed(internal::Connection& db, const AppService& service) {
   // A service the user is deleting stays Deleting: the runtime's record may have been read
   // before the DELETE, and only the removal may end that state.
-  SQLite::Statement up(db,
-                       "UPDATE app_services SET "
-                       "status = CASE WHEN status = :deleting THEN status ELSE :status END, "
-                       "url = :url, current_deployment_id = :current_deployment_id, "
-                       "agent = :agent, conditions = :conditions, last_error = :last_error, "
-                       "updated_at = :updated_at WHERE id = :id");
+  auto up = db.prepare(
+      "UPDATE app_services SET "
+      "status = CASE WHEN status = :deleting THEN status ELSE :status END, "
+      "url = :url, current_deployment_id = :current_deployment_id, "
+      "agent = :agent, conditions = :conditions, last_error = :last_error, "
+      "updated_at = :updated_at WHERE id = :id");
   bind_runtime_owned(up, service);
   up.bind(":deleting", core::to_string(core::ServiceStatus::kDeleting));
   up.bind(":status", core::to_string(service.status));
@@ -154,8 +154,8 @@ Status write_observed(SQLite::Database& db, const AppService& service) {
 }  // namespace internal
 
 Result<AppService> SqliteStore::get_service(std::string_view account_id, std::string_view id) {
-  return impl_->locked(Context{}, [&](SQLite::Database& db) -> Result<AppService> {
-    SQLite::Statement st(db, select_services("WHERE id = :id AND account_id = :account_id"));
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<AppService> {
+    auto st = db.prepare(select_services("WHERE id = :id AND account_id = :account_id"));
     st.bind(":id", std::string(id));
     st.bind(":account_id", std::string(account_id));
     if (!st.executeStep()) return not_found();
@@ -163,18 +163,39 @@ Result<AppService> SqliteStore::get_service(std::string_view account_id, std::st
   });
 }
 
+// One lock for the three reads a PATCH or rollback is built from (ports.h).
+Result<core::ChangeBasis> SqliteStore::read_for_change(std::string_view account_id,
+                                                       std::string_view id) {
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<core::ChangeBasis> {
+    core::ChangeBasis basis;
+    {
+      auto st = db.prepare(select_services("WHERE id = :id AND account_id = :account_id"));
+      st.bind(":id", std::string(id));
+      st.bind(":account_id", std::string(account_id));
+      if (!st.executeStep()) return not_found();
+      auto service = read_service(st);
+      if (!service.ok()) return service.take_error();
+      basis.service = std::move(service).value();
+    }
+    auto credential = internal::read_credential(db, id);
+    if (!credential.ok()) return credential.take_error();
+    basis.credential = std::move(credential).value();
+    basis.next_revision_number = internal::read_next_revision_number(db, id);
+    return basis;
+  });
+}
+
 Result<std::vector<AppService>> SqliteStore::list_services(std::string_view account_id) {
-  return impl_->locked(Context{}, [&](SQLite::Database& db) {
-    SQLite::Statement st(db,
-                         select_services("WHERE account_id = :account_id ORDER BY created_at, id"));
+  return impl_->locked(Context{}, [&](internal::Connection& db) {
+    auto st = db.prepare(select_services("WHERE account_id = :account_id ORDER BY created_at, id"));
     st.bind(":account_id", std::string(account_id));
     return read_services(st);
   });
 }
 
 Result<AppService> SqliteStore::load_service(std::string_view id) {
-  return impl_->locked(Context{}, [&](SQLite::Database& db) -> Result<AppService> {
-    SQLite::Statement st(db, select_services("WHERE id = :id"));
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<AppService> {
+    auto st = db.prepare(select_services("WHERE id = :id"));
     st.bind(":id", std::string(id));
     if (!st.executeStep()) return not_found();
     return read_service(st);
@@ -182,8 +203,8 @@ Result<AppService> SqliteStore::load_service(std::string_view id) {
 }
 
 Result<std::vector<std::string>> SqliteStore::list_service_ids() {
-  return impl_->locked(Context{}, [](SQLite::Database& db) -> Result<std::vector<std::string>> {
-    SQLite::Statement st(db, "SELECT id FROM app_services ORDER BY id");
+  return impl_->locked(Context{}, [](internal::Connection& db) -> Result<std::vector<std::string>> {
+    auto st = db.prepare("SELECT id FROM app_services ORDER BY id");
     std::vector<std::string> out;
     while (st.executeStep()) out.push_back(st.getColumn(0).getString());
     return out;
@@ -191,15 +212,15 @@ Result<std::vector<std::string>> SqliteStore::list_service_ids() {
 }
 
 Status SqliteStore::create_service(const core::Change& change) {
-  return impl_->transaction(kNameTaken, [&](SQLite::Database& db) -> Status {
+  return impl_->transaction(kNameTaken, [&](internal::Connection& db) -> Status {
     const AppService& s = change.service;
-    SQLite::Statement ins(
-        db, std::string("INSERT INTO app_services (") + kServiceColumns +
-                ") VALUES (:id, :account_id, :name, :plan_name, :zone, :storage_size_gb, "
-                ":storage_tier, :status, :image_ref, :container_port, :env, :custom_domains, "
-                ":registry_username, :health, :registry_host, :url, :current_deployment_id, "
-                ":desired_deployment_id, :agent, :conditions, :last_error, :generation, "
-                ":created_at, :updated_at)");
+    auto ins =
+        db.prepare(std::string("INSERT INTO app_services (") + kServiceColumns +
+                   ") VALUES (:id, :account_id, :name, :plan_name, :zone, :storage_size_gb, "
+                   ":storage_tier, :status, :image_ref, :container_port, :env, :custom_domains, "
+                   ":registry_username, :health, :registry_host, :url, :current_deployment_id, "
+                   ":desired_deployment_id, :agent, :conditions, :last_error, :generation, "
+                   ":created_at, :updated_at)");
     ins.bind(":id", s.id);
     ins.bind(":account_id", s.account_id);
     ins.bind(":created_at", static_cast<std::int64_t>(s.created_at));
@@ -211,11 +232,11 @@ Status SqliteStore::create_service(const core::Change& change) {
 }
 
 Status SqliteStore::apply_change(const core::Change& change, std::int64_t expected_generation) {
-  return impl_->transaction(kNameTaken, [&](SQLite::Database& db) -> Status {
+  return impl_->transaction(kNameTaken, [&](internal::Connection& db) -> Status {
     const AppService& s = change.service;
-    SQLite::Statement cur(db,
-                          "SELECT generation FROM app_services "
-                          "WHERE id = :id AND account_id = :account_id");
+    auto cur = db.prepare(
+        "SELECT generation FROM app_services "
+        "WHERE id = :id AND account_id = :account_id");
     cur.bind(":id", s.id);
     cur.bind(":account_id", s.account_id);
     if (!cur.executeStep()) return not_found();
@@ -226,17 +247,17 @@ Status SqliteStore::apply_change(const core::Change& change, std::int64_t expect
     // Only what the user owns: the runtime's columns (agent, current_deployment_id, url,
     // conditions, last_error) may have moved since `s` was read, and writing the read values
     // back would undo a deploy result or a placement that landed in between.
-    SQLite::Statement up(db,
-                         "UPDATE app_services SET name = :name, plan_name = :plan_name, "
-                         "zone = :zone, storage_size_gb = :storage_size_gb, "
-                         "storage_tier = :storage_tier, status = :status, "
-                         "image_ref = :image_ref, container_port = :container_port, env = :env, "
-                         "custom_domains = :custom_domains, "
-                         "registry_username = :registry_username, health = :health, "
-                         "registry_host = :registry_host, "
-                         "desired_deployment_id = :desired_deployment_id, "
-                         "generation = :generation, updated_at = :updated_at "
-                         "WHERE id = :id AND account_id = :account_id");
+    auto up = db.prepare(
+        "UPDATE app_services SET name = :name, plan_name = :plan_name, "
+        "zone = :zone, storage_size_gb = :storage_size_gb, "
+        "storage_tier = :storage_tier, status = :status, "
+        "image_ref = :image_ref, container_port = :container_port, env = :env, "
+        "custom_domains = :custom_domains, "
+        "registry_username = :registry_username, health = :health, "
+        "registry_host = :registry_host, "
+        "desired_deployment_id = :desired_deployment_id, "
+        "generation = :generation, updated_at = :updated_at "
+        "WHERE id = :id AND account_id = :account_id");
     bind_user_owned(up, s);
     up.bind(":id", s.id);
     up.bind(":account_id", s.account_id);
@@ -246,9 +267,9 @@ Status SqliteStore::apply_change(const core::Change& change, std::int64_t expect
 }
 
 Status SqliteStore::delete_service(std::string_view id) {
-  return impl_->transaction(Context{}, [&](SQLite::Database& db) -> Status {
+  return impl_->transaction(Context{}, [&](internal::Connection& db) -> Status {
     // Revisions, the credential and tasks go with it (ON DELETE CASCADE).
-    SQLite::Statement del(db, "DELETE FROM app_services WHERE id = :id");
+    auto del = db.prepare("DELETE FROM app_services WHERE id = :id");
     del.bind(":id", std::string(id));
     if (del.exec() == 0) return not_found();
     return Status::Ok();
@@ -257,7 +278,7 @@ Status SqliteStore::delete_service(std::string_view id) {
 
 Status SqliteStore::update_observed(const AppService& service) {
   return impl_->transaction(
-      Context{}, [&](SQLite::Database& db) { return internal::write_observed(db, service); });
+      Context{}, [&](internal::Connection& db) { return internal::write_observed(db, service); });
 }
 
 }  // namespace berth::store

@@ -15,7 +15,12 @@
 //     read-only or unopenable file -> kPermissionDenied, corrupt file or unopenable ciphertext
 //     -> kDataLoss, a taken name -> kConflict, a missing row -> kNotFound.
 //   - Threading: one connection guarded by a mutex; every method may be called from any
-//     thread. Password/token hashing runs outside the lock.
+//     thread. Password/token hashing runs outside the lock. Writes that arrive while a commit
+//     is in progress are committed together in one transaction (group commit), each in its
+//     own savepoint: one write's error undoes only that write, and each returns only once the
+//     commit carrying it is durable.
+//   - Statements are prepared once per connection and reused (a bounded cache).
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -45,6 +50,16 @@ struct StoreOptions {
   // Finished (done) tasks kept per service; older ones are deleted when a task finishes.
   // < 1 keeps every one.
   int keep_done_tasks = 10;
+};
+
+// Counters since open (stats()); cheap to read, no I/O, no lock held by a write.
+struct StoreStats {
+  std::int64_t statements_prepared = 0;  // SQL compiled: first uses and cache misses
+  std::int64_t statements_reused = 0;    // statements taken from the cache
+  std::int64_t commits = 0;              // write transactions committed
+  std::int64_t writes_committed = 0;     // mutating calls those commits carried
+  std::int64_t largest_batch = 0;        // the most writes one commit carried
+  std::int64_t writes_waiting = 0;       // writes queued now for the next group commit
 };
 
 struct KeyRotation {
@@ -79,6 +94,8 @@ class SqliteStore final : public core::StateStore {
   Result<core::Revision> get_revision(std::string_view service_id,
                                       std::string_view revision_id) override;
   Result<std::int64_t> next_revision_number(std::string_view service_id) override;
+  Result<core::ChangeBasis> read_for_change(std::string_view account_id,
+                                            std::string_view id) override;
   // apply_change writes only the user-owned columns (name, plan_name, zone, storage_size_gb,
   // storage_tier, status, the config columns, registry_host, desired_deployment_id,
   // generation, updated_at); update_observed and record_outcome only the runtime-owned ones
@@ -121,6 +138,11 @@ class SqliteStore final : public core::StateStore {
   // is read-only), until a write commits again; nullopt while writes succeed. Cheap (no I/O):
   // readiness checks call it on every /readyz.
   std::optional<std::string> write_blocked() const;
+  StoreStats stats() const;
+  // Called by the thread that commits a group of writes, before it begins the transaction,
+  // with the number of writes in the group. For tests (to hold a commit while other writes
+  // queue behind it); set before the store is shared, never while writes run.
+  void set_write_batch_hook(std::function<void(std::size_t)> hook);
   // A real write that changes nothing (the header's user_version set to its own value, one
   // committed transaction): while write_blocked() is set and nothing else writes (an idle
   // controller), this is what notices that space came back, and clears it when it commits.

@@ -34,12 +34,12 @@ Result<Task> read_task(SQLite::Statement& st) {
 
 // Finished tasks are history nobody reads; the newest `keep` stay so that a late write for a
 // task that just finished still learns it is done rather than unknown.
-void prune_done(SQLite::Database& db, const std::string& service_id, int keep) {
-  SQLite::Statement prune(db,
-                          "DELETE FROM tasks WHERE service_id = :service_id AND state = 'done' "
-                          "AND id NOT IN (SELECT id FROM tasks WHERE service_id = :service_id "
-                          "AND state = 'done' ORDER BY updated_at DESC, rowid DESC "
-                          "LIMIT :keep)");
+void prune_done(internal::Connection& db, const std::string& service_id, int keep) {
+  auto prune = db.prepare(
+      "DELETE FROM tasks WHERE service_id = :service_id AND state = 'done' "
+      "AND id NOT IN (SELECT id FROM tasks WHERE service_id = :service_id "
+      "AND state = 'done' ORDER BY updated_at DESC, rowid DESC "
+      "LIMIT :keep)");
   prune.bind(":service_id", service_id);
   prune.bind(":keep", keep);
   prune.exec();
@@ -49,12 +49,12 @@ void prune_done(SQLite::Database& db, const std::string& service_id, int keep) {
 
 namespace internal {
 
-Status insert_task(SQLite::Database& db, const Task& t) {
-  SQLite::Statement ins(db,
-                        "INSERT INTO tasks (id, service_id, revision_id, kind, state, agent, "
-                        "attempts, created_at, updated_at) VALUES (:id, :service_id, "
-                        ":revision_id, :kind, :state, :agent, :attempts, :created_at, "
-                        ":updated_at)");
+Status insert_task(internal::Connection& db, const Task& t) {
+  auto ins = db.prepare(
+      "INSERT INTO tasks (id, service_id, revision_id, kind, state, agent, "
+      "attempts, created_at, updated_at) VALUES (:id, :service_id, "
+      ":revision_id, :kind, :state, :agent, :attempts, :created_at, "
+      ":updated_at)");
   ins.bind(":id", t.id);
   ins.bind(":service_id", t.service_id);
   ins.bind(":revision_id", t.revision_id);
@@ -71,11 +71,11 @@ Status insert_task(SQLite::Database& db, const Task& t) {
 }  // namespace internal
 
 Result<std::vector<Task>> SqliteStore::pending_tasks(std::string_view service_id) {
-  return impl_->locked(Context{}, [&](SQLite::Database& db) -> Result<std::vector<Task>> {
-    SQLite::Statement st(db,
-                         "SELECT id, service_id, revision_id, kind, state, agent, attempts, "
-                         "created_at, updated_at FROM tasks WHERE service_id = :service_id "
-                         "AND state != 'done' ORDER BY created_at, id");
+  return impl_->locked(Context{}, [&](internal::Connection& db) -> Result<std::vector<Task>> {
+    auto st = db.prepare(
+        "SELECT id, service_id, revision_id, kind, state, agent, attempts, "
+        "created_at, updated_at FROM tasks WHERE service_id = :service_id "
+        "AND state != 'done' ORDER BY created_at, id");
     st.bind(":service_id", std::string(service_id));
     std::vector<Task> out;
     while (st.executeStep()) {
@@ -88,11 +88,11 @@ Result<std::vector<Task>> SqliteStore::pending_tasks(std::string_view service_id
 }
 
 Status SqliteStore::update_task(const Task& task) {
-  return impl_->transaction(Context{}, [&](SQLite::Database& db) -> Status {
-    SQLite::Statement up(db,
-                         "UPDATE tasks SET state = :state, agent = :agent, attempts = :attempts, "
-                         "updated_at = :updated_at "
-                         "WHERE id = :id AND service_id = :service_id AND state != 'done'");
+  return impl_->transaction(Context{}, [&](internal::Connection& db) -> Status {
+    auto up = db.prepare(
+        "UPDATE tasks SET state = :state, agent = :agent, attempts = :attempts, "
+        "updated_at = :updated_at "
+        "WHERE id = :id AND service_id = :service_id AND state != 'done'");
     up.bind(":state", core::to_string(task.state));
     up.bind(":agent", task.agent);
     up.bind(":attempts", task.attempts);
@@ -100,8 +100,7 @@ Status SqliteStore::update_task(const Task& task) {
     up.bind(":id", task.id);
     up.bind(":service_id", task.service_id);
     if (up.exec() == 0) {
-      SQLite::Statement probe(db,
-                              "SELECT 1 FROM tasks WHERE id = :id AND service_id = :service_id");
+      auto probe = db.prepare("SELECT 1 FROM tasks WHERE id = :id AND service_id = :service_id");
       probe.bind(":id", task.id);
       probe.bind(":service_id", task.service_id);
       if (probe.executeStep()) {
