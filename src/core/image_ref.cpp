@@ -393,7 +393,13 @@ std::string ImageRef::familiar() const {
         path.substr(kOfficialRepoPrefix.size()).find('/') == std::string_view::npos) {
       path.remove_prefix(kOfficialRepoPrefix.size());
     }
-    out = path;
+    // A first component that parsing would read as a host (docker.io/zonaws.com/x) keeps the
+    // domain: without it the short form would name another registry.
+    const std::string_view first = path.substr(0, path.find('/'));
+    const bool reads_as_host =
+        path.find('/') != std::string_view::npos &&
+        (first == "localhost" || first.find_first_of(".:") != std::string_view::npos);
+    out = reads_as_host ? name() : std::string(path);
   } else {
     out = name();
   }

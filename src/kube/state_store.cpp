@@ -380,12 +380,16 @@ Status KubeStateStore::fill(const AppService& object, const std::vector<json>& r
         auto it = ann.find(k);
         return it == ann.end() ? std::string() : it->second;
       };
+      // A field of another type reads as absent (the blob fails to unseal later), never throws.
+      auto text = [&](const char* k) {
+        auto it = blob.find(k);
+        return it != blob.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
       if (blob.is_object()) {
         crypto::SealedBlob b;
-        b.key_id = blob.value("keyId", "");
+        b.key_id = text("keyId");
         std::string nonce, ct;
-        if (base64::decode(blob.value("nonce", ""), nonce) &&
-            base64::decode(blob.value("ciphertext", ""), ct)) {
+        if (base64::decode(text("nonce"), nonce) && base64::decode(text("ciphertext"), ct)) {
           b.nonce.assign(nonce.begin(), nonce.end());
           b.ciphertext.assign(ct.begin(), ct.end());
           sealed = std::move(b);
@@ -398,9 +402,13 @@ Status KubeStateStore::fill(const AppService& object, const std::vector<json>& r
           credential = std::move(c);
           json source = json::parse(get(kSourceAnnotation), nullptr, false);
           if (source.is_object()) {
-            source_name = source.value("name", "");
-            source_key = source.value("key", "");
-            source_version = source.value("resourceVersion", "");
+            auto field = [&](const char* k) {
+              auto it = source.find(k);
+              return it != source.end() && it->is_string() ? it->get<std::string>() : std::string();
+            };
+            source_name = field("name");
+            source_key = field("key");
+            source_version = field("resourceVersion");
           }
         }
       }

@@ -168,6 +168,14 @@ std::vector<Valid> valid_cases() {
        "xn--n3h.com:18080/foo"},
       {"docker.io/library/foo/bar", "docker.io", "library/foo/bar", "", "",
        "docker.io/library/foo/bar", "library/foo/bar"},
+      // A Docker Hub repository whose first component reads as a host keeps docker.io/ in its
+      // short form, which would otherwise name another registry (found by the image_ref fuzzer).
+      {"docker.io/zonaws.com/team/app:80", "docker.io", "zonaws.com/team/app", "80", "",
+       "docker.io/zonaws.com/team/app:80", "docker.io/zonaws.com/team/app:80"},
+      {"docker.io/localhost/app", "docker.io", "localhost/app", "", "", "docker.io/localhost/app",
+       "docker.io/localhost/app"},
+      {"docker.io/library/x.y/app", "docker.io", "library/x.y/app", "", "",
+       "docker.io/library/x.y/app", "library/x.y/app"},
       // reference_test.go TestReferenceParse, through normalization
       {"test_com", "docker.io", "library/test_com", "", "", "docker.io/library/test_com",
        "test_com"},

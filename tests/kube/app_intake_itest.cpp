@@ -269,6 +269,21 @@ TEST_CASE(
     auto pw = fresh.unseal_password(id, "registry.example", "berth");
     CHECK(pw.error().code == ErrorCode::kUnavailable);  // no key loaded in this one
   }
+  SECTION("a sealed Secret whose fields have other types is read as no credential, never thrown") {
+    json damaged = *sealed;
+    damaged["data"]["sealed"] = base64::encode(R"({"keyId":5,"nonce":["x"],"ciphertext":{"a":1}})");
+    damaged["metadata"]["annotations"]["berth.dev/source"] =
+        R"({"name":7,"key":[],"resourceVersion":null})";
+    REQUIRE(f.secrets.raw().update(damaged).ok());
+    KubeStateStoreOptions so;
+    so.now = [] { return core::UnixMillis{5}; };
+    KubeStateStore fresh(*cluster.transport, so);
+    fresh.observe(f.get("web"));
+    REQUIRE(fresh.preload({kNs}).ok());
+    auto svc = fresh.load_service(id);
+    REQUIRE(svc.ok());
+    CHECK_FALSE(fresh.unseal_password(id, "registry.example", "berth").ok());
+  }
 }
 
 TEST_CASE("the credential rules in Kubernetes terms", "[kube][intake][itest]") {
