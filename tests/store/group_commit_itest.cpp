@@ -320,66 +320,42 @@ TEST_CASE("kill -9 right after acknowledgements from concurrent writers loses no
     auto s = open_ok(tmp.data());
     acct = add_account(*s, "alice");
   }
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    // Four writer threads create services until the child is killed; each acknowledges a
-    // service on the pipe as soon as create_service returns ok, with the largest group so far.
-    ::close(fds[0]);
-    auto opened = SqliteStore::open(tmp.data());
-    if (!opened.ok()) ::_exit(3);
-    auto& s = *opened.value();
-    std::mutex pipe_mu;
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 4; ++t) {
-      threads.emplace_back([&, t] {
-        for (int i = 0;; ++i) {
-          core::Change c = new_service(acct, "w" + std::to_string(t) + "-" + std::to_string(i));
-          if (!s.create_service(c).ok()) ::_exit(4);
-          const std::string line =
-              c.service.id + " " + std::to_string(s.stats().largest_batch) + "\n";
-          std::lock_guard lock(pipe_mu);
-          if (::write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-            ::_exit(6);
-          }
+  // Four writer threads create services; each acknowledges a service as soon as create_service
+  // returns ok, with the largest group so far ("id largest"). Killed once enough writes are
+  // acknowledged and at least one commit carried several of them; the child is then mid-write
+  // on its other threads.
+  auto largest_of = [](const std::string& line) {
+    return std::stoll(line.substr(line.find(' ') + 1));
+  };
+  const std::vector<std::string> lines = acks_until_killed(
+      [&](const Ack& ack) {
+        auto opened = SqliteStore::open(tmp.data());
+        if (!opened.ok()) ::_exit(3);
+        auto& s = *opened.value();
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; ++t) {
+          threads.emplace_back([&, t] {
+            for (int i = 0;; ++i) {
+              core::Change c = new_service(acct, "w" + std::to_string(t) + "-" + std::to_string(i));
+              if (!s.create_service(c).ok()) ::_exit(4);
+              ack(c.service.id + " " + std::to_string(s.stats().largest_batch));
+            }
+          });
         }
+        for (auto& th : threads) th.join();
+      },
+      [&](const std::vector<std::string>& so_far) {
+        if (so_far.size() > 2000) return true;  // bound: groups never formed (checked below)
+        std::int64_t most = 0;
+        for (const auto& l : so_far) most = std::max<std::int64_t>(most, largest_of(l));
+        return so_far.size() >= 40 && most >= 2;
       });
-    }
-    for (auto& th : threads) th.join();
-    ::_exit(0);
-  }
-  ::close(fds[1]);
   std::set<std::string> acked;
   std::int64_t largest = 0;
-  std::string buf;
-  char chunk[512];
-  auto take_lines = [&] {
-    for (auto pos = buf.find('\n'); pos != std::string::npos; pos = buf.find('\n')) {
-      const std::string line = buf.substr(0, pos);
-      buf.erase(0, pos + 1);
-      const auto sp = line.find(' ');
-      acked.insert(line.substr(0, sp));
-      largest = std::max<std::int64_t>(largest, std::stoll(line.substr(sp + 1)));
-    }
-  };
-  // Until enough writes are acknowledged and at least one commit carried several of them.
-  while (acked.size() < 40 || largest < 2) {
-    const ssize_t n = ::read(fds[0], chunk, sizeof chunk);
-    if (n <= 0) break;
-    buf.append(chunk, static_cast<std::size_t>(n));
-    take_lines();
-    if (acked.size() > 2000) break;  // bound: groups never formed (checked below)
+  for (const auto& line : lines) {
+    acked.insert(line.substr(0, line.find(' ')));
+    largest = std::max<std::int64_t>(largest, largest_of(line));
   }
-  // Killed right after an acknowledgement: the child is mid-write on its other threads.
-  REQUIRE(::kill(child, SIGKILL) == 0);
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  REQUIRE(WIFSIGNALED(status));
-  for (ssize_t n; (n = ::read(fds[0], chunk, sizeof chunk)) > 0;) buf.append(chunk, n);
-  take_lines();
-  ::close(fds[0]);
   CHECK(largest >= 2);  // the writes really were group-committed
 
   {

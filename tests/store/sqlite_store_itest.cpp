@@ -428,58 +428,30 @@ TEST_CASE("kill -9 in the middle of a write loop loses no acknowledged write", "
     auto s = open_ok(tmp.data());
     acct = add_account(*s, "alice");
   }
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    // The child writes until it is killed and acknowledges each committed service id.
-    ::close(fds[0]);
-    auto opened = SqliteStore::open(tmp.data());
-    if (!opened.ok()) ::_exit(3);
-    auto& s = *opened.value();
-    for (int i = 0;; ++i) {
-      core::Change c = new_service(acct, "svc-" + std::to_string(i));
-      if (!s.create_service(c).ok()) ::_exit(4);
-      core::Revision r = *c.revision;
-      r.state = core::RevisionState::kSucceeded;
-      r.image_digest = "sha256:" + std::string(64, 'b');
-      r.deploy_logs = {{"pull", "ok", "pulled", std::string(2000, 'x'), 1, 2}};
-      r.finished_at = 3000;
-      core::AppService svc = c.service;
-      svc.status = core::ServiceStatus::kRunning;
-      svc.current_deployment_id = r.id;
-      if (!s.record_outcome(r, svc, 20).ok()) ::_exit(5);
-      const std::string line = c.service.id + "\n";
-      if (::write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-        ::_exit(6);
-      }
-    }
-  }
-  ::close(fds[1]);
-  std::set<std::string> acked;
-  std::string buf;
-  char chunk[512];
-  while (acked.size() < 25) {
-    const ssize_t n = ::read(fds[0], chunk, sizeof chunk);
-    REQUIRE(n > 0);
-    buf.append(chunk, static_cast<std::size_t>(n));
-    for (auto pos = buf.find('\n'); pos != std::string::npos; pos = buf.find('\n')) {
-      acked.insert(buf.substr(0, pos));
-      buf.erase(0, pos + 1);
-    }
-  }
-  REQUIRE(::kill(child, SIGKILL) == 0);
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  REQUIRE(WIFSIGNALED(status));
-  // Acknowledgements still in the pipe were also committed.
-  for (ssize_t n; (n = ::read(fds[0], chunk, sizeof chunk)) > 0;) buf.append(chunk, n);
-  for (auto pos = buf.find('\n'); pos != std::string::npos; pos = buf.find('\n')) {
-    acked.insert(buf.substr(0, pos));
-    buf.erase(0, pos + 1);
-  }
-  ::close(fds[0]);
+  // The child writes until it is killed and acknowledges each committed service id.
+  const std::vector<std::string> lines = acks_until_killed(
+      [&](const Ack& ack) {
+        auto opened = SqliteStore::open(tmp.data());
+        if (!opened.ok()) ::_exit(3);
+        auto& s = *opened.value();
+        for (int i = 0;; ++i) {
+          core::Change c = new_service(acct, "svc-" + std::to_string(i));
+          if (!s.create_service(c).ok()) ::_exit(4);
+          core::Revision r = *c.revision;
+          r.state = core::RevisionState::kSucceeded;
+          r.image_digest = "sha256:" + std::string(64, 'b');
+          r.deploy_logs = {{"pull", "ok", "pulled", std::string(2000, 'x'), 1, 2}};
+          r.finished_at = 3000;
+          core::AppService svc = c.service;
+          svc.status = core::ServiceStatus::kRunning;
+          svc.current_deployment_id = r.id;
+          if (!s.record_outcome(r, svc, 20).ok()) ::_exit(5);
+          ack(c.service.id);
+        }
+      },
+      [](const std::vector<std::string>& so_far) { return so_far.size() >= 25; });
+  REQUIRE(lines.size() >= 25);
+  const std::set<std::string> acked(lines.begin(), lines.end());
 
   {
     SQLite::Database db((tmp.data() / "berth.db").string(), SQLite::OPEN_READWRITE);

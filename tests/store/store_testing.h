@@ -1,10 +1,17 @@
 #pragma once
 // Shared by the store's integration suites: a temp data directory, an opened store, and the
 // records a typical create writes (service, revision 1, sealed credential, deploy task).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -97,6 +104,57 @@ inline core::Change new_service(const std::string& account_id, const std::string
   t.updated_at = 1000;
   c.task = t;
   return c;
+}
+
+// A writer process killed with SIGKILL right after acknowledgements. `writer(ack)` runs in a
+// forked child and writes until it is killed, calling ack(line) (thread-safe) once a write has
+// returned ok; the parent reads the lines and, as soon as `enough(lines so far)` holds (or the
+// child stops acknowledging), kills it. Returns every acknowledged line, those still in the pipe
+// after the kill included. REQUIREs that the child died of the signal.
+using Ack = std::function<void(const std::string&)>;
+inline std::vector<std::string> acks_until_killed(
+    const std::function<void(const Ack&)>& writer,
+    const std::function<bool(const std::vector<std::string>&)>& enough) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::close(fds[0]);
+    std::mutex pipe_mu;
+    writer([&](const std::string& line) {
+      const std::string out = line + "\n";
+      std::lock_guard lock(pipe_mu);
+      if (::write(fds[1], out.data(), out.size()) != static_cast<ssize_t>(out.size())) ::_exit(6);
+    });
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::vector<std::string> acked;
+  std::string buf;
+  char chunk[512];
+  auto take_lines = [&] {
+    for (auto pos = buf.find('\n'); pos != std::string::npos; pos = buf.find('\n')) {
+      acked.push_back(buf.substr(0, pos));
+      buf.erase(0, pos + 1);
+    }
+  };
+  while (!enough(acked)) {
+    const ssize_t n = ::read(fds[0], chunk, sizeof chunk);
+    if (n <= 0) break;  // the child died on its own: the wait below fails the test
+    buf.append(chunk, static_cast<std::size_t>(n));
+    take_lines();
+  }
+  REQUIRE(::kill(child, SIGKILL) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFSIGNALED(status));
+  // Acknowledgements still in the pipe were also committed.
+  for (ssize_t n; (n = ::read(fds[0], chunk, sizeof chunk)) > 0;)
+    buf.append(chunk, static_cast<std::size_t>(n));
+  take_lines();
+  ::close(fds[0]);
+  return acked;
 }
 
 }  // namespace berth::store_testing
