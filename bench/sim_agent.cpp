@@ -13,6 +13,20 @@ std::string agent_name(int i) {
   return buf;
 }
 
+Result<std::vector<AgentCredentials>> issue_agent_credentials(const crypto::PemPair& ca, int n) {
+  std::vector<AgentCredentials> out;
+  for (int i = 0; i < n; ++i) {
+    crypto::CertRequest r;
+    r.common_name = agent_name(i);
+    r.zone = "local";
+    r.client = true;
+    auto pair = crypto::issue_certificate(ca, r);
+    if (!pair) return pair.error();
+    out.push_back({r.common_name, ca.cert_pem, pair->cert_pem, Secret(pair->key_pem.reveal())});
+  }
+  return out;
+}
+
 void Arrivals::deployed(const std::string& service) {
   const auto now = Clock::now();
   std::lock_guard lock(mu);

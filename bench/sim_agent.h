@@ -20,6 +20,7 @@
 #include "agentlink/client.h"
 #include "common/result.h"
 #include "common/secret.h"
+#include "crypto/certs.h"
 
 namespace berth::sim {
 
@@ -35,6 +36,10 @@ struct AgentCredentials {
 
 // "sim-007": agent i's name (a DNS label, as the controller requires).
 std::string agent_name(int i);
+
+// Credentials for agents 0..n-1 (agent_name(i), zone "local", clientAuth) issued from `ca`, as
+// `berth-controller agent-credentials` issues them: one process instead of n.
+Result<std::vector<AgentCredentials>> issue_agent_credentials(const crypto::PemPair& ca, int n);
 
 // When each service's latest DeployTask reached an agent (a caller may reset an entry before it
 // changes that service), and how many tasks and results went through.

@@ -35,17 +35,9 @@ constexpr int kApps = 40;
 std::vector<sim::AgentCredentials> reconnect_credentials(const std::string& data_dir) {
   auto ca = crypto::read_pem_files(data_dir + "/pki", "ca");
   REQUIRE(ca.ok());
-  std::vector<sim::AgentCredentials> out;
-  for (int i = 0; i < kAgents; ++i) {
-    crypto::CertRequest r;
-    r.common_name = sim::agent_name(i);
-    r.zone = "local";
-    r.client = true;
-    auto pair = crypto::issue_certificate(*ca, r);
-    REQUIRE(pair.ok());
-    out.push_back({r.common_name, ca->cert_pem, pair->cert_pem, Secret(pair->key_pem.reveal())});
-  }
-  return out;
+  auto creds = sim::issue_agent_credentials(*ca, kAgents);
+  REQUIRE(creds.ok());
+  return std::move(creds).value();
 }
 
 int connected_count(const std::vector<std::unique_ptr<sim::SimAgent>>& agents) {

@@ -154,17 +154,9 @@ Account add_account(e2e::Stack& stack, const std::string& name) {
 std::vector<sim::AgentCredentials> load_agent_credentials(const std::string& data_dir) {
   auto ca = crypto::read_pem_files(data_dir + "/pki", "ca");
   REQUIRE(ca.ok());
-  std::vector<sim::AgentCredentials> out;
-  for (int i = 0; i < kAgents; ++i) {
-    crypto::CertRequest r;
-    r.common_name = sim::agent_name(i);
-    r.zone = "local";
-    r.client = true;
-    auto pair = crypto::issue_certificate(*ca, r);
-    REQUIRE(pair.ok());
-    out.push_back({r.common_name, ca->cert_pem, pair->cert_pem, Secret(pair->key_pem.reveal())});
-  }
-  return out;
+  auto creds = sim::issue_agent_credentials(*ca, kAgents);
+  REQUIRE(creds.ok());
+  return std::move(creds).value();
 }
 
 std::string mark_of(const json& config) {
