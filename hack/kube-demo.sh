@@ -120,7 +120,8 @@ hack/testenv/registry.sh start "$work/registry" >/dev/null
 # shellcheck disable=SC1091
 . "$work/registry/env"
 hack/testenv/registry.sh authfile "$work/registry" "$work/push-auth.json"
-hack/testenv/sample-image.sh "$REGISTRY_HOST" "$work/push-auth.json" "$REGISTRY_CA_DIR" berth/sample
+hack/testenv/sample-image.sh "$REGISTRY_HOST" "$work/push-auth.json" "$REGISTRY_CA_DIR" berth/sample ||
+  { echo "kube-demo.sh: the sample images could not be pushed to the registry (above). Run hack/kube-demo.sh again." >&2; exit 1; }
 image="$REGISTRY_HOST/berth/sample"
 echo "registry: $REGISTRY_HOST, user $REGISTRY_USER, password in $REGISTRY_PASSWORD_FILE"
 

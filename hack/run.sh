@@ -131,7 +131,8 @@ hack/testenv/registry.sh start "$run/registry" >/dev/null
 . "$run/registry/env"
 echo "registry: $REGISTRY_HOST (user $REGISTRY_USER)"
 hack/testenv/registry.sh authfile "$run/registry" "$run/push-auth.json"
-hack/testenv/sample-image.sh "$REGISTRY_HOST" "$run/push-auth.json" "$REGISTRY_CA_DIR" berth/sample
+hack/testenv/sample-image.sh "$REGISTRY_HOST" "$run/push-auth.json" "$REGISTRY_CA_DIR" berth/sample ||
+  { echo "run.sh: the sample images could not be pushed; the registry log is $run/registry/registry.log. Run hack/run.sh again." >&2; exit 1; }
 
 say "berth account"
 account_pw_file="$run/account-password"
