@@ -112,25 +112,31 @@ TEST_CASE(
     CHECK(stack.containers().size() == 1);
   }
 
-  // The AppService watch stalls (the next watch request is held 6 s), the open one is dropped,
-  // the history is compacted (resuming gets 410 Gone) and the next three lists fail with 500:
-  // the informer relists with backoff, watches again, and sees the change made meanwhile.
+  // The controller's AppService watch is dropped and its next watch request held 6 s; meanwhile
+  // the user changes the app and the history is compacted past it, so the held watch, served
+  // after the compaction whenever it arrived, resumes from a version that is gone (410 Gone)
+  // and the next three lists fail with 500: the informer relists with backoff, watches again,
+  // and sees the change made meanwhile. The faults name the controller, so the test's own
+  // kubectl calls never meet them.
   const int lists_failed_before = answered_with(stack, 500);
+  const std::string controller = KubeStack::kControllerUser;
   stack.server().inject_fault({{"kind", "status"},
                                {"verb", "list"},
                                {"resource", "appservices"},
                                {"code", 500},
-                               {"count", 3}});
+                               {"count", 3},
+                               {"user", controller}});
   stack.server().inject_fault({{"kind", "stall"},
                                {"verb", "watch"},
                                {"resource", "appservices"},
                                {"seconds", 6},
-                               {"count", 1}});
-  stack.server().compact();
+                               {"count", 1},
+                               {"user", controller}});
   stack.server().inject_fault(
       {{"kind", "drop-watch"}, {"verb", "watch"}, {"resource", "appservices"}, {"count", 1}});
   const auto changed = faults::Clock::now();
   stack.patch("appservice", name, {{"spec", {{"imageRef", registry.image("v2")}}}});
+  stack.server().compact();
   const json lagging = stack.app(name);
   app = stack.wait_for(name, KubeStack::running_at(4), "converged after the stalled watch");
   faults::report_recovery("AppService watch stalled, dropped, 410 and 3 failed relists",
@@ -145,5 +151,6 @@ TEST_CASE(
   CHECK(ready.status == 200);
   // Nothing of this flow, faults included, left the registry password anywhere (but the user's
   // own Secret, which holds it by design).
+  stack.server().clear_faults();
   CHECK(stack.password_findings({"creds"}) == std::vector<std::string>{});
 }
