@@ -210,7 +210,7 @@ void berth_run(const Options& o, const fs::path& dir, Figures& f) {
   // Where the calls go: "verb resource[/subresource]" -> count, per app.
   for (std::size_t i = before.size(); i < after.size(); ++i) {
     const json& r = after[i];
-    if (r.value("user", "") != "admin" || r.value("verb", "") == "watch") continue;
+    if (!bench::sim::counted_request(r, "admin", false)) continue;
     std::string key = r.value("verb", "") + " " + r.value("resource", "");
     if (!r.value("subresource", "").empty()) key += "/" + r.value("subresource", "");
     f["by:" + key] += 1.0 / o.apps;

@@ -173,8 +173,10 @@ class BareController {
   std::atomic<std::uint64_t> writes_{0};
 };
 
-// Every request the test API server logged, grouped: requests by `user` (control calls under
-// /_test/ left out), long-running watches left out when `include_watches` is false.
+// Whether one entry of the test API server's request log counts as `user`'s call: control
+// calls under /_test/ are left out, and long-running watches when `include_watches` is false.
+bool counted_request(const nlohmann::json& r, const std::string& user, bool include_watches);
+// How many entries of the log count (counted_request).
 int count_requests(const nlohmann::json& log, const std::string& user, bool include_watches);
 
 }  // namespace berth::bench::sim
